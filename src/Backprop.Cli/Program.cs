@@ -1,0 +1,9 @@
+using System.CommandLine;
+using Backprop.Cli;
+
+// Each command lives in its own file and contributes one Command here.
+var root = new RootCommand("backprop — train, check and benchmark neural networks in pure .NET")
+{
+    GradCheckCommand.Create(),
+};
+return Cli.Run(root, args);

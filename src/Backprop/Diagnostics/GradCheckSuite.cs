@@ -1,0 +1,135 @@
+namespace Backprop.Diagnostics;
+
+/// <summary>One row of the gradient-check table: builds float64 inputs and the function to check.</summary>
+public sealed record GradCheckCase(string Name, Func<Generator, GradCheckProblem> Build)
+{
+    public override string ToString() => Name;
+}
+
+/// <summary>A function of named float64 leaves, ready for <see cref="GradCheck.Run"/>.</summary>
+public sealed record GradCheckProblem(Func<Tensor> Function, (string Name, Tensor Tensor)[] Inputs);
+
+/// <summary>
+/// The table of every op, module and loss whose backward pass Backprop checks: random shapes with batch ≥ 3,
+/// inputs kept away from kinks (ReLU at 0, clamp bounds, ties in max), BatchNorm in training mode, dropout
+/// with its mask held fixed. Used by <c>backprop gradcheck</c> and by the test suite.
+/// </summary>
+public static class GradCheckSuite
+{
+    /// <summary>Maximum relative error accepted for a float64 check.</summary>
+    public const double Tolerance = 1e-8;
+
+    static readonly List<GradCheckCase> cases = [];
+
+    public static IReadOnlyList<GradCheckCase> Cases => cases;
+
+    /// <summary>Runs one case with a fixed seed; returns the per-input errors.</summary>
+    public static GradCheckError[] Run(GradCheckCase c, ulong seed = 1234)
+    {
+        var p = c.Build(new Generator(seed));
+        return GradCheck.Run(p.Function, p.Inputs, seed: seed);
+    }
+
+    // ---- input helpers ----------------------------------------------------------------------------
+
+    /// <summary>A float64 leaf with N(0, 1) entries.</summary>
+    public static Tensor Normal(Generator g, params int[] shape) => Leaf(Tensor.Normal(shape, 0, 1, g, DType.Float64));
+
+    /// <summary>Entries uniform in [lo, hi).</summary>
+    public static Tensor Uniform(Generator g, double lo, double hi, params int[] shape) => Leaf(Tensor.Uniform(shape, lo, hi, g, DType.Float64));
+
+    /// <summary>Entries with |x| in [0.2, 1.5) and random sign: away from the kink at 0.</summary>
+    public static Tensor AwayFromZero(Generator g, params int[] shape)
+    {
+        var t = Tensor.Uniform(shape, 0.2, 1.5, g, DType.Float64);
+        for (int i = 0; i < t.Length; i++) if (g.NextDouble() < 0.5) t.SetFlat(i, -t.GetFlat(i));
+        return Leaf(t);
+    }
+
+    public static Tensor Leaf(Tensor t) { t.RequiresGrad = true; return t; }
+
+    public static int[] Labels(Generator g, int n, int classes)
+    {
+        var y = new int[n];
+        for (int i = 0; i < n; i++) y[i] = g.NextInt(classes);
+        return y;
+    }
+
+    static GradCheckProblem P(Func<Tensor> f, params (string, Tensor)[] inputs) => new(f, inputs);
+
+    static void Add(string name, Func<Generator, GradCheckProblem> build) => cases.Add(new GradCheckCase(name, build));
+
+    static GradCheckSuite()
+    {
+        // arithmetic, with broadcasting
+        Add("add", g => { var a = Normal(g, 3, 4); var b = Normal(g, 4); return P(() => a + b, ("a", a), ("b", b)); });
+        Add("sub", g => { var a = Normal(g, 3, 4); var b = Normal(g, 3, 1); return P(() => a - b, ("a", a), ("b", b)); });
+        Add("mul", g => { var a = Normal(g, 4, 3); var b = Normal(g, 1, 3); return P(() => a * b, ("a", a), ("b", b)); });
+        Add("div", g => { var a = Normal(g, 3, 4); var b = Uniform(g, 0.5, 2, 3, 4); return P(() => a / b, ("a", a), ("b", b)); });
+        Add("neg", g => { var a = Normal(g, 3, 4); return P(() => -a, ("x", a)); });
+        Add("matmul", g => { var a = Normal(g, 3, 5); var b = Normal(g, 5, 4); return P(() => a.MatMul(b), ("a", a), ("b", b)); });
+        Add("matmul_at", g => { var a = Normal(g, 5, 3); var b = Normal(g, 5, 4); return P(() => a.MatMul(b, transposeA: true), ("a", a), ("b", b)); });
+        Add("matmul_bt", g => { var a = Normal(g, 3, 5); var b = Normal(g, 4, 5); return P(() => a.MatMul(b, transposeB: true), ("a", a), ("b", b)); });
+        Add("matmul_atbt", g => { var a = Normal(g, 5, 3); var b = Normal(g, 4, 5); return P(() => a.MatMul(b, true, true), ("a", a), ("b", b)); });
+
+        // reductions
+        Add("sum", g => { var x = Normal(g, 3, 4); return P(() => x.Sum(), ("x", x)); });
+        Add("sum_axis", g => { var x = Normal(g, 3, 4, 2); return P(() => x.Sum(1), ("x", x)); });
+        Add("mean", g => { var x = Normal(g, 3, 4); return P(() => x.Mean(), ("x", x)); });
+        Add("mean_axis", g => { var x = Normal(g, 3, 4); return P(() => x.Mean(0, keepDim: true), ("x", x)); });
+        Add("max_axis", g => { var x = Normal(g, 4, 5); return P(() => x.Max(1), ("x", x)); });
+
+        // pointwise
+        Add("exp", g => { var x = Normal(g, 3, 4); return P(() => x.Exp(), ("x", x)); });
+        Add("log", g => { var x = Uniform(g, 0.5, 3, 3, 4); return P(() => x.Log(), ("x", x)); });
+        Add("pow", g => { var x = Uniform(g, 0.5, 2, 3, 4); return P(() => x.Pow(2.5), ("x", x)); });
+        Add("sqrt", g => { var x = Uniform(g, 0.5, 3, 3, 4); return P(() => x.Sqrt(), ("x", x)); });
+        Add("sin", g => { var x = Normal(g, 3, 4); return P(() => x.Sin(), ("x", x)); });
+        Add("cos", g => { var x = Normal(g, 3, 4); return P(() => x.Cos(), ("x", x)); });
+        Add("tanh", g => { var x = Normal(g, 3, 4); return P(() => x.Tanh(), ("x", x)); });
+        Add("sigmoid", g => { var x = Normal(g, 3, 4); return P(() => x.Sigmoid(), ("x", x)); });
+        Add("relu", g => { var x = AwayFromZero(g, 3, 4); return P(() => x.Relu(), ("x", x)); });
+        Add("maximum", g => { var a = AwayFromZero(g, 3, 4); var b = Tensor.ZerosLike(a) + 0.0; b = Leaf(b.Detach()); return P(() => a.Maximum(b), ("a", a), ("b", b)); });
+        Add("clamp", g => { var x = AwayFromZero(g, 3, 4); return P(() => x.Clamp(-0.1, 0.1), ("x", x)); });
+        Add("softmax", g => { var x = Normal(g, 3, 5); return P(() => x.Softmax(), ("x", x)); });
+        Add("log_softmax", g => { var x = Normal(g, 3, 5); return P(() => x.LogSoftmax(), ("x", x)); });
+
+        // shape
+        Add("reshape", g => { var x = Normal(g, 3, 4); return P(() => x.Reshape(2, -1) * x.Reshape(2, 6), ("x", x)); });
+        Add("transpose", g => { var x = Normal(g, 3, 4, 2); return P(() => x.Transpose(0, 2), ("x", x)); });
+        Add("slice_rows", g => { var x = Normal(g, 5, 3); return P(() => x.SliceRows(1, 3), ("x", x)); });
+        Add("index_select", g => { var x = Normal(g, 5, 3); return P(() => x.IndexSelect([4, 0, 4, 2]), ("x", x)); });
+        Add("gather", g => { var x = Normal(g, 4, 3); var t = Labels(g, 4, 3); return P(() => x.Gather(t), ("x", x)); });
+        Add("concat", g => { var a = Normal(g, 3, 2); var b = Normal(g, 3, 4); return P(() => Ops.Concat([a, b], 1), ("a", a), ("b", b)); });
+
+        // layers as ops
+        Add("linear", g => { var x = Normal(g, 4, 5); var w = Normal(g, 3, 5); var b = Normal(g, 3); return P(() => x.Linear(w, b), ("x", x), ("weight", w), ("bias", b)); });
+        Add("dropout", g =>
+        {
+            var x = Normal(g, 4, 6);
+            var mask = Ops.DropoutMask([4, 6], 0.3, g, DType.Float64);
+            return P(() => x.Dropout(mask), ("x", x));
+        });
+        Add("batchnorm1d", g =>
+        {
+            var x = Normal(g, 5, 4); var gamma = Uniform(g, 0.5, 1.5, 4); var beta = Normal(g, 4);
+            return P(() => x.BatchNorm(gamma, beta, training: true), ("x", x), ("weight", gamma), ("bias", beta));
+        });
+
+        // losses
+        Add("mse", g => { var p = Normal(g, 4, 3); var y = Normal(g, 4, 3); return P(() => p.Mse(y), ("input", p), ("target", y)); });
+        Add("mse_sum", g => { var p = Normal(g, 4, 3); var y = Normal(g, 4, 3); return P(() => p.Mse(y, Reduction.Sum), ("input", p), ("target", y)); });
+        Add("half_squared_error", g => { var p = Normal(g, 4, 3); var y = Normal(g, 4, 3); return P(() => p.HalfSquaredError(y), ("input", p), ("target", y)); });
+        Add("cross_entropy", g => { var z = Normal(g, 4, 5); var t = Labels(g, 4, 5); return P(() => z.CrossEntropy(t), ("logits", z)); });
+        Add("cross_entropy_probs", g =>
+        {
+            var z = Normal(g, 4, 5);
+            var p = Leaf(Tensor.Uniform([4, 5], 0.1, 1, g, DType.Float64).Softmax().Detach());
+            return P(() => z.CrossEntropy(p), ("logits", z), ("target", p));
+        });
+        Add("nll", g => { var z = Normal(g, 4, 5); var t = Labels(g, 4, 5); return P(() => z.LogSoftmax().Nll(t), ("logits", z)); });
+        Add("bce", g => { var p = Uniform(g, 0.1, 0.9, 4, 3); var y = Uniform(g, 0, 1, 4, 3); return P(() => p.Bce(y), ("input", p), ("target", y)); });
+        Add("bce_with_logits", g => { var z = Normal(g, 4, 3); var y = Uniform(g, 0, 1, 4, 3); return P(() => z.BceWithLogits(y), ("logits", z), ("target", y)); });
+        Add("l2_penalty", g => { var w1 = Normal(g, 4, 3); var w2 = Normal(g, 3, 2); return P(() => Ops.L2Penalty(0.05, w1, w2), ("W1", w1), ("W2", w2)); });
+    }
+}

@@ -1,0 +1,122 @@
+using Backprop.Kernels;
+
+namespace Backprop;
+
+/// <summary>How a loss turns per-element terms into its output.</summary>
+public enum Reduction { Mean, Sum }
+
+public static partial class Ops
+{
+    // L = −(1/m) Σᵢ log softmax(zᵢ)[tᵢ], fused with a max-shifted log-sum-exp (stable for logits of ±1e4).
+    //   ∂L/∂z = (softmax(z) − onehot(t)) / m
+    public static Tensor CrossEntropy(this Tensor logits, ReadOnlySpan<int> targets)
+    {
+        var (m, c) = Rows2D(logits, targets.Length, "cross_entropy");
+        var t = CheckClasses(targets, c, "cross_entropy");
+        var (s, lse) = Kernels.Softmax.Rows(logits);
+        double loss = 0;
+        for (int i = 0; i < m; i++) loss += lse.GetFlat(i) - logits.GetFlat(i * c + t[i]);
+        var y = Tensor.Scalar(loss / m, logits.DType);
+        return y.Record("cross_entropy", logits, g =>
+        {
+            var d = s.Clone();
+            for (int i = 0; i < m; i++) d.SetFlat(i * c + t[i], d.GetFlat(i * c + t[i]) - 1);
+            return d.Mul(g / m);
+        });
+    }
+
+    // Probability (or one-hot) targets P: L = −(1/m) Σᵢⱼ Pᵢⱼ log softmax(z)ᵢⱼ.
+    //   ∂L/∂z = (softmax(z) ⊙ Σⱼ Pᵢⱼ − P) / m   (= (ŷ − y)/m for rows of P summing to 1);  ∂L/∂P = −log softmax(z) / m
+    public static Tensor CrossEntropy(this Tensor logits, Tensor targets)
+    {
+        if (!ShapeUtil.Equal(logits.shape, targets.shape) || logits.Rank != 2)
+            throw new ArgumentException($"cross_entropy: logits {ShapeUtil.Format(logits.shape)} and target probabilities {ShapeUtil.Format(targets.shape)} must be the same 2-D shape");
+        int m = logits.shape[0];
+        var logp = logits.Detach().LogSoftmax();
+        var y = logp.Mul(targets.Detach()).Sum() * (-1.0 / m);
+        var s = logp.Exp();
+        return y.Detach().Record("cross_entropy", logits, targets, g => (
+            logits.RequiresGrad ? s.Mul(targets.Sum(-1, keepDim: true)).Sub(targets).Mul(g / m) : null,
+            targets.RequiresGrad ? logp.Mul(g * (-1.0 / m)) : null));
+    }
+
+    // L = −(1/m) Σᵢ logpᵢ[tᵢ] on log-probabilities (pair with LogSoftmax); a composition, so autograd derives it.
+    public static Tensor Nll(this Tensor logProbs, ReadOnlySpan<int> targets)
+    {
+        Rows2D(logProbs, targets.Length, "nll");
+        return logProbs.Gather(targets).Mean().Neg();
+    }
+
+    // L = mean or sum of (ŷ − y)²;  ∂L/∂ŷ = 2(ŷ − y)/n (mean)
+    public static Tensor Mse(this Tensor prediction, Tensor target, Reduction reduction = Reduction.Mean)
+    {
+        SameShape(prediction, target, "mse");
+        var d = prediction - target;
+        var sq = (d * d).Sum();
+        return reduction == Reduction.Sum ? sq : sq / prediction.Length;
+    }
+
+    // The classic regression loss L = (1/m) Σᵢ ½‖ŷᵢ − yᵢ‖², m = rows;  ∂L/∂ŷ = (ŷ − y)/m
+    public static Tensor HalfSquaredError(this Tensor prediction, Tensor target)
+    {
+        SameShape(prediction, target, "half_squared_error");
+        var d = prediction - target;
+        return (d * d).Sum() * (0.5 / Math.Max(1, prediction.Size(0)));
+    }
+
+    // Binary cross-entropy on probabilities p: L = −mean(y log p + (1 − y) log(1 − p)), logs clamped at −100 as
+    // PyTorch does, so p = 0 or 1 gives a finite loss.  ∂L/∂p = (p − y) / (p(1 − p)) / n
+    public static Tensor Bce(this Tensor p, Tensor target)
+    {
+        SameShape(p, target, "bce");
+        var pd = p.Detach(); var yd = target.Detach();
+        var logP = pd.Log().Clamp(-100, double.MaxValue);
+        var log1P = (1.0 - pd).Log().Clamp(-100, double.MaxValue);
+        var y = (yd.Mul(logP) + (1.0 - yd).Mul(log1P)).Mean().Neg();
+        int n = p.Length;
+        return y.Record("bce", p, target, g => (
+            p.RequiresGrad ? (pd - yd).Div(pd.Mul(1.0 - pd).Clamp(1e-12, double.MaxValue)).Mul(g / n) : null,
+            target.RequiresGrad ? (log1P - logP).Mul(g / n) : null));
+    }
+
+    // BCE on logits z, stable form: L = mean(max(z, 0) − z·y + log(1 + e^{−|z|}));  ∂L/∂z = (σ(z) − y)/n
+    public static Tensor BceWithLogits(this Tensor logits, Tensor target)
+    {
+        SameShape(logits, target, "bce_with_logits");
+        var z = logits.Detach(); var yd = target.Detach();
+        var absZ = z.Maximum(z.Neg());
+        var y = (z.Relu() - z.Mul(yd) + ((-absZ).Exp() + 1.0).Log()).Mean();
+        int n = logits.Length;
+        return y.Record("bce_with_logits", logits, target, g => (
+            logits.RequiresGrad ? (z.Sigmoid() - yd).Mul(g / n) : null,
+            target.RequiresGrad ? z.Mul(g * (-1.0 / n)) : null));
+    }
+
+    // The classic exercise's weight penalty λ Σ_W ‖W‖² (no ½);  ∂/∂W = 2λW
+    public static Tensor L2Penalty(double lambda, params IEnumerable<Tensor> weights)
+    {
+        Tensor? total = null;
+        foreach (var w in weights)
+        {
+            var term = (w * w).Sum();
+            total = total is null ? term : total + term;
+        }
+        if (total is null) throw new ArgumentException("l2_penalty: no weights given");
+        return total * lambda;
+    }
+
+    static (int M, int C) Rows2D(Tensor x, int targets, string op)
+    {
+        if (x.Rank != 2) throw new ArgumentException($"{op}: expects 2-D (batch, classes) input, got {ShapeUtil.Format(x.shape)}");
+        if (x.shape[0] != targets) throw new ArgumentException($"{op}: {x.shape[0]} rows but {targets} targets");
+        if (x.shape[0] == 0) throw new ArgumentException($"{op}: empty batch");
+        return (x.shape[0], x.shape[1]);
+    }
+
+    static void SameShape(Tensor a, Tensor b, string op)
+    {
+        if (!ShapeUtil.Equal(a.shape, b.shape))
+            throw new ArgumentException($"{op}: prediction {ShapeUtil.Format(a.shape)} and target {ShapeUtil.Format(b.shape)} differ in shape");
+        if (a.DType != b.DType) throw new ArgumentException($"{op}: dtypes {a.DType} and {b.DType} differ");
+    }
+}

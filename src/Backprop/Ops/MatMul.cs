@@ -1,0 +1,69 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+using Backprop.Kernels;
+
+namespace Backprop;
+
+public static partial class Ops
+{
+    // C = op(A)·op(B), op = identity or transpose (read in place, never materialised).
+    //   ∂L/∂A = G·Bᵀ,  ∂L/∂B = Aᵀ·G        (and the matching forms when an operand is transposed)
+    public static Tensor MatMul(this Tensor a, Tensor b, bool transposeA = false, bool transposeB = false)
+    {
+        var (m, n, k) = MatMulShape(a, b, transposeA, transposeB);
+        var c = Tensor.Empty([m, n], a.DType);
+        Gemm(a, transposeA, b, transposeB, c, m, n, k, accumulate: false);
+        return c.Record("matmul", a, b, g => (
+            !a.RequiresGrad ? null : transposeA ? b.MatMul(g, transposeB, true) : g.MatMul(b, false, !transposeB),
+            !b.RequiresGrad ? null : transposeB ? g.MatMul(a, true, transposeA) : a.MatMul(g, !transposeA, false)));
+    }
+
+    // y = x·Wᵀ + b, with W stored (out, in) as in PyTorch.
+    //   ∂L/∂x = G·W,  ∂L/∂W = Gᵀ·x,  ∂L/∂b = Σ_rows G
+    public static Tensor Linear(this Tensor x, Tensor weight, Tensor? bias = null)
+    {
+        var (m, n, k) = MatMulShape(x, weight, false, true, "linear");
+        if (bias is not null && (bias.Rank != 1 || bias.shape[0] != n || bias.DType != x.DType))
+            throw new ArgumentException($"linear: bias {ShapeUtil.Format(bias.shape)} {bias.DType} does not match {n} outputs {x.DType}");
+        var y = Tensor.Empty([m, n], x.DType);
+        if (bias is not null) BroadcastRows(bias, y, m, n);
+        Gemm(x, false, weight, true, y, m, n, k, accumulate: bias is not null);
+        Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
+        return y.Record("linear", inputs, g => [
+            x.RequiresGrad ? g.MatMul(weight) : null,
+            weight.RequiresGrad ? g.MatMul(x, transposeA: true) : null,
+            bias is { RequiresGrad: true } ? Reduce.Sum(g, 0, keepDim: false) : null]);
+    }
+
+    static (int M, int N, int K) MatMulShape(Tensor a, Tensor b, bool ta, bool tb, string op = "matmul")
+    {
+        if (a.DType != b.DType) throw new ArgumentException($"{op}: dtypes {a.DType} and {b.DType} differ");
+        if (a.Rank != 2 || b.Rank != 2)
+            throw new ArgumentException($"{op}: {ShapeUtil.Format(a.shape)} x {ShapeUtil.Format(b.shape)}: both operands must be 2-D");
+        int m = ta ? a.shape[1] : a.shape[0], ka = ta ? a.shape[0] : a.shape[1];
+        int kb = tb ? b.shape[1] : b.shape[0], n = tb ? b.shape[0] : b.shape[1];
+        if (ka != kb)
+        {
+            string sa = ShapeUtil.Format(a.shape) + (ta ? "ᵀ" : ""), sb = ShapeUtil.Format(b.shape) + (tb ? "ᵀ" : "");
+            throw new ArgumentException($"{op}: {sa} x {sb}: inner dimensions {ka} and {kb} differ");
+        }
+        return (m, n, ka);
+    }
+
+    static void Gemm(Tensor a, bool ta, Tensor b, bool tb, Tensor c, int m, int n, int k, bool accumulate)
+    {
+        if (a.DType == DType.Float32) Kernels.Gemm.Multiply<float>(a.Span<float>(), ta, b.Span<float>(), tb, c.Span<float>(), m, n, k, accumulate);
+        else Kernels.Gemm.Multiply<double>(a.Span<double>(), ta, b.Span<double>(), tb, c.Span<double>(), m, n, k, accumulate);
+    }
+
+    static void BroadcastRows(Tensor row, Tensor y, int m, int n)
+    {
+        if (y.DType == DType.Float32) Fill<float>(row.Span<float>(), y.Span<float>(), m, n);
+        else Fill<double>(row.Span<double>(), y.Span<double>(), m, n);
+
+        static void Fill<T>(ReadOnlySpan<T> r, Span<T> d, int m, int n) where T : unmanaged, IFloatingPointIeee754<T>
+        {
+            for (int i = 0; i < m; i++) r.CopyTo(d.Slice(i * n, n));
+        }
+    }
+}

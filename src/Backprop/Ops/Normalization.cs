@@ -1,0 +1,66 @@
+namespace Backprop;
+
+public static partial class Ops
+{
+    /// <summary>
+    /// Batch normalisation of x (N, D) over the batch. Training: batch mean μ and biased variance σ²,
+    /// x̂ = (x − μ)/√(σ² + ε), y = γ x̂ + β; the running statistics (if given) move by <paramref name="momentum"/>
+    /// (running variance with the unbiased estimate, as PyTorch). Eval: the running statistics stand in for μ, σ².
+    /// </summary>
+    public static Tensor BatchNorm(this Tensor x, Tensor gamma, Tensor beta, Tensor? runningMean = null, Tensor? runningVar = null,
+        bool training = true, double momentum = 0.1, double eps = 1e-5)
+    {
+        if (x.Rank != 2) throw new ArgumentException($"batch_norm: expects (batch, features), got {ShapeUtil.Format(x.shape)}");
+        int n = x.shape[0], d = x.shape[1];
+        foreach (var (name, t) in new[] { ("weight", gamma), ("bias", beta), ("running_mean", runningMean), ("running_var", runningVar) })
+            if (t is not null && (t.Rank != 1 || t.shape[0] != d))
+                throw new ArgumentException($"batch_norm: {name} has shape {ShapeUtil.Format(t.shape)}, expected ({d})");
+
+        if (!training)
+        {
+            if (runningMean is null || runningVar is null) throw new ArgumentException("batch_norm: eval mode needs running statistics");
+            return (x - runningMean.Detach()).Div((runningVar.Detach() + eps).Sqrt()).Mul(gamma).Add(beta);
+        }
+        if (n < 2) throw new ArgumentException($"batch_norm: training needs more than one sample per batch, got {n}");
+
+        Tensor xhat, invStd;
+        using (Autograd.NoGrad())
+        {
+            var mu = x.Mean(0, keepDim: true);
+            var centered = x - mu;
+            var variance = (centered * centered).Mean(0, keepDim: true);
+            invStd = 1.0 / (variance + eps).Sqrt();
+            xhat = centered * invStd;
+            if (runningMean is not null) runningMean.CopyFrom(runningMean * (1 - momentum) + mu.Reshape(d) * momentum);
+            if (runningVar is not null) runningVar.CopyFrom(runningVar * (1 - momentum) + variance.Reshape(d) * (momentum * n / (n - 1)));
+        }
+        var y = xhat.Mul(gamma.Detach()).Add(beta.Detach());
+        // ∂L/∂γ = Σᵢ gᵢ ⊙ x̂ᵢ,  ∂L/∂β = Σᵢ gᵢ,
+        // ∂L/∂x = (γ/√(σ²+ε)) ⊙ (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂))   (means over the batch)
+        return y.Record("batch_norm", [x, gamma, beta], g =>
+        {
+            var gx = g.Mul(xhat);
+            var dx = x.RequiresGrad
+                ? g.Sub(g.Mean(0, keepDim: true)).Sub(xhat.Mul(gx.Mean(0, keepDim: true))).Mul(gamma.Detach().Mul(invStd.Reshape(d)))
+                : null;
+            return [dx, gamma.RequiresGrad ? gx.Sum(0) : null, beta.RequiresGrad ? g.Sum(0) : null];
+        });
+    }
+
+    // Inverted dropout with an explicit mask M (Mⱼ = 0 or 1/(1 − p)): y = x ⊙ M;  ∂y/∂x = M
+    public static Tensor Dropout(this Tensor x, Tensor mask)
+    {
+        var y = Kernels.Elementwise.Zip<MulK>(x, mask, "dropout");
+        return y.Record("dropout", x, g => g.Mul(mask));
+    }
+
+    /// <summary>A dropout mask: Mⱼ = 0 if rⱼ &lt; p else 1/(1 − p), with rⱼ ~ U[0, 1) from <paramref name="generator"/>.</summary>
+    public static Tensor DropoutMask(ReadOnlySpan<int> shape, double p, Generator generator, DType dtype = DType.Float32)
+    {
+        if (!(p >= 0 && p < 1)) throw new ArgumentOutOfRangeException(nameof(p), p, "dropout: p must be in [0, 1)");
+        var m = Tensor.Empty(shape, dtype);
+        double keep = 1.0 / (1.0 - p);
+        for (int i = 0; i < m.Length; i++) m.SetFlat(i, generator.NextDouble() < p ? 0 : keep);
+        return m;
+    }
+}

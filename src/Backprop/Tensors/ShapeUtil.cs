@@ -1,0 +1,68 @@
+namespace Backprop;
+
+/// <summary>Shape arithmetic shared by every op: counts, formatting, axes and broadcasting.</summary>
+internal static class ShapeUtil
+{
+    public static int Count(ReadOnlySpan<int> shape, string op)
+    {
+        long n = 1;
+        foreach (int d in shape)
+        {
+            if (d < 0) throw new ArgumentException($"{op}: negative dimension in shape {Format(shape)}");
+            n *= d;
+            if (n > Array.MaxLength) throw new ArgumentException($"{op}: shape {Format(shape)} has more than {Array.MaxLength} elements");
+        }
+        return (int)n;
+    }
+
+    public static string Format(ReadOnlySpan<int> shape) => "(" + string.Join(",", shape.ToArray()) + ")";
+
+    public static bool Equal(ReadOnlySpan<int> a, ReadOnlySpan<int> b) => a.SequenceEqual(b);
+
+    /// <summary>Normalises a possibly negative axis.</summary>
+    public static int Axis(int axis, int rank, string op)
+    {
+        int a = axis < 0 ? axis + rank : axis;
+        if ((uint)a >= (uint)Math.Max(rank, 1) || (rank == 0 && axis != 0 && axis != -1))
+            throw new ArgumentOutOfRangeException(nameof(axis), $"{op}: axis {axis} is out of range for a tensor of rank {rank}");
+        return a;
+    }
+
+    /// <summary>NumPy broadcasting: align trailing dimensions; each pair must be equal or contain a 1.</summary>
+    public static int[] Broadcast(ReadOnlySpan<int> a, ReadOnlySpan<int> b, string op)
+    {
+        int rank = Math.Max(a.Length, b.Length);
+        var r = new int[rank];
+        for (int i = 1; i <= rank; i++)
+        {
+            int da = i <= a.Length ? a[^i] : 1, db = i <= b.Length ? b[^i] : 1;
+            if (da != db && da != 1 && db != 1)
+                throw new ArgumentException($"{op}: shapes {Format(a)} and {Format(b)} cannot be broadcast: dimension {da} vs {db}");
+            r[^i] = da == 1 ? db : da;
+        }
+        return r;
+    }
+
+    /// <summary>Strides of <paramref name="shape"/> viewed inside the broadcast shape <paramref name="target"/> (0 on broadcast axes).</summary>
+    public static int[] BroadcastStrides(ReadOnlySpan<int> shape, ReadOnlySpan<int> target)
+    {
+        var strides = new int[target.Length];
+        int s = 1;
+        for (int i = 1; i <= target.Length; i++)
+        {
+            int d = i <= shape.Length ? shape[^i] : 1;
+            strides[^i] = d == 1 ? 0 : s;
+            s *= d;
+        }
+        return strides;
+    }
+
+    /// <summary>Splits a shape around an axis into (outer, n, inner) so the axis can be walked with unit-stride rows.</summary>
+    public static (int Outer, int N, int Inner) Around(ReadOnlySpan<int> shape, int axis)
+    {
+        int outer = 1, inner = 1;
+        for (int i = 0; i < axis; i++) outer *= shape[i];
+        for (int i = axis + 1; i < shape.Length; i++) inner *= shape[i];
+        return (outer, shape[axis], inner);
+    }
+}

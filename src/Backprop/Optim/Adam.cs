@@ -1,0 +1,70 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+
+namespace Backprop.Optim;
+
+/// <summary>
+/// Adam (Kingma &amp; Ba) as torch.optim.Adam: m ← β₁m + (1 − β₁)g, v ← β₂v + (1 − β₂)g², with bias corrections
+/// m̂ = m/(1 − β₁ᵗ), v̂ = v/(1 − β₂ᵗ); θ ← θ − η m̂/(√v̂ + ε). Weight decay adds λθ to g (L2); with
+/// <c>decoupled</c> (AdamW) it shrinks θ ← θ(1 − ηλ) instead.
+/// </summary>
+public class Adam : Optimizer
+{
+    readonly Tensor?[] expAvg, expAvgSq;
+
+    public Adam(IEnumerable<Tensor> parameters, double learningRate = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
+        double eps = 1e-8, double weightDecay = 0) : this(parameters, learningRate, beta1, beta2, eps, weightDecay, decoupled: false) { }
+
+    protected Adam(IEnumerable<Tensor> parameters, double learningRate, double beta1, double beta2, double eps, double weightDecay, bool decoupled)
+        : base(parameters, learningRate)
+    {
+        if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) throw new ArgumentOutOfRangeException(nameof(beta1), $"Adam: betas must be in [0, 1), got ({beta1}, {beta2})");
+        if (weightDecay < 0) throw new ArgumentOutOfRangeException(nameof(weightDecay), weightDecay, "Adam: weight decay must be ≥ 0");
+        Beta1 = beta1; Beta2 = beta2; Eps = eps; WeightDecay = weightDecay; Decoupled = decoupled;
+        expAvg = new Tensor?[Parameters.Count];
+        expAvgSq = new Tensor?[Parameters.Count];
+    }
+
+    public double Beta1 { get; }
+    public double Beta2 { get; }
+    public double Eps { get; }
+    public double WeightDecay { get; }
+    public bool Decoupled { get; }
+
+    protected override void Update<T>(int index, Span<T> param, Span<T> grad)
+    {
+        if (Decoupled && WeightDecay != 0) TensorPrimitives.Multiply(param, T.CreateChecked(1 - LearningRate * WeightDecay), param);
+        else grad = GradWithDecay(index, param, grad, WeightDecay);
+        var m = (expAvg[index] ??= StateLike(index)).Span<T>();
+        var v = (expAvgSq[index] ??= StateLike(index)).Span<T>();
+        T b1 = T.CreateChecked(Beta1), b2 = T.CreateChecked(Beta2);
+        // m ← β₁m + (1 − β₁)g ;  v ← β₂v + (1 − β₂)g²
+        TensorPrimitives.Multiply(m, b1, m);
+        TensorPrimitives.MultiplyAdd(grad, T.One - b1, m, m);
+        TensorPrimitives.Multiply(v, b2, v);
+        for (int i = 0; i < v.Length; i++) v[i] += (T.One - b2) * grad[i] * grad[i];
+        double c1 = 1 - Math.Pow(Beta1, Steps), c2 = 1 - Math.Pow(Beta2, Steps);
+        // θ ← θ − (η/c₁) · m / (√v/√c₂ + ε), the same algebra as PyTorch's implementation
+        T stepSize = T.CreateChecked(LearningRate / c1), invSqrtC2 = T.CreateChecked(1 / Math.Sqrt(c2)), eps = T.CreateChecked(Eps);
+        for (int i = 0; i < param.Length; i++) param[i] -= stepSize * m[i] / (T.Sqrt(v[i]) * invSqrtC2 + eps);
+    }
+
+    public override Dictionary<string, Tensor> StateDict()
+    {
+        var s = base.StateDict();
+        Put(s, "exp_avg", expAvg);
+        Put(s, "exp_avg_sq", expAvgSq);
+        return s;
+    }
+
+    public override void LoadStateDict(IReadOnlyDictionary<string, Tensor> state)
+    {
+        base.LoadStateDict(state);
+        Take(state, "exp_avg", expAvg);
+        Take(state, "exp_avg_sq", expAvgSq);
+    }
+}
+
+/// <summary>AdamW: Adam with decoupled weight decay θ ← θ(1 − ηλ) (Loshchilov &amp; Hutter), default λ = 0.01.</summary>
+public sealed class AdamW(IEnumerable<Tensor> parameters, double learningRate = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
+    double eps = 1e-8, double weightDecay = 0.01) : Adam(parameters, learningRate, beta1, beta2, eps, weightDecay, decoupled: true);

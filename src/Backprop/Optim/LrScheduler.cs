@@ -1,0 +1,55 @@
+namespace Backprop.Optim;
+
+/// <summary>
+/// Learning-rate schedules stepped once per epoch, as torch.optim.lr_scheduler. Each computes the rate for an
+/// epoch in closed form from the optimizer's initial rate, so resuming at any epoch gives the same value.
+/// </summary>
+public abstract class LrScheduler(Optimizer optimizer)
+{
+    public Optimizer Optimizer { get; } = optimizer;
+    public int Epoch { get; private set; }
+
+    /// <summary>Advances one epoch and sets the optimizer's learning rate.</summary>
+    public void Step()
+    {
+        Epoch++;
+        Optimizer.LearningRate = RateAt(Epoch);
+    }
+
+    /// <summary>The learning rate after <paramref name="epoch"/> completed epochs.</summary>
+    public abstract double RateAt(int epoch);
+}
+
+/// <summary>η₀ · γ^⌊epoch / k⌋ (×γ every k epochs).</summary>
+public sealed class StepLR : LrScheduler
+{
+    public StepLR(Optimizer optimizer, int stepSize, double gamma = 0.1) : base(optimizer)
+    {
+        if (stepSize <= 0) throw new ArgumentOutOfRangeException(nameof(stepSize), stepSize, "StepLR: step size must be positive");
+        StepSize = stepSize; Gamma = gamma;
+    }
+    public int StepSize { get; }
+    public double Gamma { get; }
+    public override double RateAt(int epoch) => Optimizer.InitialLearningRate * Math.Pow(Gamma, epoch / StepSize);
+}
+
+/// <summary>η₀ · γ^epoch (×γ every epoch).</summary>
+public sealed class ExponentialLR(Optimizer optimizer, double gamma) : LrScheduler(optimizer)
+{
+    public double Gamma { get; } = gamma;
+    public override double RateAt(int epoch) => Optimizer.InitialLearningRate * Math.Pow(Gamma, epoch);
+}
+
+/// <summary>η_min + (η₀ − η_min)(1 + cos(π·epoch/T))/2: from η₀ down to η_min over T epochs.</summary>
+public sealed class CosineAnnealingLR : LrScheduler
+{
+    public CosineAnnealingLR(Optimizer optimizer, int tMax, double etaMin = 0) : base(optimizer)
+    {
+        if (tMax <= 0) throw new ArgumentOutOfRangeException(nameof(tMax), tMax, "CosineAnnealingLR: T_max must be positive");
+        TMax = tMax; EtaMin = etaMin;
+    }
+    public int TMax { get; }
+    public double EtaMin { get; }
+    public override double RateAt(int epoch) =>
+        EtaMin + (Optimizer.InitialLearningRate - EtaMin) * (1 + Math.Cos(Math.PI * Math.Min(epoch, TMax) / TMax)) / 2;
+}

@@ -1,0 +1,96 @@
+using System.Numerics;
+
+namespace Backprop.Optim;
+
+/// <summary>
+/// Base of the optimizers, as torch.optim: holds the parameters, zeroes their gradients and steps them in place.
+/// Per-parameter state (momentum buffers, moments) is exposed as a state dict so training can resume.
+/// </summary>
+public abstract class Optimizer
+{
+    protected Optimizer(IEnumerable<Tensor> parameters, double learningRate)
+    {
+        Parameters = parameters.ToArray();
+        if (Parameters.Count == 0) throw new ArgumentException($"{GetType().Name}: no parameters to optimise");
+        foreach (var p in Parameters)
+            if (!p.RequiresGrad || !p.IsLeaf) throw new ArgumentException($"{GetType().Name}: every parameter must be a leaf with RequiresGrad");
+        if (!(learningRate >= 0)) throw new ArgumentOutOfRangeException(nameof(learningRate), learningRate, "learning rate must be ≥ 0");
+        LearningRate = learningRate;
+        InitialLearningRate = learningRate;
+    }
+
+    public IReadOnlyList<Tensor> Parameters { get; }
+
+    /// <summary>Current learning rate (schedulers set it).</summary>
+    public double LearningRate { get; set; }
+
+    /// <summary>The learning rate the optimizer was created with (schedulers' base).</summary>
+    public double InitialLearningRate { get; }
+
+    /// <summary>Number of <see cref="Step"/> calls so far.</summary>
+    public long Steps { get; protected set; }
+
+    public void ZeroGrad()
+    {
+        foreach (var p in Parameters) p.Grad?.Fill(0);
+    }
+
+    /// <summary>Updates every parameter that has a gradient.</summary>
+    public void Step()
+    {
+        Steps++;
+        for (int i = 0; i < Parameters.Count; i++)
+        {
+            var p = Parameters[i];
+            if (p.Grad is null) continue;
+            if (p.DType == DType.Float32) Update<float>(i, p.Span<float>(), p.Grad.Span<float>());
+            else Update<double>(i, p.Span<double>(), p.Grad.Span<double>());
+        }
+    }
+
+    /// <summary>The update rule for parameter <paramref name="index"/>, in place, for either precision.</summary>
+    protected abstract void Update<T>(int index, Span<T> param, Span<T> grad) where T : unmanaged, IFloatingPointIeee754<T>;
+
+    Tensor?[]? scratch;
+
+    /// <summary>∇ + λθ in a per-parameter scratch buffer, leaving the parameter's Grad untouched (as PyTorch).</summary>
+    protected Span<T> GradWithDecay<T>(int index, Span<T> param, Span<T> grad, double weightDecay) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (weightDecay == 0) return grad;
+        scratch ??= new Tensor?[Parameters.Count];
+        var g = (scratch[index] ??= StateLike(index)).Span<T>();
+        System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(param, T.CreateChecked(weightDecay), grad, g);
+        return g;
+    }
+
+    /// <summary>A zero state tensor shaped like parameter <paramref name="index"/>.</summary>
+    protected Tensor StateLike(int index) => Tensor.ZerosLike(Parameters[index]);
+
+    /// <summary>State by name (<c>{index}.{buffer}</c>, plus <c>step</c> and <c>lr</c>), to save and restore.</summary>
+    public virtual Dictionary<string, Tensor> StateDict() => new()
+    {
+        ["step"] = Tensor.Scalar(Steps, DType.Float64),
+        ["lr"] = Tensor.Scalar(LearningRate, DType.Float64),
+    };
+
+    public virtual void LoadStateDict(IReadOnlyDictionary<string, Tensor> state)
+    {
+        Steps = (long)Get(state, "step").Item();
+        LearningRate = Get(state, "lr").Item();
+    }
+
+    protected static Tensor Get(IReadOnlyDictionary<string, Tensor> state, string key) =>
+        state.TryGetValue(key, out var t) ? t : throw new ArgumentException($"optimizer state: '{key}' is missing");
+
+    /// <summary>Saves per-parameter buffers under <c>{i}.{name}</c>.</summary>
+    protected static void Put(Dictionary<string, Tensor> state, string name, Tensor?[] buffers)
+    {
+        for (int i = 0; i < buffers.Length; i++) if (buffers[i] is Tensor b) state[$"{i}.{name}"] = b;
+    }
+
+    protected void Take(IReadOnlyDictionary<string, Tensor> state, string name, Tensor?[] buffers)
+    {
+        for (int i = 0; i < buffers.Length; i++)
+            if (state.TryGetValue($"{i}.{name}", out var t)) (buffers[i] ??= StateLike(i)).CopyFrom(t);
+    }
+}

@@ -1,0 +1,19 @@
+namespace Backprop.Tests;
+
+internal static class Helpers
+{
+    public static void Close(double expected, double actual, double tol, string what = "")
+        => Assert.True(Math.Abs(expected - actual) <= tol, $"{what} expected {expected:R}, got {actual:R} (tolerance {tol})");
+
+    public static void AllClose(Tensor expected, Tensor actual, double tol, string what = "")
+    {
+        Assert.Equal(expected.Shape.ToArray(), actual.Shape.ToArray());
+        var e = expected.ToDoubleArray(); var a = actual.ToDoubleArray();
+        for (int i = 0; i < e.Length; i++)
+            Assert.True(Math.Abs(e[i] - a[i]) <= tol * Math.Max(1, Math.Abs(e[i])), $"{what}[{i}]: expected {e[i]:R}, got {a[i]:R}");
+    }
+
+    public static Tensor D(double[,] v) => Tensor.From(v);
+
+    public static Tensor Leaf(Tensor t) { t.RequiresGrad = true; return t; }
+}

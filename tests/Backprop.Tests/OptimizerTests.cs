@@ -1,0 +1,96 @@
+using Backprop.Optim;
+using static Backprop.Tests.Helpers;
+
+namespace Backprop.Tests;
+
+/// <summary>Optimizer steps against values computed by hand from the update rules.</summary>
+public class OptimizerTests
+{
+    static Tensor Param(double v) => Leaf(Tensor.From([v]));
+
+    static void SetGrad(Tensor p, double g) => p.Grad = Tensor.From([g]);
+
+    [Fact]
+    public void Sgd_with_momentum_follows_the_buffer()
+    {
+        var p = Param(1.0);
+        var opt = new Sgd([p], learningRate: 0.1, momentum: 0.9);
+        SetGrad(p, 2.0); opt.Step();   // b = 2; θ = 1 − 0.2 = 0.8
+        Close(0.8, p.Item(), 1e-15);
+        SetGrad(p, 1.0); opt.Step();   // b = 0.9·2 + 1 = 2.8; θ = 0.8 − 0.28 = 0.52
+        Close(0.52, p.Item(), 1e-15);
+    }
+
+    [Fact]
+    public void Sgd_nesterov_looks_ahead()
+    {
+        var p = Param(1.0);
+        var opt = new Sgd([p], learningRate: 0.1, momentum: 0.9, nesterov: true);
+        SetGrad(p, 2.0); opt.Step();   // b = 2; step g + μb = 3.8; θ = 1 − 0.38 = 0.62
+        Close(0.62, p.Item(), 1e-15);
+        SetGrad(p, 1.0); opt.Step();   // b = 2.8; step 1 + 2.52 = 3.52; θ = 0.62 − 0.352 = 0.268
+        Close(0.268, p.Item(), 1e-15);
+    }
+
+    [Fact]
+    public void Sgd_weight_decay_adds_lambda_theta_without_touching_grad()
+    {
+        var p = Param(2.0);
+        var opt = new Sgd([p], learningRate: 0.5, weightDecay: 0.1);
+        SetGrad(p, 1.0); opt.Step();   // g = 1 + 0.2 = 1.2; θ = 2 − 0.6
+        Close(1.4, p.Item(), 1e-15);
+        Close(1.0, p.Grad!.Item(), 0);
+    }
+
+    [Fact]
+    public void Adam_applies_bias_correction()
+    {
+        var p = Param(1.0);
+        var opt = new Adam([p], learningRate: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8);
+        SetGrad(p, 2.0); opt.Step();
+        // m = 0.2, v = 0.004; m̂ = 2, v̂ = 4; θ = 1 − 0.1·2/(2 + 1e-8)
+        Close(1 - 0.1 * 2 / (2 + 1e-8), p.Item(), 1e-15);
+        SetGrad(p, -1.0); opt.Step();
+        double m = 0.9 * 0.2 - 0.1, v = 0.999 * 0.004 + 0.001;
+        double mhat = m / (1 - 0.81), vhat = v / (1 - 0.999 * 0.999);
+        Close(1 - 0.1 * 2 / (2 + 1e-8) - 0.1 * mhat / (Math.Sqrt(vhat) + 1e-8), p.Item(), 1e-14);
+    }
+
+    [Fact]
+    public void AdamW_decays_weights_decoupled_from_the_gradient()
+    {
+        var p = Param(1.0);
+        var opt = new AdamW([p], learningRate: 0.1, weightDecay: 0.5);
+        SetGrad(p, 2.0); opt.Step();   // θ ← θ(1 − 0.05) then the Adam step of size 0.1
+        Close(0.95 - 0.1 * 2 / (2 + 1e-8), p.Item(), 1e-15);
+    }
+
+    [Fact]
+    public void Schedules_follow_their_closed_forms()
+    {
+        var opt = new Sgd([Param(0)], learningRate: 0.1);
+        var step = new StepLR(opt, stepSize: 20, gamma: 0.1);
+        var seen = new List<double>();
+        for (int e = 0; e < 60; e++) { seen.Add(opt.LearningRate); step.Step(); }
+        Close(0.1, seen[19], 1e-15); Close(0.01, seen[20], 1e-15); Close(0.001, seen[59], 1e-15);
+
+        var cos = new CosineAnnealingLR(new Sgd([Param(0)], learningRate: 1.0), tMax: 10);
+        Close(0.5, cos.RateAt(5), 1e-15); Close(0.0, cos.RateAt(10), 1e-15);
+        Close(0.9 * 0.9, new ExponentialLR(new Sgd([Param(0)], 1.0), 0.9).RateAt(2), 1e-15);
+    }
+
+    [Fact]
+    public void State_dict_resumes_momentum_exactly()
+    {
+        var a = Param(1.0); var b = Param(1.0);
+        var oa = new Sgd([a], 0.1, momentum: 0.9);
+        SetGrad(a, 2.0); oa.Step();
+        b.CopyFrom(a);
+        var ob = new Sgd([b], 0.1, momentum: 0.9);
+        ob.LoadStateDict(oa.StateDict());
+        SetGrad(a, 1.0); oa.Step();
+        SetGrad(b, 1.0); ob.Step();
+        Assert.Equal(a.Item(), b.Item());
+        Assert.Equal(2, ob.Steps);
+    }
+}

@@ -101,6 +101,18 @@ public static class Autograd
         }
     }
 
+    /// <summary>
+    /// The gradient buffer of a leaf that requires grad (created as zeros if absent), so an op's backward can add its
+    /// contribution in place (e.g. a GEMM with accumulate) and return null for that input, saving a temporary.
+    /// Equivalent to returning the contribution: leaf gradients are sums either way.
+    /// </summary>
+    internal static Tensor? LeafGradBuffer(Tensor t)
+    {
+        if (!t.RequiresGrad || t.GradFn is not null) return null;
+        if (t.Grad is null || !ShapeUtil.Equal(t.Grad.shape, t.shape) || t.Grad.DType != t.DType) t.Grad = Tensor.ZerosLike(t);
+        return t.Grad;
+    }
+
     static void AccumulateLeaf(Tensor leaf, Tensor g)
     {
         // The incoming gradient may alias another tensor (add passes g through), so the leaf keeps its own buffer.

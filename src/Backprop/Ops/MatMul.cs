@@ -14,8 +14,8 @@ public static partial class Ops
         var c = Tensor.Empty([m, n], a.DType);
         Gemm(a, transposeA, b, transposeB, c, m, n, k, accumulate: false);
         return c.Record("matmul", a, b, g => (
-            !a.RequiresGrad ? null : transposeA ? b.MatMul(g, transposeB, true) : g.MatMul(b, false, !transposeB),
-            !b.RequiresGrad ? null : transposeB ? g.MatMul(a, true, transposeA) : a.MatMul(g, !transposeA, false)));
+            !a.RequiresGrad ? null : transposeA ? Product(b, transposeB, g, true, a) : Product(g, false, b, !transposeB, a),
+            !b.RequiresGrad ? null : transposeB ? Product(g, true, a, transposeA, b) : Product(a, !transposeA, g, false, b)));
     }
 
     // y = x·Wᵀ + b, with W stored (out, in) as in PyTorch.
@@ -30,9 +30,36 @@ public static partial class Ops
         Gemm(x, false, weight, true, y, m, n, k, accumulate: bias is not null);
         Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
         return y.Record("linear", inputs, g => [
-            x.RequiresGrad ? g.MatMul(weight) : null,
-            weight.RequiresGrad ? g.MatMul(x, transposeA: true) : null,
-            bias is { RequiresGrad: true } ? Reduce.Sum(g, 0, keepDim: false) : null]);
+            x.RequiresGrad ? Product(g, false, weight, false, x) : null,
+            weight.RequiresGrad ? Product(g, true, x, false, weight) : null,
+            bias is { RequiresGrad: true } ? ColumnSums(g, bias) : null]);
+    }
+
+    /// <summary>
+    /// op(p)·op(q) as the gradient of <paramref name="target"/>: added straight into the target's Grad when it is a
+    /// leaf (returning null), else returned as a new tensor.
+    /// </summary>
+    static Tensor? Product(Tensor p, bool tp, Tensor q, bool tq, Tensor target)
+    {
+        if (Autograd.LeafGradBuffer(target) is not Tensor buffer) return p.MatMul(q, tp, tq);
+        var (m, n, k) = MatMulShape(p, q, tp, tq);
+        Gemm(p, tp, q, tq, buffer, m, n, k, accumulate: true);
+        return null;
+    }
+
+    /// <summary>Σ_rows g as the gradient of a bias, accumulated in place when the bias is a leaf.</summary>
+    static Tensor? ColumnSums(Tensor g, Tensor bias)
+    {
+        if (Autograd.LeafGradBuffer(bias) is not Tensor buffer) return Reduce.Sum(g, 0, keepDim: false);
+        int m = g.Size(0), n = g.Size(1);
+        if (g.DType == DType.Float32) AddRows<float>(g.Span<float>(), buffer.Span<float>(), m, n);
+        else AddRows<double>(g.Span<double>(), buffer.Span<double>(), m, n);
+        return null;
+
+        static void AddRows<T>(ReadOnlySpan<T> src, Span<T> dst, int m, int n) where T : unmanaged, IFloatingPointIeee754<T>
+        {
+            for (int i = 0; i < m; i++) TensorPrimitives.Add(dst, src.Slice(i * n, n), dst);
+        }
     }
 
     static (int M, int N, int K) MatMulShape(Tensor a, Tensor b, bool ta, bool tb, string op = "matmul")

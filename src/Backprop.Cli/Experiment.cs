@@ -1,0 +1,45 @@
+using Backprop.Data;
+using Backprop.Models;
+using Backprop.Nn;
+
+namespace Backprop.Cli;
+
+/// <summary>A dataset split into training, validation and test tensors, preprocessed with training statistics.</summary>
+internal sealed record PreparedData(Tensor TrainX, int[] TrainY, Tensor ValX, int[] ValY, Tensor TestX, int[] TestY,
+    IReadOnlyList<string> ClassNames, int Channels, int Height, int Width)
+{
+    public int Features => TrainX.Size(1);
+    public int Classes => ClassNames.Count;
+}
+
+/// <summary>What train and eval share: loading and splitting data, and building the model from settings.</summary>
+internal static class Experiment
+{
+    public static DatasetPair Load(TrainSettings s) => s.Dataset switch
+    {
+        "mnist" => new DatasetStore().Mnist(s.Data),
+        "idx" => s.Data is null ? throw new ArgumentException("--dataset idx needs --data DIR (a folder with the four IDX files)") : new DatasetStore().Mnist(s.Data),
+        "cifar10" => new DatasetStore().Cifar10(s.Data),
+        _ => throw new ArgumentException($"--dataset: unknown dataset '{s.Dataset}' (mnist, cifar10, idx)"),
+    };
+
+    public static PreparedData Prepare(TrainSettings s, DatasetPair data)
+    {
+        int val = s.ResolvedValidationSize(data.Train.Count);
+        if (val < 0 || val >= data.Train.Count) throw new ArgumentException($"--val-size: {val} is not below the {data.Train.Count} training images");
+        // The last `val` training images are held out, as the classic recipes do.
+        var train = data.Train.Slice(0, data.Train.Count - val);
+        var valid = data.Train.Slice(data.Train.Count - val, val);
+        var prep = Preprocessor.Fit(train, s.ResolvedNormalization);
+        return new PreparedData(prep.Apply(train, s.DType), train.LabelsAsInts(), prep.Apply(valid, s.DType), valid.LabelsAsInts(),
+            prep.Apply(data.Test, s.DType), data.Test.LabelsAsInts(), data.Train.ClassNames, train.Channels, train.Height, train.Width);
+    }
+
+    public static Sequential BuildModel(TrainSettings s, int features, int classes, Generator g)
+    {
+        if (s.Model != "mlp") throw new ArgumentException($"--model: unknown model '{s.Model}' (mlp)");
+        return Mlp.Create(features, s.Hidden, classes, g, s.Activation, s.Dropout, s.InputDropout, s.BatchNorm, dtype: s.DType);
+    }
+
+    public static IEnumerable<(Tensor X, int[] Y)> Batches(Tensor x, int[] y, int batchSize = 1000) => new DataLoader(x, y, batchSize);
+}

@@ -1,0 +1,57 @@
+using System.Text.Json;
+using Backprop.Models;
+using Backprop.Nn;
+using Backprop.Serialization;
+using Backprop.Training;
+
+namespace Backprop.Cli;
+
+/// <summary>The files a run leaves behind: summary, curves, weights, confusion matrix, model and command line.</summary>
+internal static class RunFolder
+{
+    public const string ConfigKey = "backprop.settings";
+
+    public static void Write(string run, TrainSettings s, string dataset, IReadOnlyList<EpochMetrics> history, double testAccuracy,
+        int[,] confusion, PreparedData data, Module model, double seconds, string[] commandLine)
+    {
+        var last = history[^1];
+        WriteSummary(Path.Combine(run, "summary.json"), dataset, s.Model, s.WriteJson, s.Seed, history.Count,
+            last.TrainAccuracy, last.ValAccuracy, testAccuracy, last.TrainLoss, seconds);
+
+        Plots.Curves(Path.Combine(run, "loss.png"), $"{dataset} {s.Model}: training loss", "cross-entropy",
+            [("train loss", history.Select(m => m.TrainLoss).ToArray())]);
+        Plots.Curves(Path.Combine(run, "accuracy.png"), $"{dataset} {s.Model}: accuracy", "accuracy",
+            [("train", history.Select(m => m.TrainAccuracy).ToArray()), ("validation", history.Where(m => m.ValAccuracy is not null).Select(m => m.ValAccuracy!.Value).ToArray())]);
+        if (Mlp.FirstLinear(model) is Linear first)
+            Plots.WeightGrid(Path.Combine(run, "weights.png"), first.Weight.To(DType.Float32).ToFloatArray(), first.OutFeatures, data.Channels, data.Height, data.Width);
+        Plots.Confusion(Path.Combine(run, "confusion.png"), confusion, data.ClassNames);
+
+        SafeTensors.Save(Path.Combine(run, "model.safetensors"), model.StateDict(),
+            new Dictionary<string, string> { ["format"] = "pt", [ConfigKey] = s.ToJson() });
+        File.WriteAllText(Path.Combine(run, "command.txt"), string.Join(" ", commandLine.Select(Quote)) + Environment.NewLine);
+    }
+
+    /// <summary>summary.json with the keys every run folder shares (accuracies as fractions in [0, 1]).</summary>
+    public static void WriteSummary(string path, string dataset, string model, Action<Utf8JsonWriter> hyperparameters, ulong seed, int epochs,
+        double trainAccuracy, double? valAccuracy, double? testAccuracy, double finalTrainLoss, double seconds, Action<Utf8JsonWriter>? extra = null)
+    {
+        using var f = File.Create(path);
+        using var w = new Utf8JsonWriter(f, new JsonWriterOptions { Indented = true });
+        w.WriteStartObject();
+        w.WriteString("dataset", dataset);
+        w.WriteString("model", model);
+        w.WritePropertyName("hyperparameters");
+        hyperparameters(w);
+        w.WriteNumber("seed", seed);
+        w.WriteNumber("epochs", epochs);
+        w.WriteNumber("train_accuracy", trainAccuracy);
+        if (valAccuracy is double v) w.WriteNumber("val_accuracy", v); else w.WriteNull("val_accuracy");
+        if (testAccuracy is double t) w.WriteNumber("test_accuracy", t); else w.WriteNull("test_accuracy");
+        w.WriteNumber("final_train_loss", finalTrainLoss);
+        w.WriteNumber("seconds", Math.Round(seconds, 3));
+        extra?.Invoke(w);
+        w.WriteEndObject();
+    }
+
+    static string Quote(string a) => a.Length > 0 && a.All(c => char.IsLetterOrDigit(c) || "-_./=,:".Contains(c)) ? a : "'" + a.Replace("'", "'\\''") + "'";
+}

@@ -1,0 +1,179 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Backprop.Data;
+using Backprop.Models;
+using Backprop.Optim;
+using Backprop.Serialization;
+using Backprop.Training;
+
+namespace Backprop.Cli;
+
+/// <summary><c>backprop train</c>: trains a network on a dataset and writes a run folder (metrics, curves, model).</summary>
+internal static class TrainCommand
+{
+    static readonly Option<string?> Dataset = new("--dataset") { Description = "mnist | cifar10 | idx (any folder of MNIST-format IDX files, with --data) [default: mnist]" };
+    static readonly Option<string?> Data = new("--data") { Description = "Dataset folder (or CIFAR-10 archive) [default: data/mnist in the repo; CIFAR-10 from ../shared/datasets or the cache]" };
+    static readonly Option<string?> Model = new("--model") { Description = "Architecture: mlp [default: mlp]" };
+    static readonly Option<string?> Hidden = new("--hidden") { Description = "Hidden layer widths, comma separated, e.g. 512,256 [default: 50]" };
+    static readonly Option<string?> ActivationOpt = new("--activation") { Description = "relu | sigmoid | tanh [default: relu]" };
+    static readonly Option<double?> Dropout = new("--dropout") { Description = "Dropout probability after each hidden layer [default: 0]" };
+    static readonly Option<double?> InputDropout = new("--input-dropout") { Description = "Dropout probability on the inputs [default: 0]" };
+    static readonly Option<bool?> BatchNorm = new("--batchnorm") { Description = "Batch normalisation after each hidden Linear [default: off]" };
+    static readonly Option<string?> OptimizerOpt = new("--optimizer") { Description = "sgd | adam | adamw [default: sgd]" };
+    static readonly Option<double?> Lr = new("--lr") { Description = "Learning rate [default: 0.1]" };
+    static readonly Option<double?> Momentum = new("--momentum") { Description = "SGD momentum [default: 0]" };
+    static readonly Option<bool?> Nesterov = new("--nesterov") { Description = "Nesterov momentum [default: off]" };
+    static readonly Option<double?> WeightDecay = new("--weight-decay") { Description = "Weight decay λ [default: 0]" };
+    static readonly Option<string?> Schedule = new("--schedule") { Description = "Learning-rate schedule: step | cosine | exp | none [default: step]" };
+    static readonly Option<int?> LrStep = new("--lr-step") { Description = "Step schedule: multiply the rate by --lr-gamma every K epochs [default: 20]" };
+    static readonly Option<double?> LrGamma = new("--lr-gamma") { Description = "Step/exp schedule factor γ [default: 0.1]" };
+    static readonly Option<int?> Epochs = new("--epochs") { Description = "Epochs [default: 60]" };
+    static readonly Option<int?> BatchSize = new("--batch-size") { Description = "Minibatch size [default: 16]" };
+    static readonly Option<ulong?> Seed = new("--seed") { Description = "Seed for initialisation, shuffling and dropout [default: 0]" };
+    static readonly Option<int?> ValSize = new("--val-size") { Description = "Training images held out for validation [default: 5000 for MNIST, 1000 for CIFAR-10]" };
+    static readonly Option<string?> Normalize = new("--normalize") { Description = "scale | mean-image | per-channel [default: scale for MNIST, per-channel for CIFAR-10]" };
+    static readonly Option<string?> DTypeOpt = new("--dtype") { Description = "float32 | float64 [default: float32]" };
+    static readonly Option<int?> Threads = new("--threads") { Description = "Threads for the kernels [default: all cores]" };
+    static readonly Option<string?> Out = new("--out") { Description = "Run folder [default: runs/<dataset>-<model>-<timestamp>]" };
+    static readonly Option<string?> Preset = new("--preset") { Description = "Named option set; explicit options override it: " + string.Join("; ", TrainSettings.Presets.Select(p => $"{p.Key} ({p.Value.Description})")) };
+
+    public static Command Create()
+    {
+        var cmd = new Command("train", "Train a network and write metrics, curves, a confusion matrix and the model to a run folder")
+        {
+            Dataset, Data, Model, Hidden, ActivationOpt, Dropout, InputDropout, BatchNorm, OptimizerOpt, Lr, Momentum, Nesterov, WeightDecay,
+            Schedule, LrStep, LrGamma, Epochs, BatchSize, Seed, ValSize, Normalize, DTypeOpt, Threads, Out, Preset,
+        };
+        cmd.SetAction(r => Run(Resolve(r), r.GetValue(Out), Environment.GetCommandLineArgs()));
+        return cmd;
+    }
+
+    static TrainSettings Resolve(ParseResult r)
+    {
+        var s = new TrainSettings();
+        if (r.GetValue(Preset) is string preset)
+        {
+            if (!TrainSettings.Presets.TryGetValue(preset, out var p))
+                throw new ArgumentException($"--preset: unknown preset '{preset}' ({string.Join(", ", TrainSettings.Presets.Keys)})");
+            s = p.Apply(s) with { Preset = preset };
+        }
+        return s with
+        {
+            Dataset = r.GetValue(Dataset) ?? s.Dataset,
+            Data = r.GetValue(Data) ?? s.Data,
+            Model = r.GetValue(Model) ?? s.Model,
+            Hidden = r.GetValue(Hidden) is string h ? ParseHidden(h) : s.Hidden,
+            Activation = r.GetValue(ActivationOpt) is string a ? ParseEnum<Activation>(a, "--activation") : s.Activation,
+            Dropout = Probability(r.GetValue(Dropout) ?? s.Dropout, "--dropout"),
+            InputDropout = Probability(r.GetValue(InputDropout) ?? s.InputDropout, "--input-dropout"),
+            BatchNorm = r.GetValue(BatchNorm) ?? s.BatchNorm,
+            Optimizer = OneOf(r.GetValue(OptimizerOpt) ?? s.Optimizer, "--optimizer", "sgd", "adam", "adamw"),
+            LearningRate = Positive(r.GetValue(Lr) ?? s.LearningRate, "--lr"),
+            Momentum = NonNegative(r.GetValue(Momentum) ?? s.Momentum, "--momentum"),
+            Nesterov = r.GetValue(Nesterov) ?? s.Nesterov,
+            WeightDecay = NonNegative(r.GetValue(WeightDecay) ?? s.WeightDecay, "--weight-decay"),
+            Schedule = OneOf(r.GetValue(Schedule) ?? s.Schedule, "--schedule", "step", "cosine", "exp", "none"),
+            LrStep = (int)Positive(r.GetValue(LrStep) ?? s.LrStep, "--lr-step"),
+            LrGamma = Positive(r.GetValue(LrGamma) ?? s.LrGamma, "--lr-gamma"),
+            Epochs = (int)Positive(r.GetValue(Epochs) ?? s.Epochs, "--epochs"),
+            BatchSize = (int)Positive(r.GetValue(BatchSize) ?? s.BatchSize, "--batch-size"),
+            Seed = r.GetValue(Seed) ?? s.Seed,
+            ValidationSize = r.GetValue(ValSize) is int v ? (int)NonNegative(v, "--val-size") : s.ValidationSize,
+            Normalize = r.GetValue(Normalize) is string n ? ParseEnum<Normalization>(n.Replace("-", ""), "--normalize") : s.Normalize,
+            DType = (r.GetValue(DTypeOpt) ?? "float32") switch
+            {
+                "float32" => DType.Float32,
+                "float64" => DType.Float64,
+                var d => throw new ArgumentException($"--dtype: '{d}' is not float32 or float64"),
+            },
+            Threads = (int)Positive(r.GetValue(Threads) ?? s.Threads, "--threads"),
+        };
+    }
+
+    static int[] ParseHidden(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (parts.Length == 0) throw new ArgumentException("--hidden: give at least one width, e.g. 50 or 512,256");
+        return parts.Select(p => int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out int w) && w > 0 ? w
+            : throw new ArgumentException($"--hidden: '{p}' is not a positive integer width")).ToArray();
+    }
+
+    static T ParseEnum<T>(string text, string option) where T : struct, Enum =>
+        Enum.TryParse<T>(text, ignoreCase: true, out var v) && Enum.IsDefined(v) ? v
+        : throw new ArgumentException($"{option}: '{text}' is not one of {string.Join(", ", Enum.GetNames<T>().Select(n => n.ToLowerInvariant()))}");
+
+    static string OneOf(string v, string option, params string[] allowed) =>
+        allowed.Contains(v) ? v : throw new ArgumentException($"{option}: '{v}' is not one of {string.Join(", ", allowed)}");
+
+    static double Positive(double v, string option) => v > 0 && double.IsFinite(v) ? v : throw new ArgumentException($"{option}: {v} must be positive");
+    static double NonNegative(double v, string option) => v >= 0 && double.IsFinite(v) ? v : throw new ArgumentException($"{option}: {v} must be ≥ 0");
+    static double Probability(double v, string option) => v >= 0 && v < 1 ? v : throw new ArgumentException($"{option}: {v} must be in [0, 1)");
+
+    internal static Optimizer CreateOptimizer(TrainSettings s, IEnumerable<Tensor> parameters) => s.Optimizer switch
+    {
+        "adam" => new Adam(parameters, s.LearningRate, weightDecay: s.WeightDecay),
+        "adamw" => new AdamW(parameters, s.LearningRate, weightDecay: s.WeightDecay),
+        _ => new Sgd(parameters, s.LearningRate, s.Momentum, weightDecay: s.WeightDecay, nesterov: s.Nesterov),
+    };
+
+    internal static LrScheduler? CreateSchedule(TrainSettings s, Optimizer o) => s.Schedule switch
+    {
+        "step" => new StepLR(o, s.LrStep, s.LrGamma),
+        "cosine" => new CosineAnnealingLR(o, s.Epochs),
+        "exp" => new ExponentialLR(o, s.LrGamma),
+        _ => null,
+    };
+
+    static int Run(TrainSettings s, string? outDir, string[] commandLine)
+    {
+        Parallelism.MaxThreads = s.Threads;
+        var total = Stopwatch.StartNew();
+        var raw = Experiment.Load(s);
+        var data = Experiment.Prepare(s, raw);
+        string dataset = s.Dataset == "idx" ? Path.GetFileName(Path.GetFullPath(s.Data!).TrimEnd('/')) : s.Dataset;
+        string run = outDir ?? Path.Combine("runs", $"{dataset}-{s.Model}-{DateTime.Now:yyyyMMdd-HHmmss}");
+        Directory.CreateDirectory(run);
+
+        var g = new Generator(s.Seed);
+        var model = Experiment.BuildModel(s, data.Features, data.Classes, g);
+        var optimizer = CreateOptimizer(s, model.Parameters());
+        var trainer = new Trainer(model, optimizer, static (logits, y) => logits.CrossEntropy(y), CreateSchedule(s, optimizer));
+        var loader = new DataLoader(data.TrainX, data.TrainY, s.BatchSize, shuffle: true, generator: new Generator(s.Seed + 1));
+
+        ConsoleOutput.Line($"{dataset}: {data.TrainY.Length} train / {data.ValY.Length} validation / {data.TestY.Length} test, {data.Features} features, {data.Classes} classes");
+        ConsoleOutput.Line($"model: {s.Model} {data.Features}-{s.HiddenText}-{data.Classes} {s.Activation.ToString().ToLowerInvariant()}, {model.ParameterCount():N0} parameters; {s.Optimizer} lr {s.LearningRate}, batch {s.BatchSize}, {s.Epochs} epochs, seed {s.Seed}");
+        ConsoleOutput.Line($"run folder: {run}");
+        ConsoleOutput.Line($"{"epoch",5} {"train loss",11} {"train acc",9} {"val acc",8} {"lr",9} {"seconds",8} {"samples/s",10}");
+
+        var history = new List<EpochMetrics>();
+        var csv = new StringWriter(CultureInfo.InvariantCulture);
+        csv.WriteLine("epoch,train_loss,train_accuracy,val_accuracy,lr,seconds,samples_per_second");
+        for (int epoch = 1; epoch <= s.Epochs; epoch++)
+        {
+            var m = ConsoleOutput.WithProgress($"epoch {epoch}/{s.Epochs}", report =>
+            {
+                trainer.StepProgress = new SyncProgress<StepProgress>(p =>
+                    report(p.Step, p.Steps, $"loss {ConsoleOutput.F(p.RunningLoss)}  {p.SamplesPerSecond:N0} samples/s"));
+                return trainer.RunEpoch(epoch, loader, () => Trainer.Evaluate(model, Experiment.Batches(data.ValX, data.ValY), data.Classes).Accuracy);
+            });
+            history.Add(m);
+            string val = m.ValAccuracy is double va ? ConsoleOutput.F(va * 100, "0.00") + "%" : "-";
+            ConsoleOutput.Line($"{m.Epoch,5} {ConsoleOutput.F(m.TrainLoss),11} {ConsoleOutput.F(m.TrainAccuracy * 100, "0.00") + "%",9} {val,8} {m.LearningRate.ToString("G4", CultureInfo.InvariantCulture),9} {ConsoleOutput.F(m.Seconds, "0.0"),8} {m.SamplesPerSecond,10:N0}");
+            csv.WriteLine(string.Join(",", m.Epoch.ToString(CultureInfo.InvariantCulture), R(m.TrainLoss), R(m.TrainAccuracy), m.ValAccuracy is double v2 ? R(v2) : "",
+                R(m.LearningRate), m.Seconds.ToString("F3", CultureInfo.InvariantCulture), m.SamplesPerSecond.ToString("F0", CultureInfo.InvariantCulture)));
+            File.WriteAllText(Path.Combine(run, "metrics.csv"), csv.ToString());
+        }
+
+        var (testAccuracy, confusion) = Trainer.Evaluate(model, Experiment.Batches(data.TestX, data.TestY), data.Classes);
+        ConsoleOutput.Line($"test accuracy: {ConsoleOutput.F(testAccuracy * 100, "0.00")}% ({data.TestY.Length} images)");
+        ConsoleOutput.PrintConfusion(confusion, data.ClassNames);
+
+        RunFolder.Write(run, s, dataset, history, testAccuracy, confusion, data, model, total.Elapsed.TotalSeconds, commandLine);
+        ConsoleOutput.Line($"wrote {run}: metrics.csv, summary.json, loss.png, accuracy.png, weights.png, confusion.png, model.safetensors, command.txt");
+        return 0;
+    }
+
+    static string R(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+}

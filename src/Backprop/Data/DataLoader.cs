@@ -1,0 +1,53 @@
+using System.Collections;
+
+namespace Backprop.Data;
+
+/// <summary>
+/// Minibatches (inputs, labels) over in-memory tensors, as torch's DataLoader: each enumeration is one epoch,
+/// reshuffled from the seeded generator when <c>shuffle</c> is set (same seed → same batches), optionally
+/// dropping a last incomplete batch. Each batch is a fresh tensor.
+/// </summary>
+public sealed class DataLoader : IReadOnlyCollection<(Tensor X, int[] Y)>
+{
+    readonly Tensor inputs;
+    readonly int[] labels;
+    readonly Generator? generator;
+    readonly int[] order;
+
+    public DataLoader(Tensor inputs, int[] labels, int batchSize, bool shuffle = false, Generator? generator = null, bool dropLast = false)
+    {
+        if (inputs.Rank == 0 || inputs.Size(0) != labels.Length)
+            throw new ArgumentException($"DataLoader: {labels.Length} labels for inputs of shape {ShapeUtil.Format(inputs.Shape)}");
+        if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "DataLoader: batch size must be positive");
+        if (shuffle && generator is null) throw new ArgumentException("DataLoader: shuffling needs a Generator (explicit seed, no hidden state)");
+        this.inputs = inputs; this.labels = labels; this.generator = shuffle ? generator : null;
+        BatchSize = batchSize; DropLast = dropLast;
+        order = new int[labels.Length];
+        for (int i = 0; i < order.Length; i++) order[i] = i;
+    }
+
+    public int BatchSize { get; }
+    public bool DropLast { get; }
+    public int Samples => labels.Length;
+
+    /// <summary>Batches per epoch.</summary>
+    public int Count => DropLast ? Samples / BatchSize : (Samples + BatchSize - 1) / BatchSize;
+
+    public IEnumerator<(Tensor X, int[] Y)> GetEnumerator()
+    {
+        if (generator is not null) generator.Shuffle(order.AsSpan());
+        int batches = Count;
+        for (int b = 0; b < batches; b++)
+        {
+            int start = b * BatchSize, n = Math.Min(BatchSize, Samples - start);
+            var idx = order.AsSpan(start, n);
+            var y = new int[n];
+            for (int i = 0; i < n; i++) y[i] = labels[idx[i]];
+            Tensor x;
+            using (Autograd.NoGrad()) x = inputs.IndexSelect(idx);
+            yield return (x, y);
+        }
+    }
+
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+}

@@ -5,23 +5,43 @@ namespace Backprop.Cli;
 /// <summary>Shared command-line plumbing: invocation and error reporting.</summary>
 internal static class Cli
 {
+    // "expected type 'System.Nullable`1[System.Double]'" → "expected a number"
+    static string Readable(string message) => System.Text.RegularExpressions.Regex.Replace(message,
+        @"as expected type 'System\.Nullable`1\[System\.(\w+)\]'", m => m.Groups[1].Value switch
+        {
+            "Double" => "as a number",
+            "Int32" or "UInt64" => "as a whole number",
+            "Boolean" => "as true or false",
+            var t => "as " + t,
+        });
+
+    /// <summary>The <c>backprop</c> command; each subcommand lives in its own file.</summary>
+    public static RootCommand CreateRoot() => new("backprop — train, check and benchmark neural networks in pure .NET")
+    {
+        TrainCommand.Create(),
+        EvalCommand.Create(),
+        GradCheckCommand.Create(),
+    };
+
     /// <summary>Parses and runs; a parse error prints one clear line and exits 2, a failure prints its message and exits 1.</summary>
     public static int Run(RootCommand root, string[] args)
     {
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            Console.Error.WriteLine($"backprop: {parse.Errors[0].Message} (see --help)");
+            Console.Error.WriteLine($"backprop: {Readable(parse.Errors[0].Message)} (see --help)");
             return 2;
         }
         try
         {
-            return parse.Invoke();
+            return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
-        catch (Exception e) when (e is ArgumentException or InvalidDataException or IOException or InvalidOperationException or UnauthorizedAccessException)
+        catch (Exception e) when (e is ArgumentException or InvalidDataException or IOException or InvalidOperationException
+            or UnauthorizedAccessException or Training.TrainingDivergedException)
         {
+            // Expected failures (bad input, missing files, divergence) get one clear line, not a stack trace.
             Console.Error.WriteLine($"backprop: {e.Message}");
-            return 1;
+            return e is ArgumentException ? 2 : 1;
         }
     }
 }

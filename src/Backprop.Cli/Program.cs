@@ -1,10 +1,1 @@
-using System.CommandLine;
-using Backprop.Cli;
-
-// Each command lives in its own file and contributes one Command here.
-var root = new RootCommand("backprop — train, check and benchmark neural networks in pure .NET")
-{
-    TrainCommand.Create(),
-    GradCheckCommand.Create(),
-};
-return Cli.Run(root, args);
+return Backprop.Cli.Cli.Run(Backprop.Cli.Cli.CreateRoot(), args);

@@ -8,8 +8,14 @@ namespace Backprop.Data;
 /// datasets' official mirrors into a cache folder (<c>BACKPROP_DATA</c>, else <c>~/.cache/backprop</c>),
 /// verifying checksums. Offline, it says so and names the folder to fill by hand.
 /// </summary>
-public sealed class DatasetStore(HttpMessageHandler? handler = null)
+/// <param name="handler">HTTP handler for downloads (tests pass one that fails, to check the offline message).</param>
+/// <param name="cacheRoot">Cache folder [default: <see cref="CacheRoot"/>].</param>
+/// <param name="repositoryRoot">Where data/mnist and ../shared are looked for [default: <see cref="RepositoryRoot"/>].</param>
+public sealed class DatasetStore(HttpMessageHandler? handler = null, string? cacheRoot = null, string? repositoryRoot = null)
 {
+    readonly string cache = cacheRoot ?? CacheRoot;
+    readonly string? root = repositoryRoot ?? RepositoryRoot();
+
     static readonly string[] MnistMirrors = ["https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"];
     const string CifarUrl = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
     const string CifarMd5 = "c32a1d4ab5d03f1284b67883e8d87530";   // of the official archive
@@ -32,11 +38,11 @@ public sealed class DatasetStore(HttpMessageHandler? handler = null)
     public DatasetPair Mnist(string? dataDir)
     {
         if (dataDir is not null) return Data.Mnist.Load(RequireFolder(dataDir), Path.GetFileName(Path.GetFullPath(dataDir).TrimEnd('/')));
-        if (RepositoryRoot() is string root && Data.Mnist.IsComplete(Path.Combine(root, "data", "mnist")))
+        if (root is not null && Data.Mnist.IsComplete(Path.Combine(root, "data", "mnist")))
             return Data.Mnist.Load(Path.Combine(root, "data", "mnist"));
-        string cache = Path.Combine(CacheRoot, "mnist");
-        if (!Data.Mnist.IsComplete(cache)) DownloadMnist(cache);
-        return Data.Mnist.Load(cache);
+        string folder = Path.Combine(cache, "mnist");
+        if (!Data.Mnist.IsComplete(folder)) DownloadMnist(folder);
+        return Data.Mnist.Load(folder);
     }
 
     /// <summary>CIFAR-10: <paramref name="dataDir"/> if given, else ../shared/datasets/cifar10 beside the repository, else the cache (downloading if needed).</summary>
@@ -44,11 +50,11 @@ public sealed class DatasetStore(HttpMessageHandler? handler = null)
     {
         if (dataDir is not null)
             return Data.Cifar10.Load(File.Exists(dataDir) ? dataDir : RequireFolder(dataDir));
-        if (RepositoryRoot() is string root && Data.Cifar10.Locate(Path.Combine(root, "..", "shared", "datasets", "cifar10")) is string shared)
+        if (root is not null && Data.Cifar10.Locate(Path.Combine(root, "..", "shared", "datasets", "cifar10")) is string shared)
             return Data.Cifar10.Load(shared);
-        string cache = Path.Combine(CacheRoot, "cifar10");
-        if (Data.Cifar10.Locate(cache) is null) DownloadCifar10(cache);
-        return Data.Cifar10.Load(cache);
+        string folder = Path.Combine(cache, "cifar10");
+        if (Data.Cifar10.Locate(folder) is null) DownloadCifar10(folder);
+        return Data.Cifar10.Load(folder);
     }
 
     static string RequireFolder(string dir) =>

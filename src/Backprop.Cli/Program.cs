@@ -6,5 +6,6 @@ var root = new RootCommand("backprop — train, check and benchmark neural netwo
 {
     TrainCommand.Create(),
     GradCheckCommand.Create(),
+    ToyCommand.Create(),
 };
 return Cli.Run(root, args);

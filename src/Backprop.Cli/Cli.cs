@@ -21,6 +21,7 @@ internal static class Cli
         TrainCommand.Create(),
         EvalCommand.Create(),
         GradCheckCommand.Create(),
+        ToyCommand.Create(),
     };
 
     /// <summary>Parses and runs; a parse error prints one clear line and exits 2, a failure prints its message and exits 1.</summary>

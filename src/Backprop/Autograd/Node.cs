@@ -109,15 +109,15 @@ public static class Autograd
     internal static Tensor? LeafGradBuffer(Tensor t)
     {
         if (!t.RequiresGrad || t.GradFn is not null) return null;
-        if (t.Grad is null || !ShapeUtil.Equal(t.Grad.shape, t.shape) || t.Grad.DType != t.DType) t.Grad = Tensor.ZerosLike(t);
+        if (t.Grad is null || !ShapeUtil.Equal(t.Grad.shape, t.shape) || t.Grad.DType != t.DType) t.Grad = Tensor.Persistent(t);
         return t.Grad;
     }
 
     static void AccumulateLeaf(Tensor leaf, Tensor g)
     {
         // The incoming gradient may alias another tensor (add passes g through), so the leaf keeps its own buffer.
-        if (leaf.Grad is null || !ShapeUtil.Equal(leaf.Grad.shape, leaf.shape) || leaf.Grad.DType != leaf.DType) leaf.Grad = g.Clone();
-        else Kernels.Elementwise.AddInPlace(leaf.Grad, g);
+        if (leaf.Grad is null || !ShapeUtil.Equal(leaf.Grad.shape, leaf.shape) || leaf.Grad.DType != leaf.DType) leaf.Grad = Tensor.Persistent(leaf);
+        Kernels.Elementwise.AddInPlace(leaf.Grad, g);
     }
 
     /// <summary>Tensors reachable from <paramref name="root"/> through recorded ops, each before its inputs.</summary>

@@ -64,7 +64,7 @@ public abstract class Optimizer
     }
 
     /// <summary>A zero state tensor shaped like parameter <paramref name="index"/>.</summary>
-    protected Tensor StateLike(int index) => Tensor.ZerosLike(Parameters[index]);
+    protected Tensor StateLike(int index) => Tensor.Persistent(Parameters[index]);
 
     /// <summary>State by name (<c>{index}.{buffer}</c>, plus <c>step</c> and <c>lr</c>), to save and restore.</summary>
     public virtual Dictionary<string, Tensor> StateDict() => new()

@@ -74,7 +74,7 @@ public sealed partial class Tensor
 
     // ---- creation -------------------------------------------------------------------------------
 
-    internal static Array Allocate(int length, DType dtype) => dtype == DType.Float32 ? new float[length] : new double[length];
+    internal static Array Allocate(int length, DType dtype) => TensorPool.Allocate(length, dtype);
 
     public static Tensor Empty(ReadOnlySpan<int> shape, DType dtype = DType.Float32)
     {

@@ -36,6 +36,7 @@ public sealed class Trainer(Module model, Optimizer optimizer, Func<Tensor, int[
     public double DivergenceFactor { get; set; } = 1e3;
 
     double reference = double.NaN;   // mean loss of the first steps, the yardstick for divergence
+    readonly TensorPool pool = new();
 
     /// <summary>Runs epochs 1..<paramref name="epochs"/>; <paramref name="batches"/> gives one epoch's minibatches each call.</summary>
     public List<EpochMetrics> Fit(Func<int, IEnumerable<(Tensor X, int[] Y)>> batches, int epochs, Func<double>? validationAccuracy = null)
@@ -54,8 +55,13 @@ public sealed class Trainer(Module model, Optimizer optimizer, Func<Tensor, int[
         double lossSum = 0; long correct = 0, seen = 0; int step = 0;
         double lr = Optimizer.LearningRate;
         int steps = batches is IReadOnlyCollection<(Tensor X, int[] Y)> rc ? rc.Count : batches.TryGetNonEnumeratedCount(out int n) ? n : 0;
-        foreach (var (x, y) in batches)
+        using var e = batches.GetEnumerator();
+        while (true)
         {
+            // Each step's tensors (batch, activations, gradients) come from the pool and return to it afterwards.
+            using var scope = pool.Enter();
+            if (!e.MoveNext()) break;
+            var (x, y) = e.Current;
             step++;
             Optimizer.ZeroGrad();
             var output = Model.Forward(x);
@@ -101,8 +107,13 @@ public sealed class Trainer(Module model, Optimizer optimizer, Func<Tensor, int[
         using var _ = Autograd.NoGrad();
         var confusion = new int[classes, classes];
         long correct = 0, total = 0;
-        foreach (var (x, y) in batches)
+        var pool = new TensorPool();
+        using var e = batches.GetEnumerator();
+        while (true)
         {
+            using var scope = pool.Enter();
+            if (!e.MoveNext()) break;
+            var (x, y) = e.Current;
             var pred = model.Forward(x).ArgMax(1);
             for (int i = 0; i < y.Length; i++)
             {

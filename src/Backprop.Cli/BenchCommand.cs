@@ -1,0 +1,206 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Backprop.Data;
+using Backprop.Models;
+using Backprop.Nn;
+using Backprop.Optim;
+
+namespace Backprop.Cli;
+
+/// <summary>
+/// <c>backprop bench</c>: the performance workloads of the project (W1–W4), each the median of several
+/// repetitions after a warm-up, with min–max, plus managed bytes allocated per training step.
+/// </summary>
+internal static class BenchCommand
+{
+    public sealed record Row(string Workload, string Unit, double Median, double Min, double Max, string? Shape = null, string? Note = null);
+
+    static readonly string[] GemmShapes = ["256x256@256x256", "512x512@512x512", "1024x1024@1024x1024", "2048x2048@2048x2048",
+        "16x784@784x50", "128x784@784x1024", "128x1024@1024x1024"];
+
+    public static Command Create()
+    {
+        var workload = new Option<string?>("--workload") { Description = "W1 | W2 | W3 | W4 | alloc [default: all]" };
+        var json = new Option<bool>("--json") { Description = "Print the rows as a JSON array" };
+        var reps = new Option<int>("--repetitions") { Description = "Measured repetitions per workload (after one warm-up) [default: 3]", DefaultValueFactory = _ => 3 };
+        var threads = new Option<int?>("--threads") { Description = "Kernel threads [default: all cores]" };
+        var cmd = new Command("bench", "Run the performance workloads (W1 classic MLP, W2 wide MLP, W3 two-layer CIFAR, W4 GEMM, alloc)") { workload, json, reps, threads };
+        cmd.SetAction(r =>
+        {
+            if (r.GetValue(threads) is int t) Parallelism.MaxThreads = t;
+            int n = r.GetValue(reps);
+            if (n < 1) throw new ArgumentException("--repetitions: must be at least 1");
+            var rows = Run(r.GetValue(workload)?.ToUpperInvariant(), n, r.GetValue(json) ? null : Print);
+            if (r.GetValue(json)) WriteJson(Console.OpenStandardOutput(), rows);
+            return 0;
+        });
+        return cmd;
+    }
+
+    static void Print(Row row) => Console.WriteLine(
+        $"{row.Workload,-6} {row.Shape ?? "",-22} median {row.Median,12:N1} {row.Unit,-14} (min {row.Min:N1}, max {row.Max:N1}){(row.Note is null ? "" : "  " + row.Note)}");
+
+    public static List<Row> Run(string? only, int repetitions, Action<Row>? report)
+    {
+        var rows = new List<Row>();
+        void Add(Row r) { rows.Add(r); report?.Invoke(r); }
+        bool Want(string w) => only is null || only == w;
+        if (Want("W1") || Want("W2") || Want("ALLOC"))
+        {
+            var train = Mnist();
+            if (Want("W1")) Add(Measure("W1", "samples/s", repetitions, () => MlpEpoch(train, [50], 16, 0.1, 0, new Generator(1)), v => v));
+            if (Want("W2")) Add(Measure("W2", "samples/s", repetitions, () => MlpEpoch(train, [1024, 1024], 128, 0.05, 0.9, new Generator(2)), v => v));
+            if (Want("ALLOC"))
+            {
+                Add(new Row("alloc-W1", "bytes/step", AllocatedPerStep(train, [50], 16, 0.1, 0), 0, 0) with { Min = double.NaN, Max = double.NaN });
+                Add(new Row("alloc-W2", "bytes/step", AllocatedPerStep(train, [1024, 1024], 128, 0.05, 0.9), 0, 0) with { Min = double.NaN, Max = double.NaN });
+            }
+        }
+        if (Want("W3"))
+        {
+            var (x, y, note) = Cifar();
+            Add(Measure("W3", "s/1000 iters", repetitions, () => TwoLayerCifar(x, y, 1000), v => v) with { Note = note });
+        }
+        if (Want("W4"))
+            foreach (var shape in GemmShapes) Add(Gemm(shape, repetitions));
+        return rows;
+    }
+
+    static Row Measure(string name, string unit, int repetitions, Func<double> run, Func<double, double> toUnit)
+    {
+        run();   // warm-up: JIT, caches, pools
+        var values = Enumerable.Range(0, repetitions).Select(_ => toUnit(run())).Order().ToArray();
+        return new Row(name, unit, values[values.Length / 2], values[0], values[^1]);
+    }
+
+    static (Tensor X, int[] Y) Mnist()
+    {
+        var data = new DatasetStore().Mnist(null);
+        return (Preprocessor.Fit(data.Train, Normalization.Scale).Apply(data.Train), data.Train.LabelsAsInts());
+    }
+
+    /// <summary>One epoch of SGD on all 60,000 training images; returns samples/s.</summary>
+    static double MlpEpoch((Tensor X, int[] Y) train, int[] hidden, int batch, double lr, double momentum, Generator g)
+    {
+        var model = Mlp.Create(784, hidden, 10, g);
+        var opt = new Sgd(model.Parameters(), lr, momentum);
+        var loader = new DataLoader(train.X, train.Y, batch, shuffle: true, generator: g);
+        var clock = Stopwatch.StartNew();
+        new Training.Trainer(model, opt, static (o, y) => o.CrossEntropy(y)).RunEpoch(1, loader);
+        return train.Y.Length / clock.Elapsed.TotalSeconds;
+    }
+
+    static void Step(Module model, Optimizer opt, Tensor x, int[] y)
+    {
+        opt.ZeroGrad();
+        var loss = model.Forward(x).CrossEntropy(y);
+        loss.Backward();
+        opt.Step();
+    }
+
+    /// <summary>Managed bytes allocated per steady-state training step (after warm-up), batches prepared beforehand.</summary>
+    static double AllocatedPerStep((Tensor X, int[] Y) train, int[] hidden, int batch, double lr, double momentum)
+    {
+        var g = new Generator(3);
+        var model = Mlp.Create(784, hidden, 10, g);
+        var opt = new Sgd(model.Parameters(), lr, momentum);
+        var loader = new DataLoader(train.X, train.Y, batch, shuffle: true, generator: g);
+        var pool = new TensorPool();
+        using var e = loader.GetEnumerator();
+        long before = 0;
+        for (int step = 0; step < 60; step++)
+        {
+            if (step == 20) before = GC.GetAllocatedBytesForCurrentThread();   // after warm-up: pools and optimizer state exist
+            using var scope = pool.Enter();
+            e.MoveNext();
+            Step(model, opt, e.Current.X, e.Current.Y);
+        }
+        return (GC.GetAllocatedBytesForCurrentThread() - before) / 40.0;
+    }
+
+    static (Tensor X, int[] Y, string Note) Cifar()
+    {
+        try
+        {
+            var data = new DatasetStore().Cifar10(null);
+            var train = data.Train.Slice(0, 49000);
+            return (Preprocessor.Fit(train, Normalization.MeanImage, scale01: false).Apply(train), train.LabelsAsInts(), "CIFAR-10");
+        }
+        catch (IOException e)
+        {
+            var g = new Generator(4);
+            var y = new int[49000];
+            for (int i = 0; i < y.Length; i++) y[i] = g.NextInt(10);
+            return (Tensor.Normal([49000, 3072], 0, 60, g), y, $"random data of CIFAR-10's shape ({e.Message})");
+        }
+    }
+
+    /// <summary>3072-100-10 ReLU, batch 200 drawn with replacement, loss + 0.25·(‖W1‖² + ‖W2‖²), SGD lr 1e-4; returns seconds.</summary>
+    static double TwoLayerCifar(Tensor x, int[] labels, int iterations)
+    {
+        var g = new Generator(5);
+        var l1 = new Linear(3072, 100, g, std: 1e-4);
+        var l2 = new Linear(100, 10, g, std: 1e-4);
+        var model = new Sequential(l1, new ReLU(), l2);
+        var opt = new Sgd(model.Parameters(), 1e-4);
+        var idx = new int[200];
+        var y = new int[200];
+        var pool = new TensorPool();
+        var clock = Stopwatch.StartNew();
+        for (int it = 0; it < iterations; it++)
+        {
+            using var scope = pool.Enter();
+            for (int i = 0; i < idx.Length; i++) { idx[i] = g.NextInt(labels.Length); y[i] = labels[idx[i]]; }
+            Tensor batch;
+            using (Autograd.NoGrad()) batch = x.IndexSelect(idx);
+            opt.ZeroGrad();
+            var loss = model.Forward(batch).CrossEntropy(y) + Ops.L2Penalty(0.25, l1.Weight, l2.Weight);
+            loss.Backward();
+            opt.Step();
+        }
+        return clock.Elapsed.TotalSeconds;
+    }
+
+    static Row Gemm(string shape, int repetitions)
+    {
+        var parts = shape.Split('@');
+        var a = parts[0].Split('x').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+        var b = parts[1].Split('x').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+        int m = a[0], k = a[1], n = b[1];
+        var g = new Generator(6);
+        var ta = Tensor.Uniform([m, k], -1, 1, g);
+        var tb = Tensor.Uniform([k, n], -1, 1, g);
+        double flop = 2.0 * m * n * k;
+        // enough calls that one measurement lasts ≥ 0.2 s
+        var probe = Stopwatch.StartNew();
+        ta.MatMul(tb);
+        int calls = (int)Math.Clamp(0.2 / Math.Max(probe.Elapsed.TotalSeconds, 1e-7), 3, 1_000_000);
+        return Measure("W4", "GFLOP/s", repetitions, () =>
+        {
+            var clock = Stopwatch.StartNew();
+            for (int i = 0; i < calls; i++) ta.MatMul(tb);
+            return flop * calls / clock.Elapsed.TotalSeconds / 1e9;
+        }, v => v) with { Shape = shape };
+    }
+
+    public static void WriteJson(Stream stream, IEnumerable<Row> rows)
+    {
+        using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
+        w.WriteStartArray();
+        foreach (var r in rows)
+        {
+            w.WriteStartObject();
+            w.WriteString("workload", r.Workload);
+            if (r.Shape is not null) w.WriteString("shape", r.Shape);
+            w.WriteString("unit", r.Unit);
+            w.WriteNumber("median", Math.Round(r.Median, 3));
+            if (double.IsFinite(r.Min)) w.WriteNumber("min", Math.Round(r.Min, 3)); else w.WriteNull("min");
+            if (double.IsFinite(r.Max)) w.WriteNumber("max", Math.Round(r.Max, 3)); else w.WriteNull("max");
+            if (r.Note is not null) w.WriteString("note", r.Note);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+    }
+}

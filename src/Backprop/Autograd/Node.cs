@@ -1,15 +1,47 @@
 namespace Backprop;
 
 /// <summary>
-/// One recorded op: its inputs and a closure that maps the output's gradient to the inputs' gradients.
-/// The closure may return a gradient in the broadcast (output) shape; the engine reduces it to the input's
-/// shape in one place (<see cref="Autograd.SumTo"/>).
+/// One recorded op: its inputs and how to map the output's gradient to the inputs' gradients. Most ops use a
+/// closure (<see cref="Closure"/>); hot ops use a static function with state saved in the node's fields
+/// (<see cref="Function"/>), which a <see cref="TensorPool"/> recycles so steady-state steps allocate nothing.
+/// A gradient may come back in the broadcast (output) shape; the engine reduces it to the input's shape in
+/// one place (<see cref="Autograd.SumTo"/>). A null gradient means "none", or "already added to the leaf's Grad".
 /// </summary>
-internal sealed class Node(string name, Tensor[] inputs, Func<Tensor, Tensor?[]> backward)
+internal sealed class Node
 {
-    public string Name { get; } = name;
-    public Tensor[] Inputs { get; } = inputs;
-    public Func<Tensor, Tensor?[]> Backward { get; } = backward;
+    public Node(string name, Tensor[] inputs, Func<Tensor, Tensor?[]> backward)
+    {
+        Name = name; Inputs = inputs; Closure = backward; Grads = [];
+    }
+
+    public Node(string name, int inputs)
+    {
+        Name = name; Inputs = new Tensor[inputs]; Grads = new Tensor?[inputs];
+    }
+
+    public string Name { get; private set; }
+    public Tensor[] Inputs { get; }
+    public Func<Tensor, Tensor?[]>? Closure { get; }
+
+    /// <summary>Static backward: reads the saved state, writes <see cref="Grads"/>.</summary>
+    public Action<Node, Tensor>? Function { get; set; }
+    public Tensor?[] Grads { get; }
+    public Tensor? Saved0, Saved1;
+    public int[]? SavedInts;
+
+    public void Reset(string name)
+    {
+        Name = name; Function = null; Saved0 = Saved1 = null; SavedInts = null;
+        Array.Clear(Inputs); Array.Clear(Grads);
+    }
+
+    public Tensor?[] Backward(Tensor g)
+    {
+        if (Closure is not null) return Closure(g);
+        Array.Clear(Grads);
+        Function!(this, g);
+        return Grads;
+    }
 }
 
 /// <summary>Graph recording (define-by-run), the no-grad scope, and the reverse pass.</summary>
@@ -54,6 +86,25 @@ public static class Autograd
         return output;
     }
 
+    /// <summary>Whether an op with these inputs records a node (so it can skip building its backward state).</summary>
+    internal static bool Recording(Tensor a) => noGradDepth == 0 && a.RequiresGrad;
+    internal static bool Recording(Tensor a, Tensor b) => noGradDepth == 0 && (a.RequiresGrad || b.RequiresGrad);
+    internal static bool Recording(Tensor a, Tensor b, Tensor? c) => noGradDepth == 0 && (a.RequiresGrad || b.RequiresGrad || c is { RequiresGrad: true });
+
+    /// <summary>Records an op with a static backward; the caller fills the node's saved state. Call only when <see cref="Recording(Tensor)"/>.</summary>
+    internal static Node RecordStatic(Tensor output, string name, Action<Node, Tensor> backward, Tensor a, Tensor? b = null, Tensor? c = null)
+    {
+        int n = c is not null ? 3 : b is not null ? 2 : 1;
+        var node = TensorPool.NewNode(name, n);
+        node.Inputs[0] = a;
+        if (b is not null) node.Inputs[1] = b;
+        if (c is not null) node.Inputs[2] = c;
+        node.Function = backward;
+        output.GradFn = node;
+        output.RequiresGrad = true;
+        return node;
+    }
+
     internal static Tensor Record(this Tensor output, string name, Tensor[] inputs, Func<Tensor, Tensor?[]> backward)
     {
         if (noGradDepth != 0 || !Array.Exists(inputs, t => t.RequiresGrad)) return output;
@@ -78,8 +129,23 @@ public static class Autograd
             throw new ArgumentException($"backward: gradient of shape {ShapeUtil.Format(gradient.shape)} {gradient.DType} does not match output {ShapeUtil.Format(root.shape)} {root.DType}");
 
         var order = TopologicalOrder(root);
-        var pending = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance) { [root] = gradient };
+        var pending = pendingCache ??= new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
+        pending.Clear();
+        pending[root] = gradient;
         using var _ = NoGrad();
+        try
+        {
+            Reverse(order, pending);
+        }
+        finally
+        {
+            order.Clear();
+            pending.Clear();
+        }
+    }
+
+    static void Reverse(List<Tensor> order, Dictionary<Tensor, Tensor> pending)
+    {
         foreach (var t in order)
         {
             if (!pending.Remove(t, out var g)) continue;
@@ -120,12 +186,20 @@ public static class Autograd
         Kernels.Elementwise.AddInPlace(leaf.Grad, g);
     }
 
+    // The reverse pass's working sets, kept per thread so a steady-state step allocates none of them.
+    [ThreadStatic] static Dictionary<Tensor, Tensor>? pendingCache;
+    [ThreadStatic] static List<Tensor>? orderCache;
+    [ThreadStatic] static HashSet<Tensor>? visitedCache;
+    [ThreadStatic] static Stack<(Tensor, int)>? stackCache;
+
     /// <summary>Tensors reachable from <paramref name="root"/> through recorded ops, each before its inputs.</summary>
     static List<Tensor> TopologicalOrder(Tensor root)
     {
-        var post = new List<Tensor>();
-        var visited = new HashSet<Tensor>(ReferenceEqualityComparer.Instance) { root };
-        var stack = new Stack<(Tensor T, int Next)>();
+        var post = orderCache ??= [];
+        var visited = visitedCache ??= new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        var stack = stackCache ??= new Stack<(Tensor, int)>();
+        post.Clear(); visited.Clear(); stack.Clear();
+        visited.Add(root);
         stack.Push((root, 0));
         while (stack.Count > 0)
         {
@@ -141,6 +215,7 @@ public static class Autograd
             post.Add(t);
         }
         post.Reverse();
+        visited.Clear();   // drop references so finished graphs can be collected
         return post;
     }
 
@@ -174,5 +249,5 @@ public sealed partial class Tensor
     public void Backward(Tensor? gradient = null) => Autograd.Backward(this, gradient);
 
     /// <summary>Same storage under a new shape of equal element count (no copy, not recorded).</summary>
-    internal Tensor ReshapeStorage(int[] newShape) => new(data, newShape);
+    internal Tensor ReshapeStorage(ReadOnlySpan<int> newShape) => TensorPool.NewTensor(newShape, DType, data);
 }

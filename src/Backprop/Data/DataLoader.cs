@@ -41,7 +41,7 @@ public sealed class DataLoader : IReadOnlyCollection<(Tensor X, int[] Y)>
         {
             int start = b * BatchSize, n = Math.Min(BatchSize, Samples - start);
             var idx = order.AsSpan(start, n);
-            var y = new int[n];
+            var y = TensorPool.RentInts(n);   // recycled when the consumer's pool scope ends
             for (int i = 0; i < n; i++) y[i] = labels[idx[i]];
             Tensor x;
             using (Autograd.NoGrad()) x = inputs.IndexSelect(idx);

@@ -12,8 +12,14 @@ namespace Backprop;
 public static partial class Ops
 {
     // y = a + b;  ∂y/∂a = 1, ∂y/∂b = 1
-    public static Tensor Add(this Tensor a, Tensor b) =>
-        Elementwise.Zip<AddK>(a, b, "add").Record("add", a, b, static g => (g, g));
+    public static Tensor Add(this Tensor a, Tensor b)
+    {
+        var y = Elementwise.Zip<AddK>(a, b, "add");
+        if (Autograd.Recording(a, b)) Autograd.RecordStatic(y, "add", AddBackward, a, b);
+        return y;
+    }
+
+    static readonly Action<Node, Tensor> AddBackward = static (node, g) => { node.Grads[0] = g; node.Grads[1] = g; };
 
     // y = a − b;  ∂y/∂a = 1, ∂y/∂b = −1
     public static Tensor Sub(this Tensor a, Tensor b) =>

@@ -12,18 +12,30 @@ public static partial class Ops
     public static Tensor CrossEntropy(this Tensor logits, ReadOnlySpan<int> targets)
     {
         var (m, c) = Rows2D(logits, targets.Length, "cross_entropy");
-        var t = CheckClasses(targets, c, "cross_entropy");
+        CheckClasses(targets, c, "cross_entropy");
         var (s, lse) = Kernels.Softmax.Rows(logits);
         double loss = 0;
-        for (int i = 0; i < m; i++) loss += lse.GetFlat(i) - logits.GetFlat(i * c + t[i]);
+        for (int i = 0; i < m; i++) loss += lse.GetFlat(i) - logits.GetFlat(i * c + targets[i]);
         var y = Tensor.Scalar(loss / m, logits.DType);
-        return y.Record("cross_entropy", logits, g =>
+        if (Autograd.Recording(logits))
         {
-            var d = s.Clone();
-            for (int i = 0; i < m; i++) d.SetFlat(i * c + t[i], d.GetFlat(i * c + t[i]) - 1);
-            return d.Mul(g / m);
-        });
+            var node = Autograd.RecordStatic(y, "cross_entropy", CrossEntropyBackward, logits);
+            node.Saved0 = s;
+            node.SavedInts = TensorPool.RentInts(m);
+            targets.CopyTo(node.SavedInts);
+        }
+        return y;
     }
+
+    static readonly Action<Node, Tensor> CrossEntropyBackward = static (node, g) =>
+    {
+        var s = node.Saved0!;
+        var t = node.SavedInts!;
+        int m = t.Length, c = s.Size(1);
+        var d = s.Clone();
+        for (int i = 0; i < m; i++) d.SetFlat(i * c + t[i], d.GetFlat(i * c + t[i]) - 1);
+        node.Grads[0] = d.Mul(g / m);
+    };
 
     // Probability (or one-hot) targets P: L = −(1/m) Σᵢⱼ Pᵢⱼ log softmax(z)ᵢⱼ.
     //   ∂L/∂z = (softmax(z) ⊙ Σⱼ Pᵢⱼ − P) / m   (= (ŷ − y)/m for rows of P summing to 1);  ∂L/∂P = −log softmax(z) / m

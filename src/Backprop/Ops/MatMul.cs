@@ -28,12 +28,17 @@ public static partial class Ops
         var y = Tensor.Empty([m, n], x.DType);
         if (bias is not null) BroadcastRows(bias, y, m, n);
         Gemm(x, false, weight, true, y, m, n, k, accumulate: bias is not null);
-        Tensor[] inputs = bias is null ? [x, weight] : [x, weight, bias];
-        return y.Record("linear", inputs, g => [
-            x.RequiresGrad ? Product(g, false, weight, false, x) : null,
-            weight.RequiresGrad ? Product(g, true, x, false, weight) : null,
-            bias is { RequiresGrad: true } ? ColumnSums(g, bias) : null]);
+        if (Autograd.Recording(x, weight, bias)) Autograd.RecordStatic(y, "linear", LinearBackward, x, weight, bias);
+        return y;
     }
+
+    static readonly Action<Node, Tensor> LinearBackward = static (node, g) =>
+    {
+        Tensor x = node.Inputs[0], weight = node.Inputs[1];
+        if (x.RequiresGrad) node.Grads[0] = Product(g, false, weight, false, x);
+        if (weight.RequiresGrad) node.Grads[1] = Product(g, true, x, false, weight);
+        if (node.Inputs.Length > 2 && node.Inputs[2] is { RequiresGrad: true } bias) node.Grads[2] = ColumnSums(g, bias);
+    };
 
     /// <summary>
     /// op(p)·op(q) as the gradient of <paramref name="target"/>: added straight into the target's Grad when it is a

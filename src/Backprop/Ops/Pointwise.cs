@@ -53,8 +53,14 @@ public static partial class Ops
     }
 
     // y = max(x, 0);  ∂y/∂x = [x > 0] (0 at the kink, as PyTorch)
-    public static Tensor Relu(this Tensor x) =>
-        Elementwise.Map<ReluK>(x).Record("relu", x, g => Masks.PassWhereGreater(g, x, 0));
+    public static Tensor Relu(this Tensor x)
+    {
+        var y = Elementwise.Map<ReluK>(x);
+        if (Autograd.Recording(x)) Autograd.RecordStatic(y, "relu", ReluBackward, x);
+        return y;
+    }
+
+    static readonly Action<Node, Tensor> ReluBackward = static (node, g) => node.Grads[0] = Masks.PassWhereGreater(g, node.Inputs[0], 0);
 
     // y = max(a, b) elementwise;  the gradient goes to the larger operand (to b on ties)
     public static Tensor Maximum(this Tensor a, Tensor b)

@@ -103,14 +103,16 @@ public static partial class Ops
                 throw new IndexOutOfRangeException($"index_select: row {rows[i]} is outside dimension 0 of shape {ShapeUtil.Format(x.shape)}");
             CopyRange(x, rows[i] * row, y, i * row, row);
         }
-        var saved = rows.ToArray();
-        return y.Record("index_select", x, g =>
-        {
-            var dx = Tensor.EmptyLike(x);
-            for (int i = 0; i < saved.Length; i++) AddRange(g, i * row, dx, saved[i] * row, row);
-            return dx;
-        });
+        return Autograd.Recording(x) ? RecordIndexSelect(y, x, rows.ToArray(), row) : y;
     }
+
+    // ∂ = each row of g added back at its source row (rows may repeat). Apart, so the closure is only built when recording.
+    static Tensor RecordIndexSelect(Tensor y, Tensor x, int[] rows, int row) => y.Record("index_select", x, g =>
+    {
+        var dx = Tensor.EmptyLike(x);
+        for (int i = 0; i < rows.Length; i++) AddRange(g, i * row, dx, rows[i] * row, row);
+        return dx;
+    });
 
     // y_i = x[i, index_i] for a 2-D x (picks each sample's class score);  ∂ = g_i at (i, index_i), 0 elsewhere
     public static Tensor Gather(this Tensor x, ReadOnlySpan<int> index)
@@ -134,7 +136,9 @@ public static partial class Ops
         for (int i = 0; i < index.Length; i++)
             if ((uint)index[i] >= (uint)classes)
                 throw new ArgumentOutOfRangeException(nameof(index), $"{op}: target {index[i]} at position {i} is outside [0, {classes})");
-        return index.ToArray();
+        var copy = TensorPool.RentInts(index.Length);
+        index.CopyTo(copy);
+        return copy;
     }
 
     // Joins tensors along an axis;  ∂ = g cut back into the pieces

@@ -16,24 +16,36 @@ public enum DType { Float32, Float64 }
 /// </summary>
 public sealed partial class Tensor
 {
-    internal readonly Array data;   // float[] or double[]; may be longer than Length when reused from a pool
-    internal readonly int[] shape;
+    // Mutable only so a TensorPool can recycle the object between training steps (see Reset).
+    internal Array data;   // float[] or double[]
+    internal int[] shape;
     bool requiresGrad;
 
     internal Tensor(Array data, int[] shape)
     {
         this.data = data;
         this.shape = shape;
-        DType = data is float[] ? DType.Float32 : data is double[] ? DType.Float64
-            : throw new ArgumentException($"tensor storage must be float[] or double[], not {data.GetType().Name}");
-        Length = ShapeUtil.Count(shape, "tensor");
-        if (data.Length < Length)
-            throw new ArgumentException($"tensor: storage holds {data.Length} elements, shape {ShapeUtil.Format(shape)} needs {Length}");
+        Reset(data, shape);
     }
 
-    public DType DType { get; }
+    /// <summary>Re-initialises a recycled tensor: new storage and shape, no gradient state.</summary>
+    internal void Reset(Array storage, int[] dims)
+    {
+        data = storage;
+        shape = dims;
+        DType = storage is float[] ? DType.Float32 : storage is double[] ? DType.Float64
+            : throw new ArgumentException($"tensor storage must be float[] or double[], not {storage.GetType().Name}");
+        Length = ShapeUtil.Count(dims, "tensor");
+        if (storage.Length < Length)
+            throw new ArgumentException($"tensor: storage holds {storage.Length} elements, shape {ShapeUtil.Format(dims)} needs {Length}");
+        requiresGrad = false;
+        Grad = null;
+        GradFn = null;
+    }
+
+    public DType DType { get; private set; }
     /// <summary>Number of elements (PyTorch's numel).</summary>
-    public int Length { get; }
+    public int Length { get; private set; }
     public int Rank => shape.Length;
     public ReadOnlySpan<int> Shape => shape;
     /// <summary>Size of dimension <paramref name="dim"/>; negative counts from the end.</summary>
@@ -76,13 +88,9 @@ public sealed partial class Tensor
 
     internal static Array Allocate(int length, DType dtype) => TensorPool.Allocate(length, dtype);
 
-    public static Tensor Empty(ReadOnlySpan<int> shape, DType dtype = DType.Float32)
-    {
-        var s = shape.ToArray();
-        return new Tensor(Allocate(ShapeUtil.Count(s, "empty"), dtype), s);
-    }
+    public static Tensor Empty(ReadOnlySpan<int> shape, DType dtype = DType.Float32) => TensorPool.NewTensor(shape, dtype, null);
 
-    internal static Tensor EmptyLike(Tensor t) => new(Allocate(t.Length, t.DType), (int[])t.shape.Clone());
+    internal static Tensor EmptyLike(Tensor t) => TensorPool.NewTensor(t.shape, t.DType, null);
 
     public static Tensor Zeros(ReadOnlySpan<int> shape, DType dtype = DType.Float32) => Empty(shape, dtype);
 
@@ -230,7 +238,7 @@ public sealed partial class Tensor
     }
 
     /// <summary>A new leaf sharing nothing with the graph: same values, no history.</summary>
-    public Tensor Detach() => new(data, shape);
+    public Tensor Detach() => TensorPool.NewTensor(shape, DType, data);
 
     /// <summary>A copy with its own storage and no history.</summary>
     public Tensor Clone()

@@ -14,6 +14,12 @@ public sealed class TensorPool
 
     readonly Dictionary<(DType, int), Stack<Array>> free = [];
     readonly List<Array> rented = [];
+    readonly Stack<Tensor>[] freeTensors = [.. Enumerable.Range(0, 9).Select(_ => new Stack<Tensor>())];   // by rank
+    readonly List<Tensor> rentedTensors = [];
+    readonly Dictionary<int, Stack<int[]>> freeInts = [];
+    readonly List<int[]> rentedInts = [];
+    readonly Stack<Node>[] freeNodes = [new(), new(), new(), new()];   // by input count
+    readonly List<Node> rentedNodes = [];
 
     /// <summary>Whether storage requests on this thread are being served by a pool.</summary>
     public static bool IsActive => active is not null;
@@ -49,9 +55,59 @@ public sealed class TensorPool
         return a;
     }
 
+    /// <summary>
+    /// A tensor of the given shape: over <paramref name="storage"/> when given (a view), else over new zeroed storage.
+    /// Inside a scope both the object and its storage are recycled from earlier steps.
+    /// </summary>
+    internal static Tensor NewTensor(ReadOnlySpan<int> shape, DType dtype, Array? storage)
+    {
+        var pool = active;
+        storage ??= Allocate(ShapeUtil.Count(shape, "tensor"), dtype);
+        if (pool is null || shape.Length >= pool.freeTensors.Length) return new Tensor(storage, shape.ToArray());
+        if (!pool.freeTensors[shape.Length].TryPop(out var t)) t = new Tensor(storage, shape.ToArray());
+        else
+        {
+            shape.CopyTo(t.shape);   // a recycled tensor of this rank brings a shape array of the right length
+            t.Reset(storage, t.shape);
+        }
+        pool.rentedTensors.Add(t);
+        return t;
+    }
+
+    /// <summary>An int array of exactly <paramref name="length"/> (e.g. a batch's labels), recycled inside a scope.</summary>
+    public static int[] RentInts(int length)
+    {
+        var pool = active;
+        if (pool is null) return new int[length];
+        if (!pool.freeInts.TryGetValue(length, out var stack) || !stack.TryPop(out var a)) a = new int[length];
+        pool.rentedInts.Add(a);
+        return a;
+    }
+
+    /// <summary>A graph node for an op with a static backward, recycled inside a scope.</summary>
+    internal static Node NewNode(string name, int inputs)
+    {
+        var pool = active;
+        if (pool is null || inputs >= pool.freeNodes.Length) return new Node(name, inputs);
+        if (!pool.freeNodes[inputs].TryPop(out var n)) n = new Node(name, inputs);
+        else n.Reset(name);
+        pool.rentedNodes.Add(n);
+        return n;
+    }
+
     void Release()
     {
         active = null;
+        foreach (var t in rentedTensors) freeTensors[t.Rank].Push(t);
+        rentedTensors.Clear();
+        foreach (var a in rentedInts)
+        {
+            if (!freeInts.TryGetValue(a.Length, out var stack)) freeInts[a.Length] = stack = new Stack<int[]>();
+            stack.Push(a);
+        }
+        rentedInts.Clear();
+        foreach (var n in rentedNodes) freeNodes[n.Inputs.Length].Push(n);
+        rentedNodes.Clear();
         foreach (var a in rented)
         {
             var key = (a is float[] ? DType.Float32 : DType.Float64, a.Length);

@@ -93,9 +93,14 @@ public sealed class Trainer(Module model, Optimizer optimizer, Func<Tensor, int[
     /// <summary>Number of rows whose argmax matches the label.</summary>
     public static int CountCorrect(Tensor logits, ReadOnlySpan<int> labels)
     {
-        var pred = logits.ArgMax(1);
-        int ok = 0;
-        for (int i = 0; i < labels.Length; i++) if (pred[i] == labels[i]) ok++;
+        int ok = 0, c = logits.Size(1);
+        for (int i = 0; i < labels.Length; i++)
+        {
+            int pred = logits.DType == DType.Float32
+                ? System.Numerics.Tensors.TensorPrimitives.IndexOfMax(logits.AsFloatSpan().Slice(i * c, c))
+                : System.Numerics.Tensors.TensorPrimitives.IndexOfMax(logits.AsDoubleSpan().Slice(i * c, c));
+            if (pred == labels[i]) ok++;
+        }
         return ok;
     }
 

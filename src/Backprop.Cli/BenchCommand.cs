@@ -125,7 +125,7 @@ internal static class BenchCommand
         try
         {
             var data = new DatasetStore().Cifar10(null);
-            var train = data.Train.Slice(0, 49000);
+            var train = data.Train.Subset(0, 49000);
             return (Preprocessor.Fit(train, Normalization.MeanImage, scale01: false).Apply(train), train.LabelsAsInts(), "CIFAR-10");
         }
         catch (IOException e)

@@ -5,14 +5,16 @@ namespace Backprop.Data;
 /// <summary>
 /// Minibatches (inputs, labels) over in-memory tensors, as torch's DataLoader: each enumeration is one epoch,
 /// reshuffled from the seeded generator when <c>shuffle</c> is set (same seed → same batches), optionally
-/// dropping a last incomplete batch. Each batch is a fresh tensor.
+/// dropping a last incomplete batch. Each batch is a new tensor and label array — taken from the active
+/// <see cref="TensorPool"/> when the consumer runs steps in pool scopes (as the Trainer does), so they are recycled
+/// after the step; otherwise fresh. The copy is one row memcpy per sample.
+/// Each enumeration draws its permutation when it starts, so two enumerations never share state.
 /// </summary>
 public sealed class DataLoader : IReadOnlyCollection<(Tensor X, int[] Y)>
 {
     readonly Tensor inputs;
     readonly int[] labels;
     readonly Generator? generator;
-    readonly int[] order;
 
     public DataLoader(Tensor inputs, int[] labels, int batchSize, bool shuffle = false, Generator? generator = null, bool dropLast = false)
     {
@@ -22,8 +24,6 @@ public sealed class DataLoader : IReadOnlyCollection<(Tensor X, int[] Y)>
         if (shuffle && generator is null) throw new ArgumentException("DataLoader: shuffling needs a Generator (explicit seed, no hidden state)");
         this.inputs = inputs; this.labels = labels; this.generator = shuffle ? generator : null;
         BatchSize = batchSize; DropLast = dropLast;
-        order = new int[labels.Length];
-        for (int i = 0; i < order.Length; i++) order[i] = i;
     }
 
     public int BatchSize { get; }
@@ -35,7 +35,9 @@ public sealed class DataLoader : IReadOnlyCollection<(Tensor X, int[] Y)>
 
     public IEnumerator<(Tensor X, int[] Y)> GetEnumerator()
     {
-        if (generator is not null) generator.Shuffle(order.AsSpan());
+        var order = new int[Samples];
+        for (int i = 0; i < order.Length; i++) order[i] = i;
+        generator?.Shuffle(order.AsSpan());
         int batches = Count;
         for (int b = 0; b < batches; b++)
         {

@@ -1,27 +1,28 @@
 using System.IO.Compression;
+using System.Net.Sockets;
 using System.Security.Cryptography;
 
 namespace Backprop.Data;
 
 /// <summary>
-/// Finds datasets on disk and, where they are missing and the machine is online, downloads them from the
-/// datasets' official mirrors into a cache folder (<c>BACKPROP_DATA</c>, else <c>~/.cache/backprop</c>),
-/// verifying checksums. Offline, it says so and names the folder to fill by hand.
+/// Finds datasets on disk and, where they are missing, downloads them from the datasets' official mirrors into
+/// a cache folder (<c>BACKPROP_DATA</c>, else <c>~/.cache/backprop</c>), verifying MD5s before anything is kept.
+/// Offline, it says so and names the folder to fill by hand. The HTTP handler and cache root are injectable so
+/// tests never touch the network or the user's cache.
 /// </summary>
-/// <param name="handler">HTTP handler for downloads (tests pass one that fails, to check the offline message).</param>
-/// <param name="cacheRoot">Cache folder [default: <see cref="CacheRoot"/>].</param>
-/// <param name="repositoryRoot">Where data/mnist and ../shared are looked for [default: <see cref="RepositoryRoot"/>].</param>
-public sealed class DatasetStore(HttpMessageHandler? handler = null, string? cacheRoot = null, string? repositoryRoot = null)
+public sealed class DatasetStore(HttpMessageHandler? handler = null, string? cacheRoot = null)
 {
-    readonly string cache = cacheRoot ?? CacheRoot;
-    readonly string? root = repositoryRoot ?? RepositoryRoot();
-
-    static readonly string[] MnistMirrors = ["https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"];
-    const string CifarUrl = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
+    static readonly string[] MnistMirrors = ["https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"];
+    static readonly string[] CifarUrls = ["https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"];
     const string CifarMd5 = "c32a1d4ab5d03f1284b67883e8d87530";   // of the official archive
 
-    /// <summary>The cache root: <c>BACKPROP_DATA</c> if set, else <c>~/.cache/backprop</c>.</summary>
-    public static string CacheRoot =>
+    /// <summary>How long to wait for a mirror to answer (connect and headers); the body may take longer.</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>The cache root: the constructor's, else <c>BACKPROP_DATA</c> if set, else <c>~/.cache/backprop</c>.</summary>
+    public string CacheRoot => cacheRoot ?? DefaultCacheRoot;
+
+    public static string DefaultCacheRoot =>
         Environment.GetEnvironmentVariable("BACKPROP_DATA") is { Length: > 0 } d ? d
         : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "backprop");
 
@@ -34,93 +35,143 @@ public sealed class DatasetStore(HttpMessageHandler? handler = null, string? cac
         return null;
     }
 
-    /// <summary>MNIST-format data: <paramref name="dataDir"/> if given, else the repository's data/mnist, else the cache (downloading if needed).</summary>
-    public DatasetPair Mnist(string? dataDir)
+    /// <summary>
+    /// MNIST-format data: <paramref name="dataDir"/> if given (any MNIST-format folder, named after it), else the
+    /// repository's data/mnist, else <c>&lt;cache&gt;/mnist</c>, downloading the missing files there.
+    /// </summary>
+    public DatasetPair Mnist(string? dataDir = null)
     {
-        if (dataDir is not null) return Data.Mnist.Load(RequireFolder(dataDir), Path.GetFileName(Path.GetFullPath(dataDir).TrimEnd('/')));
-        if (root is not null && Data.Mnist.IsComplete(Path.Combine(root, "data", "mnist")))
+        if (dataDir is not null) return Data.Mnist.Load(RequireFolder(dataDir), Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dataDir))));
+        if (RepositoryRoot() is string root && Data.Mnist.IsComplete(Path.Combine(root, "data", "mnist")))
             return Data.Mnist.Load(Path.Combine(root, "data", "mnist"));
-        string folder = Path.Combine(cache, "mnist");
-        if (!Data.Mnist.IsComplete(folder)) DownloadMnist(folder);
-        return Data.Mnist.Load(folder);
+        return Data.Mnist.Load(EnsureMnist(Path.Combine(CacheRoot, "mnist")));
     }
 
-    /// <summary>CIFAR-10: <paramref name="dataDir"/> if given, else ../shared/datasets/cifar10 beside the repository, else the cache (downloading if needed).</summary>
-    public DatasetPair Cifar10(string? dataDir)
+    /// <summary>
+    /// CIFAR-10: <paramref name="dataDir"/> if given (the archive, the batches folder or a folder holding either),
+    /// else ../shared/datasets/cifar10 beside the repository (this project's development copy), else
+    /// <c>&lt;cache&gt;/cifar10</c>, downloading the official archive there.
+    /// </summary>
+    public DatasetPair Cifar10(string? dataDir = null)
     {
         if (dataDir is not null)
             return Data.Cifar10.Load(File.Exists(dataDir) ? dataDir : RequireFolder(dataDir));
-        if (root is not null && Data.Cifar10.Locate(Path.Combine(root, "..", "shared", "datasets", "cifar10")) is string shared)
+        if (RepositoryRoot() is string root && Data.Cifar10.Locate(Path.Combine(root, "..", "shared", "datasets", "cifar10")) is string shared)
             return Data.Cifar10.Load(shared);
-        string folder = Path.Combine(cache, "cifar10");
-        if (Data.Cifar10.Locate(folder) is null) DownloadCifar10(folder);
-        return Data.Cifar10.Load(folder);
+        return Data.Cifar10.Load(EnsureCifar10(Path.Combine(CacheRoot, "cifar10")));
     }
 
     static string RequireFolder(string dir) =>
-        Directory.Exists(dir) ? dir : throw new DirectoryNotFoundException($"--data: folder {dir} does not exist");
+        Directory.Exists(dir) ? dir : throw new DirectoryNotFoundException($"--data: folder {Path.GetFullPath(dir)} does not exist");
 
-    void DownloadMnist(string folder)
+    /// <summary>Downloads the MNIST files <paramref name="folder"/> lacks (each checked against its published MD5); returns the folder.</summary>
+    public string EnsureMnist(string folder)
     {
-        Directory.CreateDirectory(folder);
-        foreach (var file in Data.Mnist.Files)
+        if (Data.Mnist.IsComplete(folder)) return folder;
+        using var http = Client();
+        foreach (var file in Data.Mnist.Missing(folder))
         {
-            if (Data.Mnist.Find(folder, file) is not null) continue;
-            Exception? last = null;
+            var failures = new List<Exception>();
             foreach (var mirror in MnistMirrors)
             {
                 try
                 {
-                    var bytes = Fetch(mirror + file + ".gz");
+                    var bytes = Fetch(http, mirror + file + ".gz");
                     using (var gz = new GZipStream(new MemoryStream(bytes), CompressionMode.Decompress))
-                        Verify(file, Md5Of(gz), Data.Mnist.Md5[file]);
-                    WriteAtomically(Path.Combine(folder, file + ".gz"), bytes);
-                    last = null;
+                        Verify(mirror + file + ".gz", "decompressed", Convert.ToHexStringLower(MD5.HashData(gz)), Data.Mnist.Md5[file]);
+                    Directory.CreateDirectory(folder);
+                    string part = Path.Combine(folder, file + ".gz.part");
+                    File.WriteAllBytes(part, bytes);
+                    File.Move(part, Path.Combine(folder, file + ".gz"), overwrite: true);
+                    failures.Clear();
                     break;
                 }
-                catch (Exception e) when (e is HttpRequestException or TaskCanceledException or InvalidDataException) { last = e; }
+                catch (Exception e) when (IsDownloadFailure(e)) { failures.Add(e); }
             }
-            if (last is not null) throw Offline("MNIST", folder, last);
+            if (failures.Count > 0) throw NotDownloaded("MNIST", folder, Data.Mnist.Missing(folder).ConvertAll(f => f + ".gz"), failures);
         }
+        return folder;
     }
 
-    void DownloadCifar10(string folder)
+    /// <summary>Downloads the official CIFAR-10 archive into <paramref name="folder"/> unless CIFAR-10 is already there (MD5-checked); returns the folder.</summary>
+    public string EnsureCifar10(string folder)
     {
-        Directory.CreateDirectory(folder);
-        try
+        if (Data.Cifar10.Locate(folder) is not null) return folder;
+        using var http = Client();
+        var failures = new List<Exception>();
+        foreach (var url in CifarUrls)
         {
-            var bytes = Fetch(CifarUrl);
-            Verify(Data.Cifar10.Archive, Convert.ToHexStringLower(MD5.HashData(bytes)), CifarMd5);
-            WriteAtomically(Path.Combine(folder, Data.Cifar10.Archive), bytes);
+            string part = Path.Combine(folder, Data.Cifar10.Archive + ".part");
+            try
+            {
+                Directory.CreateDirectory(folder);
+                // 163 MiB: streamed to disk and hashed on the way, never held in memory.
+                using (var response = Send(http, url))
+                using (var body = response.Content.ReadAsStream())
+                using (var file = File.Create(part))
+                using (var md5 = IncrementalHash.CreateHash(HashAlgorithmName.MD5))
+                {
+                    var buffer = new byte[1 << 16];
+                    for (int n; (n = body.Read(buffer)) > 0;) { md5.AppendData(buffer, 0, n); file.Write(buffer, 0, n); }
+                    Verify(url, "archive", Convert.ToHexStringLower(md5.GetHashAndReset()), CifarMd5);
+                }
+                File.Move(part, Path.Combine(folder, Data.Cifar10.Archive), overwrite: true);
+                return folder;
+            }
+            catch (Exception e) when (IsDownloadFailure(e))
+            {
+                failures.Add(e);
+                File.Delete(part);
+            }
         }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or InvalidDataException)
-        {
-            throw Offline("CIFAR-10", folder, e);
-        }
+        throw NotDownloaded("CIFAR-10", folder, [Data.Cifar10.Archive + $" (or its unpacked {Data.Cifar10.Folder}/)"], failures);
     }
 
-    byte[] Fetch(string url)
+    HttpClient Client()
     {
-        using var http = handler is null ? new HttpClient() : new HttpClient(handler, disposeHandler: false);
-        http.Timeout = TimeSpan.FromSeconds(30);
-        return http.GetByteArrayAsync(url).GetAwaiter().GetResult();
+        var http = handler is null ? new HttpClient(new SocketsHttpHandler { ConnectTimeout = Timeout }) : new HttpClient(handler, disposeHandler: false);
+        http.Timeout = System.Threading.Timeout.InfiniteTimeSpan;   // the per-request token below bounds the wait for headers
+        return http;
     }
 
-    static string Md5Of(Stream s) => Convert.ToHexStringLower(MD5.HashData(s));
-
-    static void Verify(string file, string actual, string expected)
+    HttpResponseMessage Send(HttpClient http, string url)
     {
-        if (actual != expected) throw new InvalidDataException($"{file}: MD5 {actual} does not match the published {expected}");
+        using var cts = new CancellationTokenSource(Timeout);
+        var response = http.Send(new HttpRequestMessage(HttpMethod.Get, url), HttpCompletionOption.ResponseHeadersRead, cts.Token);
+        try { response.EnsureSuccessStatusCode(); }
+        catch { response.Dispose(); throw; }
+        return response;
     }
 
-    static void WriteAtomically(string path, byte[] bytes)
+    byte[] Fetch(HttpClient http, string url)
     {
-        string tmp = path + ".part";
-        File.WriteAllBytes(tmp, bytes);
-        File.Move(tmp, path, overwrite: true);
+        using var response = Send(http, url);
+        using var body = response.Content.ReadAsStream();
+        var ms = new MemoryStream();
+        body.CopyTo(ms);
+        return ms.ToArray();
     }
 
-    static IOException Offline(string dataset, string folder, Exception cause) => new(
-        $"{dataset} is not on this machine and could not be downloaded ({cause.Message}); the machine appears to be offline. " +
-        $"Put the files in {folder} or pass --data DIR.", cause);
+    static bool IsDownloadFailure(Exception e) => e is HttpRequestException or TaskCanceledException or OperationCanceledException or InvalidDataException or IOException;
+
+    // Name resolution or connection failures and timeouts mean no network; anything else (404, bad MD5) is the mirror's fault.
+    static bool LooksOffline(Exception e) =>
+        e is TaskCanceledException or OperationCanceledException
+        || e is HttpRequestException { StatusCode: null } && (e.InnerException is SocketException or IOException or null);
+
+    static void Verify(string source, string what, string actual, string expected)
+    {
+        if (actual != expected) throw new InvalidDataException($"{source}: MD5 of the {what} file is {actual}, not the published {expected}");
+    }
+
+    static IOException NotDownloaded(string dataset, string folder, IEnumerable<string> files, List<Exception> failures)
+    {
+        string why = failures.TrueForAll(LooksOffline)
+            ? "the machine appears to be offline"
+            : "the download failed";
+        string details = string.Join("; ", failures.ConvertAll(e => e.Message));
+        return new IOException(
+            $"{dataset} is not on this machine and could not be downloaded: {why} ({details}). " +
+            $"Put {string.Join(", ", files)} in {Path.GetFullPath(folder)}, or pass --data DIR.", failures[^1]);
+    }
 }

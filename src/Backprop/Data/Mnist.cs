@@ -17,10 +17,15 @@ public static class Mnist
         ["t10k-labels-idx1-ubyte"] = "27ae3e4e09519cfbb04c329615203637",
     };
 
+    static readonly string[] DigitNames = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
+    /// <summary>The file names tried for a standard file, in order (some mirrors write <c>train-images.idx3-ubyte</c>).</summary>
+    public static string[] Candidates(string file) => [file + ".gz", file, file.Replace("-idx", ".idx", StringComparison.Ordinal) + ".gz", file.Replace("-idx", ".idx", StringComparison.Ordinal)];
+
     /// <summary>The path of a standard file in <paramref name="folder"/> (.gz or raw), or null.</summary>
     public static string? Find(string folder, string file)
     {
-        foreach (var candidate in new[] { file + ".gz", file, file.Replace("-idx", ".idx") + ".gz", file.Replace("-idx", ".idx") })
+        foreach (var candidate in Candidates(file))
         {
             var p = Path.Combine(folder, candidate);
             if (File.Exists(p)) return p;
@@ -29,14 +34,31 @@ public static class Mnist
     }
 
     /// <summary>True when <paramref name="folder"/> holds all four files.</summary>
-    public static bool IsComplete(string folder) => Files.All(f => Find(folder, f) is not null);
+    public static bool IsComplete(string folder)
+    {
+        foreach (var f in Files)
+            if (Find(folder, f) is null) return false;
+        return true;
+    }
 
+    /// <summary>The standard files <paramref name="folder"/> lacks.</summary>
+    public static List<string> Missing(string folder)
+    {
+        var missing = new List<string>();
+        foreach (var f in Files)
+            if (Find(folder, f) is null) missing.Add(f);
+        return missing;
+    }
+
+    /// <summary>Loads the training and test sets; labels must lie below the number of <paramref name="classNames"/> (default the digits 0–9).</summary>
     public static DatasetPair Load(string folder, string name = "mnist", IReadOnlyList<string>? classNames = null)
     {
-        var missing = Files.Where(f => Find(folder, f) is null).ToList();
+        var missing = Missing(folder);
         if (missing.Count > 0)
-            throw new FileNotFoundException($"{name}: {folder} is missing {string.Join(", ", missing.Select(m => m + "[.gz]"))}");
-        classNames ??= Enumerable.Range(0, 10).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+            throw new FileNotFoundException(
+                $"{name}: {Path.GetFullPath(folder)} is missing {string.Join(", ", missing)} " +
+                $"(looked for {string.Join(" / ", Candidates(missing[0]))}; an MNIST-format folder holds {string.Join(", ", Files)}, raw or .gz)");
+        classNames ??= DigitNames;
         return new DatasetPair(Read(folder, "train", name, classNames), Read(folder, "t10k", name, classNames));
     }
 
@@ -45,9 +67,10 @@ public static class Mnist
         string imagesPath = Find(folder, $"{prefix}-images-idx3-ubyte")!, labelsPath = Find(folder, $"{prefix}-labels-idx1-ubyte")!;
         var (pixels, n, rows, cols) = Idx.ReadImages(imagesPath);
         var labels = Idx.ReadLabels(labelsPath);
-        if (labels.Length != n) throw new InvalidDataException($"{labelsPath}: {labels.Length} labels for {n} images in {imagesPath}");
-        int classes = labels.Length == 0 ? 0 : labels.Max() + 1;
-        if (classes > classNames.Count) throw new InvalidDataException($"{labelsPath}: label {classes - 1} is outside the {classNames.Count} classes");
+        if (labels.Length != n) throw new InvalidDataException($"{labelsPath}: {labels.Length:N0} labels for {n:N0} images in {imagesPath}");
+        int max = n == 0 ? -1 : System.Numerics.Tensors.TensorPrimitives.Max<byte>(labels);
+        if (max >= classNames.Count)
+            throw new InvalidDataException($"{labelsPath}: label {max} at index {Array.IndexOf(labels, (byte)max)} is outside the {classNames.Count} classes");
         return new ImageDataset($"{name}/{(prefix == "t10k" ? "test" : "train")}", pixels, labels, 1, rows, cols, classNames);
     }
 }

@@ -26,12 +26,15 @@ internal static class BenchCommand
         var json = new Option<bool>("--json") { Description = "Print the rows as a JSON array" };
         var reps = new Option<int>("--repetitions") { Description = "Measured repetitions per workload (after one warm-up) [default: 3]", DefaultValueFactory = _ => 3 };
         var threads = new Option<int?>("--threads") { Description = "Kernel threads [default: all cores]" };
-        var cmd = new Command("bench", "Run the performance workloads (W1 classic MLP, W2 wide MLP, W3 two-layer CIFAR, W4 GEMM, alloc)") { workload, json, reps, threads };
+        var compare = new Option<bool>("--compare") { Description = "Also run the TorchSharp peer (benchmarks/Peers.TorchSharp) workload by workload and print the ratios" };
+        var peer = new Option<string?>("--peer") { Description = "Path to Peers.TorchSharp.dll [default: benchmarks/Peers.TorchSharp/bin/Release/net10.0 in the repo]" };
+        var cmd = new Command("bench", "Run the performance workloads (W1 classic MLP, W2 wide MLP, W3 two-layer CIFAR, W4 GEMM, alloc)") { workload, json, reps, threads, compare, peer };
         cmd.SetAction(r =>
         {
             if (r.GetValue(threads) is int t) Parallelism.MaxThreads = t;
             int n = r.GetValue(reps);
             if (n < 1) throw new ArgumentException("--repetitions: must be at least 1");
+            if (r.GetValue(compare)) return Compare(r.GetValue(workload)?.ToUpperInvariant(), n, Parallelism.MaxThreads, r.GetValue(peer));
             var rows = Run(r.GetValue(workload)?.ToUpperInvariant(), n, r.GetValue(json) ? null : Print);
             if (r.GetValue(json)) WriteJson(Console.OpenStandardOutput(), rows);
             return 0;
@@ -183,6 +186,49 @@ internal static class BenchCommand
             for (int i = 0; i < calls; i++) ta.MatMul(tb);
             return flop * calls / clock.Elapsed.TotalSeconds / 1e9;
         }, v => v) with { Shape = shape };
+    }
+
+    /// <summary>
+    /// Runs each workload here and then in the peer process, alternating, so both sides see the same machine state;
+    /// prints ours, the peer's and the ratio (higher is better for Backprop; for times the ratio is peer/ours).
+    /// </summary>
+    static int Compare(string? only, int repetitions, int threads, string? peerPath)
+    {
+        string dll = peerPath ?? Path.Combine(Data.DatasetStore.RepositoryRoot() ?? ".", "benchmarks", "Peers.TorchSharp", "bin", "Release", "net10.0", "Peers.TorchSharp.dll");
+        if (!File.Exists(dll))
+            throw new FileNotFoundException($"--compare: {dll} not found; build it first: dotnet build benchmarks/Peers.TorchSharp -c Release");
+        var table = new List<(Row Ours, Row? Peer)>();
+        foreach (var w in new[] { "W1", "W2", "W3", "W4" })
+        {
+            if (only is not null && only != w) continue;
+            var ours = Run(w, repetitions, null);
+            var theirs = RunPeer(dll, w, repetitions, threads);
+            foreach (var o in ours)
+                table.Add((o, theirs.FirstOrDefault(p => p.Workload == o.Workload && p.Unit == o.Unit && p.Shape == o.Shape)));
+        }
+        Console.WriteLine($"{"workload",-8} {"shape",-22} {"unit",-13} {"Backprop",12} {"TorchSharp",12} {"ratio",7}");
+        foreach (var (o, p) in table)
+        {
+            double? ratio = p is null ? null : o.Unit.StartsWith("s/", StringComparison.Ordinal) ? p.Median / o.Median : o.Median / p.Median;
+            Console.WriteLine($"{o.Workload,-8} {o.Shape ?? "",-22} {o.Unit,-13} {o.Median,12:N1} {(p is null ? "-" : p.Median.ToString("N1", CultureInfo.InvariantCulture)),12} {(ratio is double x ? x.ToString("0.00", CultureInfo.InvariantCulture) + "×" : "-"),7}");
+        }
+        return 0;
+    }
+
+    static List<Row> RunPeer(string dll, string workload, int repetitions, int threads)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = false, UseShellExecute = false };
+        foreach (var a in new[] { dll, "--json", "--workload", workload, "--reps", repetitions.ToString(CultureInfo.InvariantCulture), "--threads", threads.ToString(CultureInfo.InvariantCulture) })
+            psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi) ?? throw new IOException($"could not start {dll}");
+        string output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new IOException($"{dll} exited with code {p.ExitCode}");
+        using var doc = JsonDocument.Parse(output);
+        return doc.RootElement.EnumerateArray().Select(e => new Row(
+            e.GetProperty("workload").GetString()!, e.GetProperty("unit").GetString()!,
+            e.GetProperty("median").GetDouble(), e.GetProperty("min").GetDouble(), e.GetProperty("max").GetDouble(),
+            e.TryGetProperty("shape", out var s) ? s.GetString() : null)).ToList();
     }
 
     public static void WriteJson(Stream stream, IEnumerable<Row> rows)

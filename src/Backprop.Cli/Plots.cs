@@ -50,6 +50,30 @@ internal static class Plots
         SaveRgb(path, rgb, scale: Math.Max(1, 600 / Math.Max(rgb.GetLength(0), rgb.GetLength(1))));
     }
 
+    /// <summary>
+    /// Greyscale images (values in [0, 1], <paramref name="count"/> of <paramref name="height"/>×<paramref name="width"/>,
+    /// row-major one after another) tiled <paramref name="columns"/> to a row on a grey one-pixel grid: white ink on black.
+    /// </summary>
+    public static void ImageGrid(string path, float[] images, int count, int columns, int height, int width, int scale = 3)
+    {
+        int rows = (count + columns - 1) / columns, gap = 1, per = height * width;
+        var rgb = new double[rows * (height + gap) + gap, columns * (width + gap) + gap, 3];
+        for (int y = 0; y < rgb.GetLength(0); y++)
+            for (int x = 0; x < rgb.GetLength(1); x++)
+                for (int ch = 0; ch < 3; ch++) rgb[y, x, ch] = 0.5;
+        for (int i = 0; i < count; i++)
+        {
+            int r0 = gap + i / columns * (height + gap), c0 = gap + i % columns * (width + gap);
+            for (int y = 0; y < height; y++)
+                for (int x = 0; x < width; x++)
+                {
+                    double v = images[i * per + y * width + x];
+                    for (int ch = 0; ch < 3; ch++) rgb[r0 + y, c0 + x, ch] = v;
+                }
+        }
+        SaveRgb(path, rgb, scale);
+    }
+
     /// <summary>Writes an RGB array (values in [0,1]) as a PNG, each pixel enlarged to a square of <paramref name="scale"/>.</summary>
     public static void SaveRgb(string path, double[,,] rgb, int scale)
     {

@@ -31,9 +31,9 @@ internal static class RunFolder
         File.WriteAllText(Path.Combine(run, "command.txt"), string.Join(" ", commandLine.Select(Quote)) + Environment.NewLine);
     }
 
-    /// <summary>summary.json with the keys every run folder shares (accuracies as fractions in [0, 1]).</summary>
+    /// <summary>summary.json with the keys every run folder shares (accuracies as fractions in [0, 1]; null where a model has none).</summary>
     public static void WriteSummary(string path, string dataset, string model, Action<Utf8JsonWriter> hyperparameters, ulong seed, int epochs,
-        double trainAccuracy, double? valAccuracy, double? testAccuracy, double finalTrainLoss, double seconds, Action<Utf8JsonWriter>? extra = null)
+        double? trainAccuracy, double? valAccuracy, double? testAccuracy, double finalTrainLoss, double seconds, Action<Utf8JsonWriter>? extra = null)
     {
         using var f = File.Create(path);
         using var w = new Utf8JsonWriter(f, new JsonWriterOptions { Indented = true });
@@ -44,7 +44,7 @@ internal static class RunFolder
         hyperparameters(w);
         w.WriteNumber("seed", seed);
         w.WriteNumber("epochs", epochs);
-        w.WriteNumber("train_accuracy", trainAccuracy);
+        if (trainAccuracy is double a) w.WriteNumber("train_accuracy", a); else w.WriteNull("train_accuracy");
         if (valAccuracy is double v) w.WriteNumber("val_accuracy", v); else w.WriteNull("val_accuracy");
         if (testAccuracy is double t) w.WriteNumber("test_accuracy", t); else w.WriteNull("test_accuracy");
         w.WriteNumber("final_train_loss", finalTrainLoss);

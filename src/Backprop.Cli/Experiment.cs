@@ -27,9 +27,8 @@ internal static class Experiment
     {
         int val = s.ResolvedValidationSize(data.Train.Count);
         if (val < 0 || val >= data.Train.Count) throw new ArgumentException($"--val-size: {val} is not below the {data.Train.Count} training images");
-        // The last `val` training images are held out, as the classic recipes do.
-        var train = data.Train.Subset(0, data.Train.Count - val);
-        var valid = data.Train.Subset(data.Train.Count - val, val);
+        // The last `val` training images are held out, as the classic recipes do (CIFAR-10: 49,000 / 1,000).
+        var (train, valid, _) = DatasetSplits.HoldOutLast(data, val);
         var prep = Preprocessor.Fit(train, s.ResolvedNormalization);
         return new PreparedData(prep.Apply(train, s.DType), train.LabelsAsInts(), prep.Apply(valid, s.DType), valid.LabelsAsInts(),
             prep.Apply(data.Test, s.DType), data.Test.LabelsAsInts(), data.Train.ClassNames, train.Channels, train.Height, train.Width);

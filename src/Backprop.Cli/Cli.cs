@@ -23,6 +23,7 @@ internal static class Cli
         GradCheckCommand.Create(),
         ToyCommand.Create(),
         BenchCommand.Create(),
+        MultiTaskCommand.Create(),
     };
 
     /// <summary>Parses and runs; a parse error prints one clear line and exits 2, a failure prints its message and exits 1.</summary>

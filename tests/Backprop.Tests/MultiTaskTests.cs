@@ -166,3 +166,64 @@ public class MultiTaskTests
         _ = new MultiTaskCascadeManual(state, cascade: false);
     }
 }
+
+/// <summary><c>backprop multitask</c> end to end on the repository's MNIST copy (a few short epochs).</summary>
+[Collection("console")]   // redirects Console; keep it off other tests' threads
+public sealed class MultiTaskCliTests : IDisposable
+{
+    readonly string dir = Directory.CreateTempSubdirectory("bp-multitask-").FullName;
+
+    public void Dispose() => Directory.Delete(dir, recursive: true);
+
+    static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var (o, e) = (Console.Out, Console.Error);
+        var (so, se) = (new StringWriter(), new StringWriter());
+        Console.SetOut(so); Console.SetError(se);
+        try { return (Cli.Cli.Run(Cli.Cli.CreateRoot(), args), so.ToString(), se.ToString()); }
+        finally { Console.SetOut(o); Console.SetError(e); }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Multitask_improves_both_tasks_and_writes_a_run_folder(bool manual)
+    {
+        string run = Path.Combine(dir, manual ? "manual" : "autograd");
+        string[] args = ["multitask", "--epochs", "3", "--hidden-a", "32", "--batch-size", "128", "--seed", "3", "--out", run];
+        var (code, output, err) = Run(manual ? [.. args, "--manual"] : args);
+        Assert.True(code == 0, err);
+        Assert.Contains("test: Task A sq err", output);
+        foreach (var f in new[] { "metrics.csv", "summary.json", "loss.png", "task-a.png", "accuracy.png", "model.safetensors", "command.txt" })
+            Assert.True(new FileInfo(Path.Combine(run, f)).Length > 0, $"{f} is missing or empty");
+
+        using var summary = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "summary.json")));
+        var r = summary.RootElement;
+        foreach (var key in new[] { "dataset", "model", "hyperparameters", "seed", "epochs", "train_accuracy", "val_accuracy", "test_accuracy", "final_train_loss", "seconds",
+            "task_a_test_squared_error", "task_a_val_squared_error", "task_b_test_accuracy", "task_b_val_cross_entropy" })
+            Assert.True(r.TryGetProperty(key, out _), $"summary.json lacks {key}");
+        Assert.Equal("multitask-cascade", r.GetProperty("model").GetString());
+        Assert.InRange(r.GetProperty("test_accuracy").GetDouble(), 0.9, 1.0);
+
+        // columns: epoch, train_loss, train_a_squared_error, train_a_accuracy, train_b_cross_entropy, train_b_accuracy,
+        //          val_loss, val_a_squared_error, val_a_accuracy, val_b_cross_entropy, val_b_accuracy, …
+        var rows = File.ReadAllLines(Path.Combine(run, "metrics.csv")).Skip(1)
+            .Select(l => l.Split(',').Select(v => double.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray()).ToArray();
+        Assert.Equal(3, rows.Length);
+        Assert.True(rows[^1][2] < rows[0][2], "Task A's training squared error did not fall");
+        Assert.True(rows[^1][7] < rows[0][7], "Task A's validation squared error did not fall");
+        Assert.True(rows[^1][5] > rows[0][5], "Task B's training accuracy did not rise");
+        Assert.True(rows[^1][10] > rows[0][10], "Task B's validation accuracy did not rise");
+    }
+
+    [Theory]
+    [InlineData("multitask", "--dropout", "1")]
+    [InlineData("multitask", "--hidden-a", "0")]
+    [InlineData("multitask", "--optimizer", "rmsprop")]
+    public void An_invalid_option_gives_one_clear_line_and_exit_code_2(params string[] args)
+    {
+        var (code, _, err) = Run(args);
+        Assert.Equal(2, code);
+        Assert.StartsWith("backprop: ", err);
+    }
+}

@@ -24,6 +24,7 @@ internal static class Cli
         ToyCommand.Create(),
         BenchCommand.Create(),
         VaeCommand.Create(),
+        MultiTaskCommand.Create(),
     };
 
     /// <summary>Parses and runs; a parse error prints one clear line and exits 2, a failure prints its message and exits 1.</summary>

@@ -53,5 +53,5 @@ internal static class RunFolder
         w.WriteEndObject();
     }
 
-    static string Quote(string a) => a.Length > 0 && a.All(c => char.IsLetterOrDigit(c) || "-_./=,:".Contains(c)) ? a : "'" + a.Replace("'", "'\\''") + "'";
+    internal static string Quote(string a) => a.Length > 0 && a.All(c => char.IsLetterOrDigit(c) || "-_./=,:".Contains(c)) ? a : "'" + a.Replace("'", "'\\''") + "'";
 }

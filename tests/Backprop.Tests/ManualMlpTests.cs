@@ -7,7 +7,7 @@ namespace Backprop.Tests;
 /// <summary>
 /// Linear → f → Linear → g with its hand-written backward: equal to the autograd engine's gradients to 1e-12 in
 /// float64 on random shapes, equal to central differences (the gradient-check rows), and trainable in float32.
-/// Each test named here checks a line of docs/derivations-lflg.md.
+/// Each test named here checks a line of docs/derivations.md (Linear-f-Linear-g networks).
 /// </summary>
 public class ManualMlpTests
 {
@@ -127,7 +127,7 @@ public class ManualMlpTests
     [Fact]
     public void Sigmoid_bce_output_residual_is_yhat_minus_y_over_m()
     {
-        // docs/derivations-lflg.md: with g = σ and BCE, ∂J/∂z2 = (ŷ − y)/m — the σ′ cancels the BCE's denominator.
+        // docs/derivations.md (Linear-f-Linear-g networks): with g = σ and BCE, ∂J/∂z2 = (ŷ − y)/m — the σ′ cancels the BCE's denominator.
         var g = new Generator(9);
         var net = ManualMlp.For(ManualMlpTask.Classification, 4, 3, 2, g, DType.Float64);
         var x = Tensor.Normal([5, 4], 0, 1, g, DType.Float64);

@@ -57,6 +57,30 @@ public static class GradCheckSuite
         return y;
     }
 
+    /// <summary>
+    /// A float64 multi-task cascade network (n_x = 5, n_1a = 6, n_ya = n_1b = 4, 3 classes) in training mode with random
+    /// γ and β, a batch of 8 inputs, one-hot targets ya and yb, and a fixed DP1A mask (p = 0.3).
+    /// </summary>
+    public static (MultiTaskCascade Model, Tensor X, Tensor Ya, Tensor Yb, Tensor Mask) MultiTask(Generator g, bool batchNormBeforeRelu = false, bool cascade = true)
+    {
+        const int m = 8, nx = 5, n1a = 6, nya = 4, classes = 3;
+        var model = new MultiTaskCascade(nx, n1a, nya, classes, g, dropout: 0.3, batchNormBeforeRelu, cascade, DType.Float64);
+        model.Bn1b.Weight.CopyFrom(Tensor.Uniform([nya], 1, 2, g, DType.Float64));
+        model.Bn1b.Bias.CopyFrom(Tensor.Normal([nya], 0, 1, g, DType.Float64));
+        var x = Normal(g, m, nx);
+        var ya = OneHot(Labels(g, m, nya), nya);
+        var yb = OneHot(Labels(g, m, classes), classes);
+        return (model, x, ya, yb, Ops.DropoutMask([m, n1a], 0.3, g, DType.Float64));
+    }
+
+    /// <summary>Rows of the identity: a float64 one-hot encoding of <paramref name="labels"/>.</summary>
+    public static Tensor OneHot(int[] labels, int classes)
+    {
+        var t = Tensor.Zeros([labels.Length, classes], DType.Float64);
+        for (int i = 0; i < labels.Length; i++) t[i, labels[i]] = 1;
+        return t;
+    }
+
     static GradCheckProblem P(Func<Tensor> f, params (string, Tensor)[] inputs) => new(f, inputs);
 
     static void Add(string name, Func<Generator, GradCheckProblem> build) => cases.Add(new GradCheckCase(name, build));
@@ -118,6 +142,19 @@ public static class GradCheckSuite
             // them above the ~1e-10 round-off floor of the finite differences.
             var x = Leaf(Tensor.Normal([6, 4], 0, 0.5, g, DType.Float64)); var gamma = Uniform(g, 1, 2, 4); var beta = Normal(g, 4);
             return P(() => x.BatchNorm(gamma, beta, training: true), ("x", x), ("weight", gamma), ("bias", beta));
+        });
+
+        // models: the multi-task cascade network by autograd and by its hand-written backward (same parameters)
+        Add("multitask", g =>
+        {
+            var (model, x, ya, yb, mask) = MultiTask(g);
+            return new GradCheckProblem(() => MultiTaskCascade.Loss(model.Outputs(x, mask), ya, yb), [("x", x), .. model.NamedParameters()]);
+        });
+        Add("multitask_manual", g =>
+        {
+            var (model, x, ya, yb, mask) = MultiTask(g);
+            var manual = MultiTaskCascadeManual.From(model);
+            return new GradCheckProblem(() => manual.Loss(x, ya, yb, mask), [("x", x), .. model.NamedParameters()]);
         });
 
         // losses

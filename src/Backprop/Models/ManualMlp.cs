@@ -21,7 +21,7 @@ public enum ManualMlpTask
 /// parameters' <c>Grad</c> (so any optimizer can step them). No autograd: every matrix product is a kernel call
 /// under <see cref="Autograd.NoGrad"/>. Weights are stored (out, in) as in PyTorch; rows of x are samples.
 /// Both averages are over the m samples of the batch, not over all m·n_out elements: PyTorch's MSELoss and
-/// BCELoss with reduction 'mean' equal J / n_out (the same when n_out = 1). Derivations: docs/derivations-lflg.md.
+/// BCELoss with reduction 'mean' equal J / n_out (the same when n_out = 1). Derivations: docs/derivations.md (Linear-f-Linear-g networks).
 /// </summary>
 public sealed class ManualMlp : Module
 {

@@ -31,7 +31,9 @@ Log($"TorchSharp-cpu, libtorch {__version__}, {get_num_threads()} threads, {reps
 var results = new List<Result>();
 if (Runs("W1") || Runs("W2"))
 {
+    var load = System.Diagnostics.Stopwatch.StartNew();
     var mnist = Data.Mnist(Path.Combine(root, "data", "mnist"));
+    Log($"MNIST: {mnist.Count} × {mnist.Features} loaded in {load.Elapsed.TotalSeconds:F1} s");
     using var x = tensor(mnist.X, [mnist.Count, mnist.Features]);
     using var y = tensor(mnist.Y, [mnist.Count]);
     if (Runs("W1")) results.Add(Epochs("W1", x, y, [784, 50, 10], batch: 16, lr: 0.1, momentum: 0, warmUpSteps: 500));
@@ -41,6 +43,7 @@ if (Runs("W3"))
 {
     const int Count = 49_000;
     string archive = Path.GetFullPath(Path.Combine(root, "..", "shared", "datasets", "cifar10", "cifar-10-binary.tar.gz"));
+    var load = System.Diagnostics.Stopwatch.StartNew();
     Dataset cifar;
     try { cifar = Data.Cifar10(archive, Count); }
     catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
@@ -48,6 +51,7 @@ if (Runs("W3"))
         Log($"W3: cannot read {archive} ({e.Message}); using random data of the same shape");
         cifar = Data.Random(Count, 3072, 10, seed: 42);
     }
+    Log($"W3: {cifar.Count} × {cifar.Features} {cifar.Source} inputs loaded in {load.Elapsed.TotalSeconds:F1} s");
     using var x = tensor(cifar.X, [cifar.Count, cifar.Features]);
     using var y = tensor(cifar.Y, [cifar.Count]);
     Workloads.TwoLayer(x, y, iterations: 100);

@@ -60,7 +60,7 @@ if (Runs("W3"))
     {
         var (s, loss) = Workloads.TwoLayer(x, y, iterations: 1000);
         seconds.Add(s);
-        Log($"W3 rep {r + 1}: {s:F3} s per 1000 iterations on {cifar.Source} data, last loss {loss:F4}");
+        Log($"W3 rep {r + 1}: {s:F3} s per 1000 iterations on {cifar.Source} data, last loss {loss:F4}, RSS {Rss()}");
     }
     results.Add(Result.Of("W3", "s/1000 iters", seconds, data: cifar.Source));
     results.Add(Result.Of("W3", "iters/s", seconds.Select(s => 1000 / s).ToList(), data: cifar.Source));
@@ -84,10 +84,13 @@ Result Epochs(string name, Tensor x, Tensor y, int[] sizes, int batch, double lr
     {
         var (s, loss) = Workloads.MlpEpoch(x, y, sizes, batch, lr, momentum);
         rates.Add(x.shape[0] / s);
-        Log($"{name} rep {r + 1}: {s:F3} s per epoch ({x.shape[0] / s:F0} samples/s), last loss {loss:F4}");
+        Log($"{name} rep {r + 1}: {s:F3} s per epoch ({x.shape[0] / s:F0} samples/s), last loss {loss:F4}, RSS {Rss()}");
     }
     return Result.Of(name, "samples/s", rates);
 }
+
+// Resident set size: it should stay flat across repetitions if the dispose scopes free libtorch's tensors.
+static string Rss() => $"{Environment.WorkingSet >> 20} MiB";
 
 static void Log(string line) => Console.Error.WriteLine(line);
 

@@ -26,7 +26,7 @@ bool Runs(string w) => only is null || only == w;
 set_num_threads(threads);
 manual_seed(42);
 string root = RepositoryRoot();
-Log($"TorchSharp-cpu, libtorch {__version__}, {get_num_threads()} threads, {reps} repetitions after a warm-up");
+Log($"TorchSharp-cpu, libtorch {__version__}, {get_num_threads()} threads, {reps} repetitions after a warm-up; {LoadAverage()}");
 
 var results = new List<Result>();
 if (Runs("W1") || Runs("W2"))
@@ -73,6 +73,7 @@ if (Runs("W4"))
         Log($"W4 {r.Shape}: {r.Median:F1} GFLOP/s");
     }
 
+Log($"done; {LoadAverage()}");
 Console.Write(json ? Json(results) : Table(results));
 return 0;
 
@@ -91,6 +92,10 @@ Result Epochs(string name, Tensor x, Tensor y, int[] sizes, int batch, double lr
 
 // Resident set size: it should stay flat across repetitions if the dispose scopes free libtorch's tensors.
 static string Rss() => $"{Environment.WorkingSet >> 20} MiB";
+
+// The machine is shared: a load average above the core count means other work competed with these timings.
+static string LoadAverage() =>
+    File.Exists("/proc/loadavg") ? $"load average {string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3))} on {Environment.ProcessorCount} cores" : "";
 
 static void Log(string line) => Console.Error.WriteLine(line);
 

@@ -1,0 +1,121 @@
+using System.Diagnostics;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Peers.TorchSharp;
+
+/// <summary>One reported figure: the median, min and max over repetitions, in an explicit unit.</summary>
+sealed record Result(string Workload, string Unit, double Median, double Min, double Max, string? Shape = null, string? Data = null)
+{
+    public static Result Of(string workload, string unit, IReadOnlyList<double> values, string? shape = null, string? data = null)
+    {
+        var v = values.Order().ToArray();
+        double median = v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
+        return new Result(workload, unit, median, v[0], v[^1], shape, data);
+    }
+}
+
+/// <summary>An MLP of Linear layers with ReLU between them; layers registered by name (fc0, fc1, …) like torch's state dicts.</summary>
+sealed class Mlp : nn.Module<Tensor, Tensor>
+{
+    public readonly Linear[] Layers;
+
+    public Mlp(params int[] sizes) : base("Mlp")
+    {
+        Layers = new Linear[sizes.Length - 1];
+        for (int i = 0; i < Layers.Length; i++)
+            register_module($"fc{i}", Layers[i] = nn.Linear(sizes[i], sizes[i + 1]));
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        for (int i = 0; i < Layers.Length - 1; i++) x = F.relu(Layers[i].forward(x));
+        return Layers[^1].forward(x);
+    }
+}
+
+/// <summary>The issue-6 workloads, written as a TorchSharp user would write them.</summary>
+static class Workloads
+{
+    /// <summary>
+    /// One epoch of minibatch SGD over <paramref name="x"/> (shuffled, batches gathered with index_select);
+    /// returns the seconds taken and the last step's loss. <paramref name="maxSteps"/> cuts it short for warm-up.
+    /// </summary>
+    public static (double Seconds, float Loss) MlpEpoch(Tensor x, Tensor y, int[] sizes, int batch, double lr, double momentum, int maxSteps = int.MaxValue)
+    {
+        using var model = new Mlp(sizes);
+        using var sgd = optim.SGD(model.parameters(), lr, momentum);
+        long n = x.shape[0];
+        float loss = float.NaN;
+        var clock = Stopwatch.StartNew();
+        using (var order = randperm(n))
+        {
+            int step = 0;
+            for (long start = 0; start < n && step < maxSteps; start += batch, step++)
+            {
+                using var scope = NewDisposeScope();
+                var idx = order.narrow(0, start, Math.Min(batch, n - start));
+                var output = F.cross_entropy(model.forward(x.index_select(0, idx)), y.index_select(0, idx));
+                sgd.zero_grad();
+                output.backward();
+                sgd.step();
+                if (start + batch >= n || step + 1 == maxSteps) loss = output.item<float>();
+            }
+        }
+        return (clock.Elapsed.TotalSeconds, loss);
+    }
+
+    /// <summary>
+    /// The classic two-layer CIFAR-10 exercise: batches of <paramref name="batch"/> drawn with replacement,
+    /// loss = softmax CE + reg·(‖W1‖² + ‖W2‖²), weights ~ N(0, 1e-4²), biases 0, plain SGD.
+    /// </summary>
+    public static (double Seconds, float Loss) TwoLayer(Tensor x, Tensor y, int iterations, int batch = 200, int hidden = 100, double reg = 0.25, double lr = 1e-4)
+    {
+        using var model = new Mlp((int)x.shape[1], hidden, 10);
+        using (no_grad())
+            foreach (var layer in model.Layers) { layer.weight!.normal_(0, 1e-4); layer.bias!.zero_(); }
+        using var sgd = optim.SGD(model.parameters(), lr);
+        long n = x.shape[0];
+        float loss = float.NaN;
+        var clock = Stopwatch.StartNew();
+        for (int it = 0; it < iterations; it++)
+        {
+            using var scope = NewDisposeScope();
+            var idx = randint(0, n, [batch]);
+            var w1 = model.Layers[0].weight!;
+            var w2 = model.Layers[1].weight!;
+            var output = F.cross_entropy(model.forward(x.index_select(0, idx)), y.index_select(0, idx))
+                + reg * (w1.pow(2).sum() + w2.pow(2).sum());
+            sgd.zero_grad();
+            output.backward();
+            sgd.step();
+            if (it == iterations - 1) loss = output.item<float>();
+        }
+        return (clock.Elapsed.TotalSeconds, loss);
+    }
+
+    /// <summary>
+    /// float32 GEMM throughput, C = A·B in place (addmm_ with beta 0, so no output allocation is timed),
+    /// repeated until one measurement takes at least <paramref name="minSeconds"/>; GFLOP/s per repetition.
+    /// </summary>
+    public static double[] Gemm(int m, int k, int n, int reps, double minSeconds = 0.2)
+    {
+        using var a = randn(m, k);
+        using var b = randn(k, n);
+        using var c = zeros(m, n);
+        double Run(int calls)
+        {
+            var clock = Stopwatch.StartNew();
+            for (int i = 0; i < calls; i++) c.addmm_(a, b, beta: 0, alpha: 1);
+            return clock.Elapsed.TotalSeconds;
+        }
+        int calls = 1;
+        for (double t = Run(calls); t < minSeconds; t = Run(calls))    // calibration doubles as warm-up
+            calls = (int)Math.Min(calls * 8L, Math.Max(calls * 2L, (long)(calls * minSeconds * 1.2 / Math.Max(t, 1e-6))));
+        var gflops = new double[reps];
+        for (int r = 0; r < reps; r++) gflops[r] = 2.0 * m * n * k * calls / Run(calls) / 1e9;
+        return gflops;
+    }
+}

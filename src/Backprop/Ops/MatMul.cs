@@ -18,6 +18,15 @@ public static partial class Ops
             !b.RequiresGrad ? null : transposeB ? Product(g, true, a, transposeA, b) : Product(a, !transposeA, g, false, b)));
     }
 
+    /// <summary>destination = op(a)·op(b) written in place (PyTorch's <c>out=</c>); not recorded by autograd.</summary>
+    public static void MatMulInto(Tensor a, Tensor b, Tensor destination, bool transposeA = false, bool transposeB = false)
+    {
+        var (m, n, k) = MatMulShape(a, b, transposeA, transposeB);
+        if (destination.Rank != 2 || destination.Size(0) != m || destination.Size(1) != n || destination.DType != a.DType)
+            throw new ArgumentException($"matmul: destination {ShapeUtil.Format(destination.Shape)} {destination.DType} is not ({m},{n}) {a.DType}");
+        Gemm(a, transposeA, b, transposeB, destination, m, n, k, accumulate: false);
+    }
+
     // y = x·Wᵀ + b, with W stored (out, in) as in PyTorch.
     //   ∂L/∂x = G·W,  ∂L/∂W = Gᵀ·x,  ∂L/∂b = Σ_rows G
     public static Tensor Linear(this Tensor x, Tensor weight, Tensor? bias = null)

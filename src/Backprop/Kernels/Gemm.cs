@@ -1,67 +1,190 @@
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using static Backprop.Kernels.MicroKernels;
 
 namespace Backprop.Kernels;
+
+/// <summary>Which microkernel family <see cref="Gemm"/> uses; tests force each one.</summary>
+internal enum GemmPath { Auto, Vector512, Vector256, Scalar }
 
 /// <summary>
 /// General matrix multiply on row-major spans: C (m×n) = op(A)·op(B), or C += op(A)·op(B) when
 /// <c>accumulate</c>. op(A) is m×k: A is stored m×k, or k×m when <c>transA</c>; likewise B is k×n or n×k.
-/// Transposed operands are read in place, never materialised.
+/// Transposed operands are read in place by the packing routines, never materialised.
 /// </summary>
-internal static class Gemm
+/// <remarks>
+/// The Goto/BLIS scheme: for each NC-column block of B and KC-deep slice of k, pack B into NR-wide
+/// micro-panels; for each MC-row block of A, pack A into MR-tall micro-panels; then a register-tiled
+/// microkernel computes each MR×NR tile of C. Large products split their columns (or rows) across threads.
+/// </remarks>
+internal static unsafe partial class Gemm
 {
+    [ThreadStatic] static GemmPath forcedPath;
+
+    /// <summary>Forces a kernel family for calls made on the current thread (tests); Auto picks the widest supported.</summary>
+    internal static GemmPath ForcedPath { get => forcedPath; set => forcedPath = value; }
+
+    /// <summary>The kernel family a call on this thread would use for element type <typeparamref name="T"/>.</summary>
+    internal static GemmPath PathFor<T>() where T : unmanaged
+    {
+        if (typeof(T) != typeof(float) && typeof(T) != typeof(double)) return GemmPath.Scalar;
+        var path = forcedPath;
+        if (path is GemmPath.Auto or GemmPath.Vector512 && K512x14<T>.IsSupported) return GemmPath.Vector512;
+        if (path is GemmPath.Auto or GemmPath.Vector512 or GemmPath.Vector256 && K256x6<T>.IsSupported) return GemmPath.Vector256;
+        return GemmPath.Scalar;
+    }
+
     public static void Multiply<T>(ReadOnlySpan<T> a, bool transA, ReadOnlySpan<T> b, bool transB, Span<T> c,
         int m, int n, int k, bool accumulate) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (!accumulate) c[..(m * n)].Clear();
-        if (m == 0 || n == 0 || k == 0) return;
-        if (!transA && !transB)
+        if ((long)m * k > a.Length || (long)k * n > b.Length || (long)m * n > c.Length)
+            throw new ArgumentException($"gemm: spans too short for {m}x{k} @ {k}x{n}");
+        if (m == 0 || n == 0) return;
+        if (k == 0)
         {
-            // i-p-j order: each step is an axpy of a row of B into a row of C (unit stride, vectorised).
-            for (int i = 0; i < m; i++)
+            if (!accumulate) c[..(m * n)].Clear();
+            return;
+        }
+        var path = PathFor<T>();
+        fixed (T* pa = a) fixed (T* pb = b) fixed (T* pc = c)
+        {
+            var p = new Problem<T>(pa, transA, transA ? m : k, pb, transB, transB ? k : n, pc, n, m, n, k, accumulate);
+            int threads = ThreadsFor(m, n, k);
+            if (threads <= 1) Run(path, p);
+            else Job<T>.ForThisThread().Run(path, p, threads);
+        }
+    }
+
+    /// <summary>One GEMM on raw pointers with leading dimensions, so a thread's share is just an offset view.</summary>
+    internal readonly struct Problem<T>(T* a, bool transA, nint lda, T* b, bool transB, nint ldb, T* c, nint ldc,
+        int m, int n, int k, bool accumulate) where T : unmanaged
+    {
+        public readonly T* A = a, B = b, C = c;
+        public readonly nint Lda = lda, Ldb = ldb, Ldc = ldc;
+        public readonly bool TransA = transA, TransB = transB, Accumulate = accumulate;
+        public readonly int M = m, N = n, K = k;
+
+        /// <summary>Rows [i0, i0+rows) of op(A) and C.</summary>
+        public Problem<T> Rows(int i0, int rows) =>
+            new(TransA ? A + i0 : A + i0 * Lda, TransA, Lda, B, TransB, Ldb, C + i0 * Ldc, Ldc, rows, N, K, Accumulate);
+
+        /// <summary>Columns [j0, j0+cols) of op(B) and C.</summary>
+        public Problem<T> Cols(int j0, int cols) =>
+            new(A, TransA, Lda, TransB ? B + j0 * Ldb : B + j0, TransB, Ldb, C + j0, Ldc, M, cols, K, Accumulate);
+    }
+
+    static void Run<T>(GemmPath path, in Problem<T> p) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        switch (path)
+        {
+            case GemmPath.Vector512: Blocked<T, K512x14<T>>(p); break;
+            case GemmPath.Vector256: Blocked<T, K256x6<T>>(p); break;
+            default: Blocked<T, Scalar4x4<T>>(p); break;
+        }
+    }
+
+    static (int MR, int NR) Tile<T>(GemmPath path) where T : unmanaged, IFloatingPointIeee754<T> => path switch
+    {
+        GemmPath.Vector512 => (K512x14<T>.MR, K512x14<T>.NR),
+        GemmPath.Vector256 => (K256x6<T>.MR, K256x6<T>.NR),
+        _ => (Scalar4x4<T>.MR, Scalar4x4<T>.NR),
+    };
+
+    // Block sizes for Zen 4 (32 KiB L1d, 1 MiB L2 per core), in bytes so float and double keep the same footprint:
+    // - KC: one packed A micro-panel (MR×KC; 14×256 floats = 14 KiB) stays in L1 while the kernel streams B
+    //   micro-panels past it, leaving the other half of L1 for the streamed B lines and C tile.
+    // - NC: the packed B block (KC×NC; 256×512 floats = 512 KiB) stays in L2, half of it, so it survives the
+    //   A packing and C traffic between its reuses (one per MR rows of A).
+    // - MC: a packed A block (MC×KC ≈ 224 KiB) is consumed right after packing, while it is still in L2.
+    const int KcBytes = 1024, NcCols = 512, McBytes = 224 * 1024;
+
+    // Below this many rows, packing B costs more than it saves (each B value is reused only m times), so the
+    // kernel reads a non-transposed B in place, row stride n; only a ragged last micro-panel is packed.
+    const int DirectBMaxRows = 64;
+
+    static void Blocked<T, TK>(in Problem<T> p) where T : unmanaged, IFloatingPointIeee754<T> where TK : struct, IMicroKernel<T>
+    {
+        int mr = TK.MR, nr = TK.NR;
+        int kcMax = Math.Min(p.K, KcBytes / sizeof(T));
+        int ncMax = Math.Min(RoundUp(p.N, nr), RoundUp(NcCols, nr));
+        int mcMax = Math.Min(RoundUp(p.M, mr), Math.Max(mr, McBytes / (kcMax * sizeof(T)) / mr * mr));
+        bool directB = !p.TransB && p.M <= DirectBMaxRows;
+        var s = Scratch<T>.Get(mcMax * kcMax, kcMax * ncMax, mr * nr);
+        T* ap = s.A, bp = s.B, tile = s.Tile;
+
+        for (int jc = 0; jc < p.N; jc += ncMax)
+        {
+            int nc = Math.Min(ncMax, p.N - jc);
+            for (int pc = 0; pc < p.K; pc += kcMax)
             {
-                var crow = c.Slice(i * n, n);
-                var arow = a.Slice(i * k, k);
-                for (int p = 0; p < k; p++)
+                int kc = Math.Min(kcMax, p.K - pc);
+                bool add = p.Accumulate || pc > 0;
+                int packedFrom = directB ? nc / nr * nr : 0;   // direct: only the ragged tail is packed
+                PackB(p, pc, kc, jc + packedFrom, nc - packedFrom, nr, bp + packedFrom * kc);
+                for (int ic = 0; ic < p.M; ic += mcMax)
                 {
-                    T s = arow[p];
-                    if (s != T.Zero) TensorPrimitives.MultiplyAdd(b.Slice(p * n, n), s, crow, crow);
+                    int mc = Math.Min(mcMax, p.M - ic);
+                    PackA(p, ic, mc, pc, kc, mr, ap);
+                    for (int ir = 0; ir < mc; ir += mr)
+                    {
+                        int mrows = Math.Min(mr, mc - ir);
+                        T* a = ap + ir * kc;
+                        T* crow = p.C + (ic + ir) * p.Ldc + jc;
+                        for (int jr = 0; jr < nc; jr += nr)
+                        {
+                            int ncols = Math.Min(nr, nc - jr);
+                            T* b; nint ldb;
+                            if (jr < packedFrom) { b = p.B + pc * p.Ldb + jc + jr; ldb = p.Ldb; }
+                            else { b = bp + jr * kc; ldb = nr; }
+                            if (mrows == mr && ncols == nr) TK.Run(kc, a, b, ldb, crow + jr, p.Ldc, add);
+                            else
+                            {
+                                TK.Run(kc, a, b, ldb, tile, nr, false);
+                                MergeTile(tile, nr, crow + jr, p.Ldc, mrows, ncols, add);
+                            }
+                        }
+                    }
                 }
             }
         }
-        else if (!transA)
+    }
+
+    static void MergeTile<T>(T* tile, int nr, T* c, nint ldc, int rows, int cols, bool add) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int i = 0; i < rows; i++, tile += nr, c += ldc)
         {
-            // A·Bᵀ: both operands' rows are contiguous, so each element is one dot product.
-            for (int i = 0; i < m; i++)
-            {
-                var arow = a.Slice(i * k, k);
-                for (int j = 0; j < n; j++) c[i * n + j] += TensorPrimitives.Dot(arow, b.Slice(j * k, k));
-            }
+            var src = new ReadOnlySpan<T>(tile, cols);
+            var dst = new Span<T>(c, cols);
+            if (add) TensorPrimitives.Add(dst, src, dst);
+            else src.CopyTo(dst);
         }
-        else if (!transB)
+    }
+
+    static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
+
+    /// <summary>Per-thread packing buffers, 64-byte aligned (whole cache lines, aligned vector loads), reused across calls.</summary>
+    static class Scratch<T> where T : unmanaged
+    {
+        [ThreadStatic] static T[]? buffer;
+
+        public readonly struct View(T* a, T* b, T* tile)
         {
-            // Aᵀ·B: for each p, C += A[p,:]ᵀ ⊗ B[p,:]; rows of C are axpys.
-            for (int p = 0; p < k; p++)
-            {
-                var arow = a.Slice(p * m, m);
-                var brow = b.Slice(p * n, n);
-                for (int i = 0; i < m; i++)
-                {
-                    T s = arow[i];
-                    if (s != T.Zero) TensorPrimitives.MultiplyAdd(brow, s, c.Slice(i * n, n), c.Slice(i * n, n));
-                }
-            }
+            public readonly T* A = a, B = b, Tile = tile;
         }
-        else
+
+        public static View Get(int aLen, int bLen, int tileLen)
         {
-            // Aᵀ·Bᵀ: rare; c[i,j] = Σp A[p,i]·B[j,p].
-            for (int i = 0; i < m; i++)
-                for (int j = 0; j < n; j++)
-                {
-                    T s = T.Zero;
-                    for (int p = 0; p < k; p++) s += a[p * m + i] * b[j * k + p];
-                    c[i * n + j] += s;
-                }
+            int align = 64 / sizeof(T);
+            aLen = RoundUp(aLen, align); bLen = RoundUp(bLen, align);
+            int need = aLen + bLen + tileLen + align;
+            var buf = buffer;
+            if (buf is null || buf.Length < need) buffer = buf = GC.AllocateUninitializedArray<T>(need, pinned: true);
+            T* p = (T*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(buf));
+            p += (int)((64 - (nint)p % 64) % 64) / sizeof(T);
+            return new View(p, p + aLen, p + aLen + bLen);
         }
     }
 }

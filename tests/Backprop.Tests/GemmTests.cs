@@ -1,0 +1,121 @@
+using System.Numerics;
+using Backprop.Kernels;
+using CsCheck;
+
+namespace Backprop.Tests;
+
+/// <summary>
+/// The GEMM kernel against a naive triple loop in double, on every kernel path (forced per thread), every
+/// transpose form, with and without accumulation, on sizes that leave ragged tiles and cross every block size.
+/// </summary>
+public class GemmTests
+{
+    // Names, not GemmPath values: the enum is internal and a public test method cannot take it.
+    public static TheoryData<string> Paths => [nameof(GemmPath.Scalar), nameof(GemmPath.Vector256), nameof(GemmPath.Vector512)];
+
+    // (m, n, k): ones, primes, one past a tile (MR 4/6/14, NR 4/16/32), one past KC (128 doubles, 256 floats).
+    static readonly (int M, int N, int K)[] Shapes =
+    [
+        (1, 1, 1), (1, 7, 13), (7, 1, 33), (13, 33, 1), (33, 65, 13), (65, 13, 130), (130, 65, 33),
+        (7, 130, 65), (14, 32, 256), (15, 33, 257), (28, 64, 129), (16, 50, 784), (50, 784, 16),
+    ];
+
+    [Theory, MemberData(nameof(Paths))]
+    public void Float_matches_naive_product_for_all_transposes(string path) => AllForms<float>(Enum.Parse<GemmPath>(path), Shapes, seed: 1);
+
+    [Theory, MemberData(nameof(Paths))]
+    public void Double_matches_naive_product_for_all_transposes(string path) => AllForms<double>(Enum.Parse<GemmPath>(path), Shapes, seed: 2);
+
+    // Big enough to use two threads (when there are two cores) and to cross NC = 512 columns and MC rows;
+    // the second shape is too narrow to split by columns, so it splits by rows.
+    [Theory, MemberData(nameof(Paths))]
+    public void Large_products_match_when_split_across_threads(string name)
+    {
+        var path = Enum.Parse<GemmPath>(name);
+        (int, int, int)[] shapes = [(230, 530, 270), (600, 20, 400)];
+        AllForms<float>(path, shapes, seed: 3);
+        AllForms<double>(path, shapes, seed: 4);
+    }
+
+    [Theory, MemberData(nameof(Paths))]
+    public void Forced_path_is_the_one_used_when_supported(string name)
+    {
+        var path = Enum.Parse<GemmPath>(name);
+        Gemm.ForcedPath = path;
+        try
+        {
+            bool supported = path switch
+            {
+                GemmPath.Vector512 => System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated,
+                GemmPath.Vector256 => System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Fma.IsSupported,
+                _ => true,
+            };
+            if (supported) Assert.Equal(path, Gemm.PathFor<float>());
+            Assert.Equal(GemmPath.Scalar, Gemm.PathFor<Half>());
+        }
+        finally { Gemm.ForcedPath = GemmPath.Auto; }
+    }
+
+    [Fact]
+    public void Empty_inner_dimension_clears_or_keeps_C()
+    {
+        var c = new float[] { 1, 2, 3, 4, 5, 6 };
+        Gemm.Multiply<float>([], false, [], false, c, 2, 3, 0, accumulate: true);
+        Assert.Equal([1, 2, 3, 4, 5, 6], c);
+        Gemm.Multiply<float>([], false, [], false, c, 2, 3, 0, accumulate: false);
+        Assert.Equal(new float[6], c);
+    }
+
+    [Fact]
+    public void Random_shapes_match_naive_product_on_the_default_path() =>
+        Gen.Select(Gen.Int[1, 80], Gen.Int[1, 80], Gen.Int[1, 300], Gen.Int[0, 7])
+            .Sample((m, n, k, flags) =>
+            {
+                var rng = new Random(m * 10007 + n * 101 + k + flags);
+                Check<float>(m, n, k, (flags & 1) != 0, (flags & 2) != 0, (flags & 4) != 0, rng);
+            }, iter: 200);
+
+    static void AllForms<T>(GemmPath path, (int M, int N, int K)[] shapes, int seed) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var rng = new Random(seed);
+        Gemm.ForcedPath = path;
+        try
+        {
+            foreach (var (m, n, k) in shapes)
+                for (int form = 0; form < 8; form++)
+                    Check<T>(m, n, k, (form & 1) != 0, (form & 2) != 0, (form & 4) != 0, rng);
+        }
+        finally { Gemm.ForcedPath = GemmPath.Auto; }
+    }
+
+    static void Check<T>(int m, int n, int k, bool ta, bool tb, bool acc, Random rng) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T[] a = Random<T>(m * k, rng), b = Random<T>(k * n, rng), c = Random<T>(m * n, rng);
+        var c0 = (T[])c.Clone();
+        Gemm.Multiply<T>(a, ta, b, tb, c, m, n, k, acc);
+
+        // |error| ≤ (k + 2)·ε·Σₚ|a·b| bounds the rounding of any summation order; a wrong term is off by O(1).
+        double eps = typeof(T) == typeof(float) ? 1.2e-7 : 2.3e-16;
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double s = acc ? double.CreateChecked(c0[i * n + j]) : 0, mag = Math.Abs(s);
+                for (int p = 0; p < k; p++)
+                {
+                    double x = double.CreateChecked(ta ? a[p * m + i] : a[i * k + p]);
+                    double y = double.CreateChecked(tb ? b[j * k + p] : b[p * n + j]);
+                    s += x * y; mag += Math.Abs(x * y);
+                }
+                double got = double.CreateChecked(c[i * n + j]);
+                Assert.True(Math.Abs(got - s) <= (k + 2) * eps * mag + 1e-30,
+                    $"{typeof(T).Name} {m}x{n}x{k} transA={ta} transB={tb} acc={acc}: C[{i},{j}] = {got}, expected {s}");
+            }
+    }
+
+    static T[] Random<T>(int count, Random rng) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var x = new T[count];
+        for (int i = 0; i < count; i++) x[i] = T.CreateChecked(rng.NextDouble() * 2 - 1);
+        return x;
+    }
+}

@@ -32,7 +32,7 @@ internal static unsafe partial class Gemm
     {
         if (typeof(T) != typeof(float) && typeof(T) != typeof(double)) return GemmPath.Scalar;
         var path = forcedPath;
-        if (path is GemmPath.Auto or GemmPath.Vector512 && K512x14<T>.IsSupported) return GemmPath.Vector512;
+        if (path is GemmPath.Auto or GemmPath.Vector512 && K512x8<T>.IsSupported) return GemmPath.Vector512;
         if (path is GemmPath.Auto or GemmPath.Vector512 or GemmPath.Vector256 && K256x6<T>.IsSupported) return GemmPath.Vector256;
         return GemmPath.Scalar;
     }
@@ -80,7 +80,7 @@ internal static unsafe partial class Gemm
     {
         switch (path)
         {
-            case GemmPath.Vector512: Blocked<T, K512x14<T>>(p); break;
+            case GemmPath.Vector512: Blocked<T, K512x8<T>>(p); break;
             case GemmPath.Vector256: Blocked<T, K256x6<T>>(p); break;
             default: Blocked<T, Scalar4x4<T>>(p); break;
         }
@@ -88,17 +88,20 @@ internal static unsafe partial class Gemm
 
     static (int MR, int NR) Tile<T>(GemmPath path) where T : unmanaged, IFloatingPointIeee754<T> => path switch
     {
-        GemmPath.Vector512 => (K512x14<T>.MR, K512x14<T>.NR),
+        GemmPath.Vector512 => (K512x8<T>.MR, K512x8<T>.NR),
         GemmPath.Vector256 => (K256x6<T>.MR, K256x6<T>.NR),
         _ => (Scalar4x4<T>.MR, Scalar4x4<T>.NR),
     };
 
-    // Block sizes for Zen 4 (32 KiB L1d, 1 MiB L2 per core), in bytes so float and double keep the same footprint:
-    // - KC: one packed A micro-panel (MR×KC; 14×256 floats = 14 KiB) stays in L1 while the kernel streams B
-    //   micro-panels past it, leaving the other half of L1 for the streamed B lines and C tile.
-    // - NC: the packed B block (KC×NC; 256×512 floats = 512 KiB) stays in L2, half of it, so it survives the
-    //   A packing and C traffic between its reuses (one per MR rows of A).
-    // - MC: a packed A block (MC×KC ≈ 224 KiB) is consumed right after packing, while it is still in L2.
+    // Block sizes for Zen 4/5 (32/48 KiB L1d, 1 MiB L2 per core), in bytes so float and double keep the same
+    // footprint. Loop order: jc (NC) → pc (KC, pack B) → ic (MC, pack A) → ir (MR) → jr (NR) → microkernel.
+    // - KC = 256 floats: the A micro-panel (MR×KC = 8×256 floats = 8 KiB) stays in L1 across the whole jr loop,
+    //   leaving most of L1 for the B micro-panel (KC×NR = 32 KiB) streaming past it from L2. Each C tile is
+    //   loaded and stored once per KC steps, so KC much smaller starts to cost C traffic.
+    // - NC = 512 columns: the packed B block (KC×NC = 512 KiB) fills half of L2 and is re-read from there
+    //   for every MR rows of A; the other half absorbs the A block and C lines.
+    // - MC ≈ 224 KiB of A: a packed A block is consumed right after packing, while it is still in L2.
+    // Measured (benchmarks `quick --cpu`): KC 192–384 and NC 256–1024 are within noise of this choice.
     const int KcBytes = 1024, NcCols = 512, McBytes = 224 * 1024;
 
     // Below this many rows, packing B costs more than it saves (each B value is reused only m times), so the

@@ -18,9 +18,11 @@ internal interface IMicroKernel<T> where T : unmanaged
     static abstract unsafe void Run(int kc, T* a, T* b, nint ldb, T* c, nint ldc, bool add);
 }
 
-// The vector kernels broadcast one A value per row and FMA it into two B vectors. Zen 4 runs a 512-bit FMA
-// as two 256-bit halves on its two FMA pipes (peak 32 float FLOP/cycle either way), so the 512-bit kernels
-// win by halving instruction count and by having 32 registers for a taller tile, which cuts B traffic per FLOP.
+// The vector kernels broadcast one A value per row and FMA it into two B vectors. Tile height was measured
+// (benchmarks `quick --mr`): on this Zen 5 (two full-width 512-bit FMA pipes, 4-cycle latency, so ≥ 8
+// independent accumulators keep them busy) 8×32 floats runs large products as fast as 12×32 or 14×32,
+// and it divides typical batch sizes (16, 128, 200), where a 14-row tile would waste most of a ragged panel:
+// (16×784)·(784×50) ran at 94 GFLOP/s with 8 rows against 59 with 14.
 internal static partial class MicroKernels
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -68,55 +70,6 @@ internal static partial class MicroKernels
         {
             if (add) { c[0] += v0; c[1] += v1; c[2] += v2; c[3] += v3; }
             else { c[0] = v0; c[1] = v1; c[2] = v2; c[3] = v3; }
-        }
-    }
-
-    /// <summary>6×2 Vector512 tile: 12 accumulators + 2 B vectors + 1 broadcast.</summary>
-    internal readonly struct K512x6<T> : IMicroKernel<T> where T : unmanaged
-    {
-        public static int MR => 6;
-        public static int NR => 2 * Vector512<T>.Count;
-        public static bool IsSupported => Vector512.IsHardwareAccelerated;
-
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public static unsafe void Run(int kc, T* a, T* b, nint ldb, T* c, nint ldc, bool add)
-        {
-            nint w = Vector512<T>.Count;
-            Vector512<T> c00 = default, c01 = default;
-            Vector512<T> c10 = default, c11 = default;
-            Vector512<T> c20 = default, c21 = default;
-            Vector512<T> c30 = default, c31 = default;
-            Vector512<T> c40 = default, c41 = default;
-            Vector512<T> c50 = default, c51 = default;
-            for (int p = 0; p < kc; p++)
-            {
-                var b0 = Vector512.Load(b); var b1 = Vector512.Load(b + w);
-                var a0 = Vector512.Create(a[0]); c00 = MulAdd(a0, b0, c00); c01 = MulAdd(a0, b1, c01);
-                var a1 = Vector512.Create(a[1]); c10 = MulAdd(a1, b0, c10); c11 = MulAdd(a1, b1, c11);
-                var a2 = Vector512.Create(a[2]); c20 = MulAdd(a2, b0, c20); c21 = MulAdd(a2, b1, c21);
-                var a3 = Vector512.Create(a[3]); c30 = MulAdd(a3, b0, c30); c31 = MulAdd(a3, b1, c31);
-                var a4 = Vector512.Create(a[4]); c40 = MulAdd(a4, b0, c40); c41 = MulAdd(a4, b1, c41);
-                var a5 = Vector512.Create(a[5]); c50 = MulAdd(a5, b0, c50); c51 = MulAdd(a5, b1, c51);
-                a += 6; b += ldb;
-            }
-            if (add)
-            {
-                Vector512.Store(Vector512.Load(c) + c00, c); Vector512.Store(Vector512.Load(c + w) + c01, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c10, c); Vector512.Store(Vector512.Load(c + w) + c11, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c20, c); Vector512.Store(Vector512.Load(c + w) + c21, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c30, c); Vector512.Store(Vector512.Load(c + w) + c31, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c40, c); Vector512.Store(Vector512.Load(c + w) + c41, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c50, c); Vector512.Store(Vector512.Load(c + w) + c51, c + w); c += ldc;
-            }
-            else
-            {
-                Vector512.Store(c00, c); Vector512.Store(c01, c + w); c += ldc;
-                Vector512.Store(c10, c); Vector512.Store(c11, c + w); c += ldc;
-                Vector512.Store(c20, c); Vector512.Store(c21, c + w); c += ldc;
-                Vector512.Store(c30, c); Vector512.Store(c31, c + w); c += ldc;
-                Vector512.Store(c40, c); Vector512.Store(c41, c + w); c += ldc;
-                Vector512.Store(c50, c); Vector512.Store(c51, c + w); c += ldc;
-            }
         }
     }
 
@@ -177,160 +130,6 @@ internal static partial class MicroKernels
         }
     }
 
-    /// <summary>12×2 Vector512 tile: 24 accumulators + 2 B vectors + 1 broadcast.</summary>
-    internal readonly struct K512x12<T> : IMicroKernel<T> where T : unmanaged
-    {
-        public static int MR => 12;
-        public static int NR => 2 * Vector512<T>.Count;
-        public static bool IsSupported => Vector512.IsHardwareAccelerated;
-
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public static unsafe void Run(int kc, T* a, T* b, nint ldb, T* c, nint ldc, bool add)
-        {
-            nint w = Vector512<T>.Count;
-            Vector512<T> c00 = default, c01 = default;
-            Vector512<T> c10 = default, c11 = default;
-            Vector512<T> c20 = default, c21 = default;
-            Vector512<T> c30 = default, c31 = default;
-            Vector512<T> c40 = default, c41 = default;
-            Vector512<T> c50 = default, c51 = default;
-            Vector512<T> c60 = default, c61 = default;
-            Vector512<T> c70 = default, c71 = default;
-            Vector512<T> c80 = default, c81 = default;
-            Vector512<T> c90 = default, c91 = default;
-            Vector512<T> c100 = default, c101 = default;
-            Vector512<T> c110 = default, c111 = default;
-            for (int p = 0; p < kc; p++)
-            {
-                var b0 = Vector512.Load(b); var b1 = Vector512.Load(b + w);
-                var a0 = Vector512.Create(a[0]); c00 = MulAdd(a0, b0, c00); c01 = MulAdd(a0, b1, c01);
-                var a1 = Vector512.Create(a[1]); c10 = MulAdd(a1, b0, c10); c11 = MulAdd(a1, b1, c11);
-                var a2 = Vector512.Create(a[2]); c20 = MulAdd(a2, b0, c20); c21 = MulAdd(a2, b1, c21);
-                var a3 = Vector512.Create(a[3]); c30 = MulAdd(a3, b0, c30); c31 = MulAdd(a3, b1, c31);
-                var a4 = Vector512.Create(a[4]); c40 = MulAdd(a4, b0, c40); c41 = MulAdd(a4, b1, c41);
-                var a5 = Vector512.Create(a[5]); c50 = MulAdd(a5, b0, c50); c51 = MulAdd(a5, b1, c51);
-                var a6 = Vector512.Create(a[6]); c60 = MulAdd(a6, b0, c60); c61 = MulAdd(a6, b1, c61);
-                var a7 = Vector512.Create(a[7]); c70 = MulAdd(a7, b0, c70); c71 = MulAdd(a7, b1, c71);
-                var a8 = Vector512.Create(a[8]); c80 = MulAdd(a8, b0, c80); c81 = MulAdd(a8, b1, c81);
-                var a9 = Vector512.Create(a[9]); c90 = MulAdd(a9, b0, c90); c91 = MulAdd(a9, b1, c91);
-                var a10 = Vector512.Create(a[10]); c100 = MulAdd(a10, b0, c100); c101 = MulAdd(a10, b1, c101);
-                var a11 = Vector512.Create(a[11]); c110 = MulAdd(a11, b0, c110); c111 = MulAdd(a11, b1, c111);
-                a += 12; b += ldb;
-            }
-            if (add)
-            {
-                Vector512.Store(Vector512.Load(c) + c00, c); Vector512.Store(Vector512.Load(c + w) + c01, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c10, c); Vector512.Store(Vector512.Load(c + w) + c11, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c20, c); Vector512.Store(Vector512.Load(c + w) + c21, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c30, c); Vector512.Store(Vector512.Load(c + w) + c31, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c40, c); Vector512.Store(Vector512.Load(c + w) + c41, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c50, c); Vector512.Store(Vector512.Load(c + w) + c51, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c60, c); Vector512.Store(Vector512.Load(c + w) + c61, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c70, c); Vector512.Store(Vector512.Load(c + w) + c71, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c80, c); Vector512.Store(Vector512.Load(c + w) + c81, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c90, c); Vector512.Store(Vector512.Load(c + w) + c91, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c100, c); Vector512.Store(Vector512.Load(c + w) + c101, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c110, c); Vector512.Store(Vector512.Load(c + w) + c111, c + w); c += ldc;
-            }
-            else
-            {
-                Vector512.Store(c00, c); Vector512.Store(c01, c + w); c += ldc;
-                Vector512.Store(c10, c); Vector512.Store(c11, c + w); c += ldc;
-                Vector512.Store(c20, c); Vector512.Store(c21, c + w); c += ldc;
-                Vector512.Store(c30, c); Vector512.Store(c31, c + w); c += ldc;
-                Vector512.Store(c40, c); Vector512.Store(c41, c + w); c += ldc;
-                Vector512.Store(c50, c); Vector512.Store(c51, c + w); c += ldc;
-                Vector512.Store(c60, c); Vector512.Store(c61, c + w); c += ldc;
-                Vector512.Store(c70, c); Vector512.Store(c71, c + w); c += ldc;
-                Vector512.Store(c80, c); Vector512.Store(c81, c + w); c += ldc;
-                Vector512.Store(c90, c); Vector512.Store(c91, c + w); c += ldc;
-                Vector512.Store(c100, c); Vector512.Store(c101, c + w); c += ldc;
-                Vector512.Store(c110, c); Vector512.Store(c111, c + w); c += ldc;
-            }
-        }
-    }
-
-    /// <summary>14×2 Vector512 tile: 28 accumulators + 2 B vectors + 1 broadcast.</summary>
-    internal readonly struct K512x14<T> : IMicroKernel<T> where T : unmanaged
-    {
-        public static int MR => 14;
-        public static int NR => 2 * Vector512<T>.Count;
-        public static bool IsSupported => Vector512.IsHardwareAccelerated;
-
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public static unsafe void Run(int kc, T* a, T* b, nint ldb, T* c, nint ldc, bool add)
-        {
-            nint w = Vector512<T>.Count;
-            Vector512<T> c00 = default, c01 = default;
-            Vector512<T> c10 = default, c11 = default;
-            Vector512<T> c20 = default, c21 = default;
-            Vector512<T> c30 = default, c31 = default;
-            Vector512<T> c40 = default, c41 = default;
-            Vector512<T> c50 = default, c51 = default;
-            Vector512<T> c60 = default, c61 = default;
-            Vector512<T> c70 = default, c71 = default;
-            Vector512<T> c80 = default, c81 = default;
-            Vector512<T> c90 = default, c91 = default;
-            Vector512<T> c100 = default, c101 = default;
-            Vector512<T> c110 = default, c111 = default;
-            Vector512<T> c120 = default, c121 = default;
-            Vector512<T> c130 = default, c131 = default;
-            for (int p = 0; p < kc; p++)
-            {
-                var b0 = Vector512.Load(b); var b1 = Vector512.Load(b + w);
-                var a0 = Vector512.Create(a[0]); c00 = MulAdd(a0, b0, c00); c01 = MulAdd(a0, b1, c01);
-                var a1 = Vector512.Create(a[1]); c10 = MulAdd(a1, b0, c10); c11 = MulAdd(a1, b1, c11);
-                var a2 = Vector512.Create(a[2]); c20 = MulAdd(a2, b0, c20); c21 = MulAdd(a2, b1, c21);
-                var a3 = Vector512.Create(a[3]); c30 = MulAdd(a3, b0, c30); c31 = MulAdd(a3, b1, c31);
-                var a4 = Vector512.Create(a[4]); c40 = MulAdd(a4, b0, c40); c41 = MulAdd(a4, b1, c41);
-                var a5 = Vector512.Create(a[5]); c50 = MulAdd(a5, b0, c50); c51 = MulAdd(a5, b1, c51);
-                var a6 = Vector512.Create(a[6]); c60 = MulAdd(a6, b0, c60); c61 = MulAdd(a6, b1, c61);
-                var a7 = Vector512.Create(a[7]); c70 = MulAdd(a7, b0, c70); c71 = MulAdd(a7, b1, c71);
-                var a8 = Vector512.Create(a[8]); c80 = MulAdd(a8, b0, c80); c81 = MulAdd(a8, b1, c81);
-                var a9 = Vector512.Create(a[9]); c90 = MulAdd(a9, b0, c90); c91 = MulAdd(a9, b1, c91);
-                var a10 = Vector512.Create(a[10]); c100 = MulAdd(a10, b0, c100); c101 = MulAdd(a10, b1, c101);
-                var a11 = Vector512.Create(a[11]); c110 = MulAdd(a11, b0, c110); c111 = MulAdd(a11, b1, c111);
-                var a12 = Vector512.Create(a[12]); c120 = MulAdd(a12, b0, c120); c121 = MulAdd(a12, b1, c121);
-                var a13 = Vector512.Create(a[13]); c130 = MulAdd(a13, b0, c130); c131 = MulAdd(a13, b1, c131);
-                a += 14; b += ldb;
-            }
-            if (add)
-            {
-                Vector512.Store(Vector512.Load(c) + c00, c); Vector512.Store(Vector512.Load(c + w) + c01, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c10, c); Vector512.Store(Vector512.Load(c + w) + c11, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c20, c); Vector512.Store(Vector512.Load(c + w) + c21, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c30, c); Vector512.Store(Vector512.Load(c + w) + c31, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c40, c); Vector512.Store(Vector512.Load(c + w) + c41, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c50, c); Vector512.Store(Vector512.Load(c + w) + c51, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c60, c); Vector512.Store(Vector512.Load(c + w) + c61, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c70, c); Vector512.Store(Vector512.Load(c + w) + c71, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c80, c); Vector512.Store(Vector512.Load(c + w) + c81, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c90, c); Vector512.Store(Vector512.Load(c + w) + c91, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c100, c); Vector512.Store(Vector512.Load(c + w) + c101, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c110, c); Vector512.Store(Vector512.Load(c + w) + c111, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c120, c); Vector512.Store(Vector512.Load(c + w) + c121, c + w); c += ldc;
-                Vector512.Store(Vector512.Load(c) + c130, c); Vector512.Store(Vector512.Load(c + w) + c131, c + w); c += ldc;
-            }
-            else
-            {
-                Vector512.Store(c00, c); Vector512.Store(c01, c + w); c += ldc;
-                Vector512.Store(c10, c); Vector512.Store(c11, c + w); c += ldc;
-                Vector512.Store(c20, c); Vector512.Store(c21, c + w); c += ldc;
-                Vector512.Store(c30, c); Vector512.Store(c31, c + w); c += ldc;
-                Vector512.Store(c40, c); Vector512.Store(c41, c + w); c += ldc;
-                Vector512.Store(c50, c); Vector512.Store(c51, c + w); c += ldc;
-                Vector512.Store(c60, c); Vector512.Store(c61, c + w); c += ldc;
-                Vector512.Store(c70, c); Vector512.Store(c71, c + w); c += ldc;
-                Vector512.Store(c80, c); Vector512.Store(c81, c + w); c += ldc;
-                Vector512.Store(c90, c); Vector512.Store(c91, c + w); c += ldc;
-                Vector512.Store(c100, c); Vector512.Store(c101, c + w); c += ldc;
-                Vector512.Store(c110, c); Vector512.Store(c111, c + w); c += ldc;
-                Vector512.Store(c120, c); Vector512.Store(c121, c + w); c += ldc;
-                Vector512.Store(c130, c); Vector512.Store(c131, c + w); c += ldc;
-            }
-        }
-    }
-
     /// <summary>6×2 Vector256 tile: 12 accumulators + 2 B vectors + 1 broadcast.</summary>
     internal readonly struct K256x6<T> : IMicroKernel<T> where T : unmanaged
     {
@@ -379,5 +178,4 @@ internal static partial class MicroKernels
             }
         }
     }
-
 }

@@ -1,0 +1,6 @@
+using BenchmarkDotNet.Running;
+using Backprop.Benchmarks;
+
+// `quick [options]`: Stopwatch GFLOP/s for tuning; anything else goes to BenchmarkDotNet.
+if (args.Length > 0 && args[0] == "quick") QuickRunner.Run(args[1..]);
+else BenchmarkSwitcher.FromAssembly(typeof(GemmBenchmarks).Assembly).Run(args);

@@ -1,3 +1,7 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
 namespace Backprop.Kernels;
 
 // Packing copies a KC-deep slice of an operand into the order the microkernel reads it: A as MR-tall
@@ -20,8 +24,8 @@ internal static unsafe partial class Gemm
             }
             else
             {
-                // op(A)[i, q] = A[i, q]: read each row contiguously, scatter it down the panel
-                for (int r = 0; r < rows; r++) Scatter(p.A + (i0 + ir + r) * p.Lda + p0, dst + r, kc, mr);
+                // op(A)[i, q] = A[i, q]: rows of A become columns of the panel, a transpose
+                Transpose(p.A + (i0 + ir) * p.Lda + p0, p.Lda, dst, mr, rows, kc);
                 for (int r = rows; r < mr; r++) Fill(dst + r, kc, mr);
             }
         }
@@ -40,8 +44,8 @@ internal static unsafe partial class Gemm
             }
             else
             {
-                // op(B)[q, j] = B[j, q]: each column of op(B) is a contiguous row of B
-                for (int c = 0; c < cols; c++) Scatter(p.B + (j0 + jr + c) * p.Ldb + p0, dst + c, kc, nr);
+                // op(B)[q, j] = B[j, q]: rows of B become columns of the panel, a transpose
+                Transpose(p.B + (j0 + jr) * p.Ldb + p0, p.Ldb, dst, nr, cols, kc);
                 for (int c = cols; c < nr; c++) Fill(dst + c, kc, nr);
             }
         }
@@ -53,10 +57,66 @@ internal static unsafe partial class Gemm
         if (count < width) new Span<T>(dst + count, width - count).Clear();
     }
 
-    /// <summary>dst[q·stride] = src[q] for q &lt; count.</summary>
-    static void Scatter<T>(T* src, T* dst, int count, int stride) where T : unmanaged
+    /// <summary>dst[q·ldd + r] = src[r·lds + q] for r &lt; rows, q &lt; cols.</summary>
+    /// <remarks>
+    /// In 32-byte square blocks (8×8 floats, 4×4 doubles) with AVX shuffles where possible: a scalar scatter
+    /// costs a load and a store per element and dominated small products such as (16×784)·(50×784)ᵀ.
+    /// </remarks>
+    static void Transpose<T>(T* src, nint lds, T* dst, nint ldd, int rows, int cols) where T : unmanaged
     {
-        for (int q = 0; q < count; q++, dst += stride) *dst = src[q];
+        int r = 0;
+        if (Avx.IsSupported && (typeof(T) == typeof(float) || typeof(T) == typeof(double)))
+        {
+            int l = Vector256<T>.Count;
+            for (; r + l <= rows; r += l)
+            {
+                int q = 0;
+                for (; q + l <= cols; q += l)
+                {
+                    if (typeof(T) == typeof(float)) Transpose8x8((float*)(src + r * lds + q), lds, (float*)(dst + q * ldd + r), ldd);
+                    else Transpose4x4((double*)(src + r * lds + q), lds, (double*)(dst + q * ldd + r), ldd);
+                }
+                for (int i = r; i < r + l; i++)
+                    for (int j = q; j < cols; j++) dst[j * ldd + i] = src[i * lds + j];
+            }
+        }
+        for (; r < rows; r++)
+        {
+            T* s = src + r * lds, d = dst + r;
+            for (int q = 0; q < cols; q++, d += ldd) *d = s[q];
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Transpose8x8(float* s, nint lds, float* d, nint ldd)
+    {
+        Vector256<float> r0 = Avx.LoadVector256(s), r1 = Avx.LoadVector256(s + lds), r2 = Avx.LoadVector256(s + 2 * lds),
+            r3 = Avx.LoadVector256(s + 3 * lds), r4 = Avx.LoadVector256(s + 4 * lds), r5 = Avx.LoadVector256(s + 5 * lds),
+            r6 = Avx.LoadVector256(s + 6 * lds), r7 = Avx.LoadVector256(s + 7 * lds);
+        // interleave pairs of rows, then pairs of pairs within each 128-bit lane, then swap lanes
+        Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1), t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
+        Vector256<float> t4 = Avx.UnpackLow(r4, r5), t5 = Avx.UnpackHigh(r4, r5), t6 = Avx.UnpackLow(r6, r7), t7 = Avx.UnpackHigh(r6, r7);
+        Vector256<float> u0 = Avx.Shuffle(t0, t2, 0x44), u1 = Avx.Shuffle(t0, t2, 0xEE), u2 = Avx.Shuffle(t1, t3, 0x44), u3 = Avx.Shuffle(t1, t3, 0xEE);
+        Vector256<float> u4 = Avx.Shuffle(t4, t6, 0x44), u5 = Avx.Shuffle(t4, t6, 0xEE), u6 = Avx.Shuffle(t5, t7, 0x44), u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(d, Avx.Permute2x128(u0, u4, 0x20));
+        Avx.Store(d + ldd, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(d + 2 * ldd, Avx.Permute2x128(u2, u6, 0x20));
+        Avx.Store(d + 3 * ldd, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(d + 4 * ldd, Avx.Permute2x128(u0, u4, 0x31));
+        Avx.Store(d + 5 * ldd, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(d + 6 * ldd, Avx.Permute2x128(u2, u6, 0x31));
+        Avx.Store(d + 7 * ldd, Avx.Permute2x128(u3, u7, 0x31));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Transpose4x4(double* s, nint lds, double* d, nint ldd)
+    {
+        Vector256<double> r0 = Avx.LoadVector256(s), r1 = Avx.LoadVector256(s + lds), r2 = Avx.LoadVector256(s + 2 * lds), r3 = Avx.LoadVector256(s + 3 * lds);
+        Vector256<double> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1), t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
+        Avx.Store(d, Avx.Permute2x128(t0, t2, 0x20));
+        Avx.Store(d + ldd, Avx.Permute2x128(t1, t3, 0x20));
+        Avx.Store(d + 2 * ldd, Avx.Permute2x128(t0, t2, 0x31));
+        Avx.Store(d + 3 * ldd, Avx.Permute2x128(t1, t3, 0x31));
     }
 
     static void Fill<T>(T* dst, int count, int stride) where T : unmanaged

@@ -5,7 +5,7 @@ namespace Backprop.Benchmarks;
 
 /// <summary>
 /// Stopwatch GFLOP/s for tuning: per shape, warm up, then time ≥ 5 runs of enough calls to last ~0.1 s and
-/// print median (min–max). Options: --shape MxK@KxN (repeatable), --runs N, --threads N,
+/// print median (min–max). Options: --shape MxK@KxN (repeatable), --runs N, --threads N[,N…] (interleaved),
 /// --ta / --tb (transposed operand storage), --double,
 /// --paths Vector512,Vector256,Scalar (interleaved), --cpu (CPU time), --peak / --cpu-peak (microkernels alone).
 /// </summary>
@@ -23,34 +23,36 @@ public static class QuickRunner
         var shapes = new List<(int M, int K, int N)>();
         int runs = 7;
         bool ta = false, tb = false, dbl = false;
-        GemmPath[] variants = [GemmPath.Auto];
+        GemmPath[] paths = [GemmPath.Auto];
+        int[] threadCounts = [Parallelism.MaxThreads];
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
             {
                 case "--shape": shapes.Add(GemmShapes.Parse(args[++i])); break;
                 case "--runs": runs = int.Parse(args[++i]); break;
-                case "--threads": Parallelism.MaxThreads = int.Parse(args[++i]); break;
+                case "--threads": threadCounts = args[++i].Split(',').Select(int.Parse).ToArray(); break;
                 case "--ta": ta = true; break;
                 case "--tb": tb = true; break;
                 case "--double": dbl = true; break;
                 case "--cpu": cpuTime = true; break;
                 case "--peak": Peak(runs); return;
                 case "--cpu-peak": cpuTime = true; Peak(runs); return;
-                case "--paths": variants = args[++i].Split(',').Select(Enum.Parse<GemmPath>).ToArray(); break;
+                case "--paths": paths = args[++i].Split(',').Select(Enum.Parse<GemmPath>).ToArray(); break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }
         if (shapes.Count == 0) shapes.AddRange(GemmShapes.All);
-        Console.WriteLine($"{(dbl ? "float64" : "float32")} transA={ta} transB={tb} threads={Parallelism.MaxThreads} path={Gemm.PathFor<float>()}");
+        var variants = paths.SelectMany(p => threadCounts.Select(t => (Path: p, Threads: t))).ToArray();
+        Console.WriteLine($"{(dbl ? "float64" : "float32")} transA={ta} transB={tb} {(cpuTime ? "CPU" : "wall")} time, default path {Gemm.PathFor<float>()}");
         foreach (var s in shapes)
         {
             var results = dbl ? Measure<double>(s, ta, tb, runs, variants) : Measure<float>(s, ta, tb, runs, variants);
             for (int v = 0; v < variants.Length; v++)
             {
                 var g = results[v];
-                string tag = variants.Length > 1 ? $" {variants[v]}" : "";
-                Console.WriteLine($"{GemmShapes.Name(s) + tag,-24} {g[runs / 2],8:F1} GFLOP/s  ({g[0]:F1}–{g[^1]:F1})");
+                string tag = $" {variants[v].Path} t{variants[v].Threads}";
+                Console.WriteLine($"{GemmShapes.Name(s) + tag,-36} {g[runs / 2],8:F1} GFLOP/s  ({g[0]:F1}–{g[^1]:F1})");
             }
         }
     }
@@ -87,7 +89,7 @@ public static class QuickRunner
     }
 
     // Variants are interleaved run by run, so a noisy neighbour slows them alike.
-    static double[][] Measure<T>((int M, int K, int N) s, bool ta, bool tb, int runs, GemmPath[] variants)
+    static double[][] Measure<T>((int M, int K, int N) s, bool ta, bool tb, int runs, (GemmPath Path, int Threads)[] variants)
         where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
     {
         var rng = new Random(1);
@@ -104,7 +106,8 @@ public static class QuickRunner
         for (int r = 0; r < runs; r++)
             for (int v = 0; v < variants.Length; v++)
             {
-                Gemm.ForcedPath = variants[v];
+                Gemm.ForcedPath = variants[v].Path;
+                Parallelism.MaxThreads = variants[v].Threads;
                 Gemm.Multiply<T>(a, ta, b, tb, c, s.M, s.N, s.K, false);
                 var cpu0 = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime;
                 sw.Restart();

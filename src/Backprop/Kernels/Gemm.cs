@@ -104,8 +104,9 @@ internal static unsafe partial class Gemm
     // Measured (benchmarks `quick --cpu`): KC 192–384 and NC 256–1024 are within noise of this choice.
     const int KcBytes = 1024, NcCols = 512, McBytes = 224 * 1024;
 
-    // Below this many rows, packing B costs more than it saves (each B value is reused only m times), so the
+    // Up to this many rows, packing B costs more than it saves (each B value is reused only m times), so the
     // kernel reads a non-transposed B in place, row stride n; only a ragged last micro-panel is packed.
+    // Measured: (16×50)·(50×784) 227 GFLOP/s direct vs 143 packed; (128×784)·(784×1024) 170 direct vs 204 packed.
     const int DirectBMaxRows = 64;
 
     static void Blocked<T, TK>(in Problem<T> p) where T : unmanaged, IFloatingPointIeee754<T> where TK : struct, IMicroKernel<T>

@@ -6,8 +6,9 @@ namespace Backprop.Kernels;
 
 // Packing copies a KC-deep slice of an operand into the order the microkernel reads it: A as MR-tall
 // micro-panels (for each k, MR consecutive rows), B as NR-wide micro-panels (for each k, NR consecutive
-// columns). Ragged panels are zero-padded so the kernel always runs full tiles. A transposed operand is
-// packed by the same loops with the roles of its strides swapped, so AᵀB and ABᵀ cost no extra pass.
+// columns). Ragged panels are zero-padded so the kernel always runs full tiles. Each operand is read in place
+// in whichever storage it has: one layout packs by contiguous copies, the other by a block transpose, so AᵀB
+// and ABᵀ cost no extra pass and no transposed copy.
 internal static unsafe partial class Gemm
 {
     /// <summary>Packs op(A)[i0..i0+mc, p0..p0+kc] into ⌈mc/mr⌉ micro-panels of mr×kc at <paramref name="dst"/>.</summary>

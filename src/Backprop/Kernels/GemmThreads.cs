@@ -2,15 +2,20 @@ using System.Numerics;
 
 namespace Backprop.Kernels;
 
-// Threading: a product is split into one contiguous share per thread, columns when there are enough of them
-// (each thread packs only its own columns of B and B is the operand packed once per call), rows otherwise.
-// Shares run on thread-pool threads through reusable work items; the calling thread takes share 0 and then
-// any share no worker has started yet, so a busy pool delays nothing and a call allocates nothing.
+// Threading: a product is cut into contiguous shares, columns when there are enough of them (each share packs
+// only its own columns of B, the operand packed once per call), rows otherwise. There are a few shares per
+// thread, claimed one at a time from a counter, so a thread the OS parks for a while (a shared machine) delays
+// the call by one share, not by half the product. Helpers run on thread-pool threads through reusable work
+// items; the calling thread claims shares too, so a busy pool delays nothing and a call allocates nothing.
 internal static unsafe partial class Gemm
 {
-    // Waking a pool thread and splitting the packing costs a few microseconds; below ~4 M multiply-adds
-    // (≈ 40 µs on one core) that is more than the second core saves. 16×784·784×50 (0.6 M) stays on one thread.
+    // Waking a pool thread and splitting the packing costs a few microseconds; below ~2 M multiply-adds per
+    // thread (≈ 20 µs on one core) that is more than another core saves. (16×784)·(784×50), 0.6 M, stays on one.
     const long MinMacsPerThread = 2L << 20;
+
+    // Shares per thread, for load balance; each share still re-packs A (m×k), which costs ~1/(share width)
+    // of its multiply-adds, so shares are also kept at least MinMacsPerThread.
+    const int SharesPerThread = 4;
 
     static int ThreadsFor(int m, int n, int k)
     {
@@ -28,9 +33,8 @@ internal static unsafe partial class Gemm
         GemmPath path;
         Problem<T> problem;
         bool splitColumns;
-        int shareSize, shares, remaining;
-        int[] claimed = [];
-        Share[] workers = [];
+        int shareSize, shares, next, remaining;
+        Helper[] helpers = [];
         readonly ManualResetEventSlim done = new(false);
 
         public void Run(GemmPath path, in Problem<T> p, int threads)
@@ -39,40 +43,47 @@ internal static unsafe partial class Gemm
             var (mr, nr) = Tile<T>(path);
             splitColumns = p.N >= 2 * nr * threads || p.N >= p.M;
             int unit = splitColumns ? nr : mr, extent = splitColumns ? p.N : p.M;
-            shareSize = RoundUp((extent + threads - 1) / threads, unit);
+            int maxShares = (int)Math.Max(1, Math.Min(threads * SharesPerThread, (long)p.M * p.N * p.K / MinMacsPerThread));
+            int units = (extent + unit - 1) / unit;
+            shareSize = unit * Math.Max(1, (units + maxShares - 1) / maxShares);
             shares = (extent + shareSize - 1) / shareSize;
             if (shares <= 1) { Gemm.Run(path, p); return; }
-
-            if (claimed.Length < shares)
+            int helpersNeeded = Math.Min(threads, shares) - 1;
+            if (helpers.Length < helpersNeeded)
             {
-                claimed = new int[shares];
-                var w = new Share[shares];
-                for (int i = 0; i < shares; i++) w[i] = i < workers.Length ? workers[i] : new Share(this, i);
-                workers = w;
+                var h = new Helper[helpersNeeded];
+                for (int i = 0; i < h.Length; i++) h[i] = i < helpers.Length ? helpers[i] : new Helper(this);
+                helpers = h;
             }
+
+            // Publish the job before opening the counter: a helper still queued from an earlier call may
+            // start claiming as soon as `next` is reset, and must then see this job's fields.
             this.path = path;
             problem = p;
             remaining = shares;
             done.Reset();
-            for (int i = 0; i < shares; i++) Volatile.Write(ref claimed[i], 0);
-            for (int i = 1; i < shares; i++) ThreadPool.UnsafeQueueUserWorkItem(workers[i], preferLocal: false);
-
-            for (int i = 0; i < shares; i++) TryRun(i);
-            if (Volatile.Read(ref remaining) != 0) done.Wait();
+            Volatile.Write(ref next, 0);
+            for (int i = 0; i < helpersNeeded; i++) ThreadPool.UnsafeQueueUserWorkItem(helpers[i], preferLocal: false);
+            Work();
+            done.Wait();
+            Volatile.Write(ref next, int.MaxValue / 2);   // late helpers find nothing to claim
         }
 
-        void TryRun(int share)
+        void Work()
         {
-            if (Interlocked.Exchange(ref claimed[share], 1) != 0) return;
-            int start = share * shareSize;
-            if (splitColumns) Gemm.Run(path, problem.Cols(start, Math.Min(shareSize, problem.N - start)));
-            else Gemm.Run(path, problem.Rows(start, Math.Min(shareSize, problem.M - start)));
-            if (Interlocked.Decrement(ref remaining) == 0) done.Set();
+            int share;
+            while ((share = Interlocked.Increment(ref next) - 1) < shares)
+            {
+                int start = share * shareSize;
+                if (splitColumns) Gemm.Run(path, problem.Cols(start, Math.Min(shareSize, problem.N - start)));
+                else Gemm.Run(path, problem.Rows(start, Math.Min(shareSize, problem.M - start)));
+                if (Interlocked.Decrement(ref remaining) == 0) done.Set();
+            }
         }
 
-        sealed class Share(Job<T> job, int index) : IThreadPoolWorkItem
+        sealed class Helper(Job<T> job) : IThreadPoolWorkItem
         {
-            public void Execute() => job.TryRun(index);
+            public void Execute() => job.Work();
         }
     }
 }

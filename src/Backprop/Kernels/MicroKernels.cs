@@ -22,9 +22,8 @@ internal interface IMicroKernel<T> where T : unmanaged
 // accumulators in registers (checked with DOTNET_JitDisasm). Tile height was measured with 6, 8, 12 and 14
 // rows (benchmarks' quick runner, CPU time): on the benchmark machine, a Zen 5 (two full-width 512-bit FMA
 // pipes with 4-cycle latency, so ≥ 8 independent accumulators keep them busy), 8×32 floats runs large
-// products as fast as 12×32 or 14×32,
-// and it divides typical batch sizes (16, 128, 200), where a 14-row tile would waste most of a ragged panel:
-// (16×784)·(784×50) ran at 94 GFLOP/s with 8 rows against 59 with 14.
+// products as fast as 12×32 or 14×32, and it divides typical batch sizes (16, 128, 200), where a 14-row tile
+// wastes most of a ragged panel: (16×784)·(784×50) ran at 94 GFLOP/s with 8 rows against 59 with 14.
 internal static partial class MicroKernels
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

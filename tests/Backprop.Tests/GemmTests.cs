@@ -66,6 +66,28 @@ public class GemmTests
         Assert.Equal(new float[6], c);
     }
 
+    // Threads share work through per-caller jobs and late helpers may outlive a call; every result must still be
+    // bit-identical (the summation order of an element does not depend on how the product was split).
+    [Fact]
+    public void Concurrent_callers_get_identical_results()
+    {
+        const int m = 300, n = 260, k = 290;
+        var rng = new Random(7);
+        float[] a = Random<float>(m * k, rng), b = Random<float>(k * n, rng), expected = new float[m * n];
+        Gemm.Multiply<float>(a, false, b, false, expected, m, n, k, false);
+        var failures = 0;
+        Parallel.For(0, 4, _ =>
+        {
+            var c = new float[m * n];
+            for (int i = 0; i < 25; i++)
+            {
+                Gemm.Multiply<float>(a, false, b, false, c, m, n, k, false);
+                if (!c.AsSpan().SequenceEqual(expected)) Interlocked.Increment(ref failures);
+            }
+        });
+        Assert.Equal(0, failures);
+    }
+
     [Fact]
     public void Steady_state_calls_allocate_nothing()
     {

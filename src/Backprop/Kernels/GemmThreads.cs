@@ -13,9 +13,11 @@ internal static unsafe partial class Gemm
     // thread (≈ 20 µs on one core) that is more than another core saves. (16×784)·(784×50), 0.6 M, stays on one.
     const long MinMacsPerThread = 2L << 20;
 
-    // Shares per thread, for load balance; each share still re-packs A (m×k), which costs ~1/(share width)
-    // of its multiply-adds, so shares are also kept at least MinMacsPerThread.
-    const int SharesPerThread = 4;
+    // Up to this many shares per thread, for load balance. But each column share re-packs all of A (m×k), a
+    // cost of ~1/(share width) of its multiply-adds at a few times the price of each, so extra shares are cut
+    // only while they stay ≥ 256 columns (row shares re-pack B: ≥ 128 rows). Measured: 256² split into eight
+    // 32-column shares lost 15% of per-core speed to packing.
+    const int SharesPerThread = 4, MinShareColumns = 256, MinShareRows = 128;
 
     static int ThreadsFor(int m, int n, int k)
     {
@@ -35,7 +37,9 @@ internal static unsafe partial class Gemm
         bool splitColumns;
         int shareSize, shares, next, remaining;
         Helper[] helpers = [];
-        readonly ManualResetEventSlim done = new(false);
+        // Completion: spin briefly, then sleep on a monitor. Not ManualResetEventSlim, which allocates its lock
+        // object the first time a wait has to block, so a call would allocate whenever a helper ran late.
+        readonly object gate = new();
 
         public void Run(GemmPath path, in Problem<T> p, int threads)
         {
@@ -43,7 +47,7 @@ internal static unsafe partial class Gemm
             var (mr, nr) = Tile<T>(path);
             splitColumns = p.N >= 2 * nr * threads || p.N >= p.M;
             int unit = splitColumns ? nr : mr, extent = splitColumns ? p.N : p.M;
-            int maxShares = (int)Math.Max(1, Math.Min(threads * SharesPerThread, (long)p.M * p.N * p.K / MinMacsPerThread));
+            int maxShares = Math.Clamp(extent / (splitColumns ? MinShareColumns : MinShareRows), threads, threads * SharesPerThread);
             int units = (extent + unit - 1) / unit;
             shareSize = unit * Math.Max(1, (units + maxShares - 1) / maxShares);
             shares = (extent + shareSize - 1) / shareSize;
@@ -61,11 +65,10 @@ internal static unsafe partial class Gemm
             this.path = path;
             problem = p;
             remaining = shares;
-            done.Reset();
             Volatile.Write(ref next, 0);
             for (int i = 0; i < helpersNeeded; i++) ThreadPool.UnsafeQueueUserWorkItem(helpers[i], preferLocal: false);
             Work();
-            done.Wait();
+            WaitForShares();
             Volatile.Write(ref next, int.MaxValue / 2);   // late helpers find nothing to claim
         }
 
@@ -77,8 +80,18 @@ internal static unsafe partial class Gemm
                 int start = share * shareSize;
                 if (splitColumns) Gemm.Run(path, problem.Cols(start, Math.Min(shareSize, problem.N - start)));
                 else Gemm.Run(path, problem.Rows(start, Math.Min(shareSize, problem.M - start)));
-                if (Interlocked.Decrement(ref remaining) == 0) done.Set();
+                if (Interlocked.Decrement(ref remaining) == 0)
+                    lock (gate) Monitor.PulseAll(gate);
             }
+        }
+
+        void WaitForShares()
+        {
+            var spin = new SpinWait();
+            while (Volatile.Read(ref remaining) != 0 && !spin.NextSpinWillYield) spin.SpinOnce();
+            if (Volatile.Read(ref remaining) == 0) return;
+            lock (gate)
+                while (Volatile.Read(ref remaining) != 0) Monitor.Wait(gate);
         }
 
         sealed class Helper(Job<T> job) : IThreadPoolWorkItem

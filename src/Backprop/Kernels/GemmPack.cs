@@ -26,8 +26,8 @@ internal static unsafe partial class Gemm
             else
             {
                 // op(A)[i, q] = A[i, q]: rows of A become columns of the panel, a transpose
+                if (rows < mr) new Span<T>(dst, mr * kc).Clear();   // one memset beats a strided zero fill
                 Transpose(p.A + (i0 + ir) * p.Lda + p0, p.Lda, dst, mr, rows, kc);
-                for (int r = rows; r < mr; r++) Fill(dst + r, kc, mr);
             }
         }
     }
@@ -46,8 +46,8 @@ internal static unsafe partial class Gemm
             else
             {
                 // op(B)[q, j] = B[j, q]: rows of B become columns of the panel, a transpose
+                if (cols < nr) new Span<T>(dst, nr * kc).Clear();
                 Transpose(p.B + (j0 + jr) * p.Ldb + p0, p.Ldb, dst, nr, cols, kc);
-                for (int c = cols; c < nr; c++) Fill(dst + c, kc, nr);
             }
         }
     }
@@ -118,10 +118,5 @@ internal static unsafe partial class Gemm
         Avx.Store(d + ldd, Avx.Permute2x128(t1, t3, 0x20));
         Avx.Store(d + 2 * ldd, Avx.Permute2x128(t0, t2, 0x31));
         Avx.Store(d + 3 * ldd, Avx.Permute2x128(t1, t3, 0x31));
-    }
-
-    static void Fill<T>(T* dst, int count, int stride) where T : unmanaged
-    {
-        for (int q = 0; q < count; q++, dst += stride) *dst = default;
     }
 }

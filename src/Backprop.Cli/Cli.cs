@@ -22,6 +22,7 @@ internal static class Cli
         EvalCommand.Create(),
         GradCheckCommand.Create(),
         ToyCommand.Create(),
+        Cifar10TwoLayerCommand.Create(),
     };
 
     /// <summary>Parses and runs; a parse error prints one clear line and exits 2, a failure prints its message and exits 1.</summary>

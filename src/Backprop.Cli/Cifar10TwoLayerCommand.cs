@@ -195,12 +195,12 @@ internal static class Cifar10TwoLayerCommand
         var csv = new StringWriter(CultureInfo.InvariantCulture);
         csv.WriteLine("iteration,epoch,lr,loss,train_batch_accuracy,val_accuracy");
         double lr = c.LearningRate;
-        for (int it = 0, e = 0; it < h.Loss.Count; it++)
+        for (int it = 0, k = 0; it < h.Loss.Count; it++)
         {
             bool boundary = it % perEpoch == 0;
-            csv.WriteLine(string.Join(",", it.ToString(CultureInfo.InvariantCulture), e.ToString(CultureInfo.InvariantCulture), R(lr), R(h.Loss[it]),
-                boundary ? R(h.TrainAccuracy[e]) : "", boundary ? R(h.ValAccuracy[e]) : ""));
-            if (boundary) { e++; lr *= c.LearningRateDecay; }
+            csv.WriteLine(string.Join(",", it.ToString(CultureInfo.InvariantCulture), ((int)(it / perEpoch)).ToString(CultureInfo.InvariantCulture), R(lr), R(h.Loss[it]),
+                boundary ? R(h.TrainAccuracy[k]) : "", boundary ? R(h.ValAccuracy[k]) : ""));
+            if (boundary) { k++; lr *= c.LearningRateDecay; }
         }
         File.WriteAllText(Path.Combine(run, "metrics.csv"), csv.ToString());
 

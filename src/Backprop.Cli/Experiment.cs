@@ -30,9 +30,11 @@ internal static class Experiment
         // The last `val` training images are held out, as the classic recipes do.
         var train = data.Train.Slice(0, data.Train.Count - val);
         var valid = data.Train.Slice(data.Train.Count - val, val);
+        if (s.TestSize > data.Test.Count) throw new ArgumentException($"--test-size: {s.TestSize} is more than the {data.Test.Count} test images");
+        var test = s.TestSize > 0 ? data.Test.Slice(0, s.TestSize) : data.Test;
         var prep = Preprocessor.Fit(train, s.ResolvedNormalization);
         return new PreparedData(prep.Apply(train, s.DType), train.LabelsAsInts(), prep.Apply(valid, s.DType), valid.LabelsAsInts(),
-            prep.Apply(data.Test, s.DType), data.Test.LabelsAsInts(), data.Train.ClassNames, train.Channels, train.Height, train.Width);
+            prep.Apply(test, s.DType), test.LabelsAsInts(), data.Train.ClassNames, train.Channels, train.Height, train.Width);
     }
 
     public static Sequential BuildModel(TrainSettings s, int features, int classes, Generator g)

@@ -25,6 +25,7 @@ internal static class Cli
         BenchCommand.Create(),
         VaeCommand.Create(),
         MultiTaskCommand.Create(),
+        Cifar10TwoLayerCommand.Create(),
     };
 
     /// <summary>Parses and runs; a parse error prints one clear line and exits 2, a failure prints its message and exits 1.</summary>

@@ -29,9 +29,11 @@ internal static class Experiment
         if (val < 0 || val >= data.Train.Count) throw new ArgumentException($"--val-size: {val} is not below the {data.Train.Count} training images");
         // The last `val` training images are held out, as the classic recipes do (CIFAR-10: 49,000 / 1,000).
         var (train, valid, _) = DatasetSplits.HoldOutLast(data, val);
+        if (s.TestSize > data.Test.Count) throw new ArgumentException($"--test-size: {s.TestSize} is more than the {data.Test.Count} test images");
+        var test = s.TestSize > 0 ? data.Test.Subset(0, s.TestSize) : data.Test;
         var prep = Preprocessor.Fit(train, s.ResolvedNormalization);
         return new PreparedData(prep.Apply(train, s.DType), train.LabelsAsInts(), prep.Apply(valid, s.DType), valid.LabelsAsInts(),
-            prep.Apply(data.Test, s.DType), data.Test.LabelsAsInts(), data.Train.ClassNames, train.Channels, train.Height, train.Width);
+            prep.Apply(test, s.DType), test.LabelsAsInts(), data.Train.ClassNames, train.Channels, train.Height, train.Width);
     }
 
     public static Sequential BuildModel(TrainSettings s, int features, int classes, Generator g)

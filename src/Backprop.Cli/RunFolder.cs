@@ -28,8 +28,12 @@ internal static class RunFolder
 
         SafeTensors.Save(Path.Combine(run, "model.safetensors"), model.StateDict(),
             new Dictionary<string, string> { ["format"] = "pt", [ConfigKey] = s.ToJson() });
-        File.WriteAllText(Path.Combine(run, "command.txt"), string.Join(" ", commandLine.Select(Quote)) + Environment.NewLine);
+        WriteCommand(run, commandLine);
     }
+
+    /// <summary>command.txt: the command line, shell-quoted, so the run can be repeated.</summary>
+    public static void WriteCommand(string run, string[] commandLine) =>
+        File.WriteAllText(Path.Combine(run, "command.txt"), string.Join(" ", commandLine.Select(Quote)) + Environment.NewLine);
 
     /// <summary>summary.json with the keys every run folder shares (accuracies as fractions in [0, 1]; null where a model has none).</summary>
     public static void WriteSummary(string path, string dataset, string model, Action<Utf8JsonWriter> hyperparameters, ulong seed, int epochs,

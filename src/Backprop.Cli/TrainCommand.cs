@@ -33,6 +33,7 @@ internal static class TrainCommand
     static readonly Option<int?> BatchSize = new("--batch-size") { Description = "Minibatch size [default: 16]" };
     static readonly Option<ulong?> Seed = new("--seed") { Description = "Seed for initialisation, shuffling and dropout [default: 0]" };
     static readonly Option<int?> ValSize = new("--val-size") { Description = "Training images held out for validation [default: 5000 for MNIST, 1000 for CIFAR-10]" };
+    static readonly Option<int?> TestSize = new("--test-size") { Description = "Evaluate on the first K test images (the classic CIFAR-10 exercise uses 1000) [default: all]" };
     static readonly Option<string?> Normalize = new("--normalize") { Description = "scale | mean-image | per-channel [default: scale for MNIST, per-channel for CIFAR-10]" };
     static readonly Option<string?> DTypeOpt = new("--dtype") { Description = "float32 | float64 [default: float32]" };
     static readonly Option<int?> Threads = new("--threads") { Description = "Threads for the kernels [default: all cores]" };
@@ -44,7 +45,7 @@ internal static class TrainCommand
         var cmd = new Command("train", "Train a network and write metrics, curves, a confusion matrix and the model to a run folder")
         {
             Dataset, Data, Model, Hidden, ActivationOpt, Dropout, InputDropout, BatchNorm, OptimizerOpt, Lr, Momentum, Nesterov, WeightDecay,
-            Schedule, LrStep, LrGamma, Epochs, BatchSize, Seed, ValSize, Normalize, DTypeOpt, Threads, Out, Preset,
+            Schedule, LrStep, LrGamma, Epochs, BatchSize, Seed, ValSize, TestSize, Normalize, DTypeOpt, Threads, Out, Preset,
         };
         cmd.SetAction(r => Run(Resolve(r), r.GetValue(Out), Environment.GetCommandLineArgs()));
         return cmd;
@@ -81,6 +82,7 @@ internal static class TrainCommand
             BatchSize = (int)Positive(r.GetValue(BatchSize) ?? s.BatchSize, "--batch-size"),
             Seed = r.GetValue(Seed) ?? s.Seed,
             ValidationSize = r.GetValue(ValSize) is int v ? (int)NonNegative(v, "--val-size") : s.ValidationSize,
+            TestSize = r.GetValue(TestSize) is int t ? (int)Positive(t, "--test-size") : s.TestSize,
             Normalize = r.GetValue(Normalize) is string n ? ParseEnum<Normalization>(n.Replace("-", ""), "--normalize") : s.Normalize,
             DType = (r.GetValue(DTypeOpt) ?? "float32") switch
             {

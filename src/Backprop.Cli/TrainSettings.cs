@@ -28,6 +28,7 @@ internal sealed record TrainSettings
     public int BatchSize { get; init; } = 16;
     public ulong Seed { get; init; }
     public int ValidationSize { get; init; } = -1;   // −1: the dataset's classic split
+    public int TestSize { get; init; } = -1;         // −1: the whole test set; k: its first k images
     public Normalization? Normalize { get; init; }   // null: the dataset's default
     public DType DType { get; init; } = DType.Float32;
     public int Threads { get; init; } = Environment.ProcessorCount;
@@ -72,6 +73,7 @@ internal sealed record TrainSettings
         w.WriteNumber("batch_size", BatchSize);
         w.WriteNumber("seed", Seed);
         w.WriteNumber("validation_size", ValidationSize);
+        w.WriteNumber("test_size", TestSize);
         w.WriteString("normalize", ResolvedNormalization.ToString());
         w.WriteString("dtype", DType == DType.Float32 ? "float32" : "float64");
         w.WriteNumber("threads", Threads);
@@ -102,6 +104,7 @@ internal sealed record TrainSettings
             Optimizer = S("optimizer"), LearningRate = D("lr"), Momentum = D("momentum"), WeightDecay = D("weight_decay"),
             Schedule = S("schedule"), LrStep = (int)D("lr_step"), LrGamma = D("lr_gamma"), Epochs = (int)D("epochs"),
             BatchSize = (int)D("batch_size"), Seed = r.GetProperty("seed").GetUInt64(), ValidationSize = (int)D("validation_size"),
+            TestSize = r.TryGetProperty("test_size", out var ts) ? ts.GetInt32() : -1,   // absent in models saved before --test-size
             Normalize = Enum.Parse<Normalization>(S("normalize")),
             DType = S("dtype") == "float64" ? DType.Float64 : DType.Float32,
         };

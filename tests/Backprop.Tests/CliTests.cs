@@ -67,6 +67,11 @@ public sealed class CliTests : IDisposable
     [InlineData("train", "--dropout", "1.5")]
     [InlineData("train", "--no-such-option")]
     [InlineData("train", "--preset", "nope")]
+    [InlineData("train", "--test-size", "0")]
+    [InlineData("cifar10-two-layer", "--lr", "1e-3,1e-4")]   // a list needs --search
+    [InlineData("cifar10-two-layer", "--hidden", "0")]
+    [InlineData("cifar10-two-layer", "--reg", "-1")]
+    [InlineData("cifar10-two-layer", "--dtype", "half")]
     public void An_invalid_option_gives_one_clear_line_and_exit_code_2(params string[] args)
     {
         var (code, _, err) = Run(args);

@@ -35,6 +35,11 @@ public sealed class Sgd : Optimizer
             T mu = T.CreateChecked(Momentum);
             bool first = momentumBuffers[index] is null;
             var buf = (momentumBuffers[index] ??= StateLike(index)).Span<T>();
+            if (!first && !Nesterov)
+            {
+                Kernels.Fused.MomentumStep(param, buf, d, mu, T.CreateChecked(1 - Dampening), lr);   // the common case, in one pass
+                return;
+            }
             if (first) d.CopyTo(buf);
             else
             {

@@ -104,17 +104,35 @@ public static partial class Ops
             target.RequiresGrad ? z.Mul(g * (-1.0 / n)) : null));
     }
 
-    // The classic exercise's weight penalty λ Σ_W ‖W‖² (no ½);  ∂/∂W = 2λW
+    // The classic exercise's weight penalty λ Σ_W ‖W‖² (no ½);  ∂/∂W = 2λW — fused: one pass forward
+    // (sum of squares) and one backward (added straight into a leaf's Grad), instead of a square, a sum and their backwards.
     public static Tensor L2Penalty(double lambda, params IEnumerable<Tensor> weights)
     {
-        Tensor? total = null;
-        foreach (var w in weights)
+        var ws = weights.ToArray();
+        if (ws.Length == 0) throw new ArgumentException("l2_penalty: no weights given");
+        double total = 0;
+        foreach (var w in ws)
         {
-            var term = (w * w).Sum();
-            total = total is null ? term : total + term;
+            if (w.DType != ws[0].DType) throw new ArgumentException($"l2_penalty: dtypes {ws[0].DType} and {w.DType} differ");
+            total += w.DType == DType.Float32 ? System.Numerics.Tensors.TensorPrimitives.SumOfSquares(w.AsFloatSpan()) : System.Numerics.Tensors.TensorPrimitives.SumOfSquares(w.AsDoubleSpan());
         }
-        if (total is null) throw new ArgumentException("l2_penalty: no weights given");
-        return total * lambda;
+        var y = Tensor.Scalar(lambda * total, ws[0].DType);
+        return y.Record("l2_penalty", ws, g =>
+        {
+            double scale = 2 * lambda * g.Item();
+            var grads = new Tensor?[ws.Length];
+            for (int i = 0; i < ws.Length; i++)
+            {
+                var w = ws[i];
+                if (!w.RequiresGrad) continue;
+                var target = Autograd.LeafGradBuffer(w);
+                var d = target ?? Tensor.ZerosLike(w);
+                if (w.DType == DType.Float32) System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(w.AsFloatSpan(), (float)scale, d.AsFloatSpan(), d.AsFloatSpan());
+                else System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(w.AsDoubleSpan(), scale, d.AsDoubleSpan(), d.AsDoubleSpan());
+                grads[i] = target is null ? d : null;   // null: already added to the leaf's Grad
+            }
+            return grads;
+        });
     }
 
     static (int M, int C) Rows2D(Tensor x, int targets, string op)

@@ -11,14 +11,7 @@ public sealed class CliTests : IDisposable
 
     public void Dispose() => Directory.Delete(dir, recursive: true);
 
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var (o, e) = (Console.Out, Console.Error);
-        var (so, se) = (new StringWriter(), new StringWriter());
-        Console.SetOut(so); Console.SetError(se);
-        try { return (Cli.Cli.Run(Cli.Cli.CreateRoot(), args), so.ToString(), se.ToString()); }
-        finally { Console.SetOut(o); Console.SetError(e); }
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => Helpers.RunCli(args);
 
     string[] Quick(string outDir) => ["train", "--hidden", "32", "--epochs", "2", "--lr-step", "1", "--batch-size", "64", "--seed", "7", "--out", outDir];
 

@@ -16,4 +16,14 @@ internal static class Helpers
     public static Tensor D(double[,] v) => Tensor.From(v);
 
     public static Tensor Leaf(Tensor t) { t.RequiresGrad = true; return t; }
+
+    /// <summary>Runs the backprop command in-process, capturing its output (tests using it share the "console" collection).</summary>
+    public static (int Code, string Out, string Err) RunCli(params string[] args)
+    {
+        var (o, e) = (Console.Out, Console.Error);
+        var (so, se) = (new StringWriter(), new StringWriter());
+        Console.SetOut(so); Console.SetError(se);
+        try { return (Cli.Cli.Run(Cli.Cli.CreateRoot(), args), so.ToString(), se.ToString()); }
+        finally { Console.SetOut(o); Console.SetError(e); }
+    }
 }

@@ -175,14 +175,7 @@ public sealed class MultiTaskCliTests : IDisposable
 
     public void Dispose() => Directory.Delete(dir, recursive: true);
 
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var (o, e) = (Console.Out, Console.Error);
-        var (so, se) = (new StringWriter(), new StringWriter());
-        Console.SetOut(so); Console.SetError(se);
-        try { return (Cli.Cli.Run(Cli.Cli.CreateRoot(), args), so.ToString(), se.ToString()); }
-        finally { Console.SetOut(o); Console.SetError(e); }
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => Helpers.RunCli(args);
 
     [Theory]
     [InlineData(false)]

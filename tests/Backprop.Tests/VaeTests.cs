@@ -129,18 +129,13 @@ public sealed class VaeCommandTests : IDisposable
     public void One_epoch_with_a_2d_latent_writes_the_run_folder()
     {
         string run = Path.Combine(dir, "run");
-        var (o, e) = (Console.Out, Console.Error);
-        var (so, se) = (new StringWriter(), new StringWriter());
-        Console.SetOut(so); Console.SetError(se);
-        int code;
-        try { code = Cli.Cli.Run(Cli.Cli.CreateRoot(), ["vae", "--epochs", "1", "--latent", "2", "--hidden", "64", "--batch-size", "256", "--out", run]); }
-        finally { Console.SetOut(o); Console.SetError(e); }
-        Assert.True(code == 0, se.ToString());
+        var (code, output, err) = Helpers.RunCli("vae", "--epochs", "1", "--latent", "2", "--hidden", "64", "--batch-size", "256", "--out", run);
+        Assert.True(code == 0, err);
         foreach (var f in new[] { "metrics.csv", "summary.json", "loss.png", "samples.png", "samples-noise.png", "reconstructions.png", "manifold.png", "model.safetensors" })
             Assert.True(new FileInfo(Path.Combine(run, f)).Length > 0, $"{f} is missing or empty");
         using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "summary.json")));
         double elbo = summary.RootElement.GetProperty("test_neg_elbo").GetDouble();
         Assert.InRange(elbo, 120, 250);   // one epoch of a 64-unit, 2-d VAE
-        Assert.Contains("test negative ELBO", so.ToString());
+        Assert.Contains("test negative ELBO", output);
     }
 }

@@ -182,7 +182,6 @@ internal static class Cifar10TwoLayerCommand
 
     static string Pct(double v) => ConsoleOutput.F(v * 100, "0.00") + "%";
 
-    static string R(double v) => v.ToString("R", CultureInfo.InvariantCulture);
 
     static void Write(string run, TwoLayerConfig c, Split d, DType dtype, uint seed, string preset, TwoLayerNet net, TwoLayerNetHistory h,
         double trainAcc, double valAcc, double testAcc, int[,] confusion, double trainSeconds, double seconds, string[] commandLine)
@@ -196,8 +195,8 @@ internal static class Cifar10TwoLayerCommand
         for (int it = 0, k = 0; it < h.Loss.Count; it++)
         {
             bool boundary = it % perEpoch == 0;
-            csv.WriteLine(string.Join(",", it.ToString(CultureInfo.InvariantCulture), ((int)(it / perEpoch)).ToString(CultureInfo.InvariantCulture), R(lr), R(h.Loss[it]),
-                boundary ? R(h.TrainAccuracy[k]) : "", boundary ? R(h.ValAccuracy[k]) : ""));
+            csv.WriteLine(string.Join(",", it.ToString(CultureInfo.InvariantCulture), ((int)(it / perEpoch)).ToString(CultureInfo.InvariantCulture), Validate.RoundTrip(lr), Validate.RoundTrip(h.Loss[it]),
+                boundary ? Validate.RoundTrip(h.TrainAccuracy[k]) : "", boundary ? Validate.RoundTrip(h.ValAccuracy[k]) : ""));
             if (boundary) { k++; lr *= c.LearningRateDecay; }
         }
         File.WriteAllText(Path.Combine(run, "metrics.csv"), csv.ToString());
@@ -239,8 +238,8 @@ internal static class Cifar10TwoLayerCommand
             double trainAcc = Accuracy(net, d.TrainX, d.TrainY), valAcc = Accuracy(net, d.ValX, d.ValY);
             results.Add((c, valAcc));
             ConsoleOutput.Line($"{c.Text}: loss {ConsoleOutput.F(history.Loss[^1])}, train {Pct(trainAcc)}, validation {Pct(valAcc)} ({ConsoleOutput.F(seconds, "0")} s)");
-            csv.WriteLine(string.Join(",", c.Hidden, R(c.LearningRate), R(c.LearningRateDecay), R(c.Reg), c.Iterations, c.BatchSize, R(c.Std),
-                R(history.Loss[^1]), R(trainAcc), R(valAcc), seconds.ToString("F1", CultureInfo.InvariantCulture)));
+            csv.WriteLine(string.Join(",", c.Hidden, Validate.RoundTrip(c.LearningRate), Validate.RoundTrip(c.LearningRateDecay), Validate.RoundTrip(c.Reg), c.Iterations, c.BatchSize, Validate.RoundTrip(c.Std),
+                Validate.RoundTrip(history.Loss[^1]), Validate.RoundTrip(trainAcc), Validate.RoundTrip(valAcc), seconds.ToString("F1", CultureInfo.InvariantCulture)));
             File.WriteAllText(Path.Combine(run, "search.csv"), csv.ToString());
         }
         var best = results.MaxBy(x => x.Val);

@@ -91,12 +91,11 @@ internal static class MultiTaskCommand
         if (schedule is not ("cosine" or "none")) throw new ArgumentException($"--schedule: '{schedule}' is not one of cosine, none");
         int val = r.GetValue(ValSize) ?? 5000;
         if (val < 0) throw new ArgumentException($"--val-size: {val} must be ≥ 0");
-        return new Settings(r.GetValue(Data), Positive(r.GetValue(Hidden) ?? 100, "--hidden-a"), dropout, r.GetValue(BnBeforeRelu), !r.GetValue(NoCascade),
-            r.GetValue(Manual), optimizer, lr, momentum, schedule, Positive(r.GetValue(Epochs) ?? 20, "--epochs"), Positive(r.GetValue(BatchSize) ?? 64, "--batch-size"),
-            r.GetValue(Seed) ?? 0, val, Positive(r.GetValue(Threads) ?? Environment.ProcessorCount, "--threads"));
+        return new Settings(r.GetValue(Data), Validate.Positive(r.GetValue(Hidden) ?? 100, "--hidden-a"), dropout, r.GetValue(BnBeforeRelu), !r.GetValue(NoCascade),
+            r.GetValue(Manual), optimizer, lr, momentum, schedule, Validate.Positive(r.GetValue(Epochs) ?? 20, "--epochs"), Validate.Positive(r.GetValue(BatchSize) ?? 64, "--batch-size"),
+            r.GetValue(Seed) ?? 0, val, Validate.Positive(r.GetValue(Threads) ?? Environment.ProcessorCount, "--threads"));
     }
 
-    static int Positive(int v, string option) => v > 0 ? v : throw new ArgumentException($"--{option.TrimStart('-')}: {v} must be positive");
 
     static int Run(Settings s, string? outDir, string[] commandLine)
     {
@@ -138,8 +137,8 @@ internal static class MultiTaskCommand
             history.Add(e);
             ConsoleOutput.Line($"{epoch,5} {F(train.Loss),7} {F(train.SquaredErrorA),8} {P(train.AccuracyA),7} {F(train.CrossEntropyB),7} {P(train.AccuracyB),7} | " +
                 $"{F(val.SquaredErrorA),12} {P(val.AccuracyA),7} {F(val.CrossEntropyB),7} {P(val.AccuracyB),7} {ConsoleOutput.F(seconds, "0.0"),8}");
-            csv.WriteLine(string.Join(",", epoch.ToString(CultureInfo.InvariantCulture), R(train.Loss), R(train.SquaredErrorA), R(train.AccuracyA), R(train.CrossEntropyB), R(train.AccuracyB),
-                R(val.Loss), R(val.SquaredErrorA), R(val.AccuracyA), R(val.CrossEntropyB), R(val.AccuracyB),
+            csv.WriteLine(string.Join(",", epoch.ToString(CultureInfo.InvariantCulture), Validate.RoundTrip(train.Loss), Validate.RoundTrip(train.SquaredErrorA), Validate.RoundTrip(train.AccuracyA), Validate.RoundTrip(train.CrossEntropyB), Validate.RoundTrip(train.AccuracyB),
+                Validate.RoundTrip(val.Loss), Validate.RoundTrip(val.SquaredErrorA), Validate.RoundTrip(val.AccuracyA), Validate.RoundTrip(val.CrossEntropyB), Validate.RoundTrip(val.AccuracyB),
                 seconds.ToString("F3", CultureInfo.InvariantCulture), e.SamplesPerSecond.ToString("F0", CultureInfo.InvariantCulture)));
             File.WriteAllText(Path.Combine(run, "metrics.csv"), csv.ToString());
         }
@@ -272,5 +271,4 @@ internal static class MultiTaskCommand
 
     static string F(double v) => ConsoleOutput.F(v);
     static string P(double v) => ConsoleOutput.F(v * 100, "0.00") + "%";
-    static string R(double v) => v.ToString("R", CultureInfo.InvariantCulture);
 }

@@ -67,22 +67,22 @@ internal static class TrainCommand
             Model = r.GetValue(Model) ?? s.Model,
             Hidden = r.GetValue(Hidden) is string h ? ParseHidden(h) : s.Hidden,
             Activation = r.GetValue(ActivationOpt) is string a ? ParseEnum<Activation>(a, "--activation") : s.Activation,
-            Dropout = Probability(r.GetValue(Dropout) ?? s.Dropout, "--dropout"),
-            InputDropout = Probability(r.GetValue(InputDropout) ?? s.InputDropout, "--input-dropout"),
+            Dropout = Validate.Probability(r.GetValue(Dropout) ?? s.Dropout, "--dropout"),
+            InputDropout = Validate.Probability(r.GetValue(InputDropout) ?? s.InputDropout, "--input-dropout"),
             BatchNorm = r.GetValue(BatchNorm) ?? s.BatchNorm,
-            Optimizer = OneOf(r.GetValue(OptimizerOpt) ?? s.Optimizer, "--optimizer", "sgd", "adam", "adamw"),
-            LearningRate = Positive(r.GetValue(Lr) ?? s.LearningRate, "--lr"),
-            Momentum = NonNegative(r.GetValue(Momentum) ?? s.Momentum, "--momentum"),
+            Optimizer = Validate.OneOf(r.GetValue(OptimizerOpt) ?? s.Optimizer, "--optimizer", "sgd", "adam", "adamw"),
+            LearningRate = Validate.Positive(r.GetValue(Lr) ?? s.LearningRate, "--lr"),
+            Momentum = Validate.NonNegative(r.GetValue(Momentum) ?? s.Momentum, "--momentum"),
             Nesterov = r.GetValue(Nesterov) ?? s.Nesterov,
-            WeightDecay = NonNegative(r.GetValue(WeightDecay) ?? s.WeightDecay, "--weight-decay"),
-            Schedule = OneOf(r.GetValue(Schedule) ?? s.Schedule, "--schedule", "step", "cosine", "exp", "none"),
-            LrStep = (int)Positive(r.GetValue(LrStep) ?? s.LrStep, "--lr-step"),
-            LrGamma = Positive(r.GetValue(LrGamma) ?? s.LrGamma, "--lr-gamma"),
-            Epochs = (int)Positive(r.GetValue(Epochs) ?? s.Epochs, "--epochs"),
-            BatchSize = (int)Positive(r.GetValue(BatchSize) ?? s.BatchSize, "--batch-size"),
+            WeightDecay = Validate.NonNegative(r.GetValue(WeightDecay) ?? s.WeightDecay, "--weight-decay"),
+            Schedule = Validate.OneOf(r.GetValue(Schedule) ?? s.Schedule, "--schedule", "step", "cosine", "exp", "none"),
+            LrStep = (int)Validate.Positive(r.GetValue(LrStep) ?? s.LrStep, "--lr-step"),
+            LrGamma = Validate.Positive(r.GetValue(LrGamma) ?? s.LrGamma, "--lr-gamma"),
+            Epochs = (int)Validate.Positive(r.GetValue(Epochs) ?? s.Epochs, "--epochs"),
+            BatchSize = (int)Validate.Positive(r.GetValue(BatchSize) ?? s.BatchSize, "--batch-size"),
             Seed = r.GetValue(Seed) ?? s.Seed,
-            ValidationSize = r.GetValue(ValSize) is int v ? (int)NonNegative(v, "--val-size") : s.ValidationSize,
-            TestSize = r.GetValue(TestSize) is int t ? (int)Positive(t, "--test-size") : s.TestSize,
+            ValidationSize = r.GetValue(ValSize) is int v ? (int)Validate.NonNegative(v, "--val-size") : s.ValidationSize,
+            TestSize = r.GetValue(TestSize) is int t ? (int)Validate.Positive(t, "--test-size") : s.TestSize,
             Normalize = r.GetValue(Normalize) is string n ? ParseEnum<Normalization>(n.Replace("-", ""), "--normalize") : s.Normalize,
             DType = (r.GetValue(DTypeOpt) ?? "float32") switch
             {
@@ -90,7 +90,7 @@ internal static class TrainCommand
                 "float64" => DType.Float64,
                 var d => throw new ArgumentException($"--dtype: '{d}' is not float32 or float64"),
             },
-            Threads = (int)Positive(r.GetValue(Threads) ?? s.Threads, "--threads"),
+            Threads = (int)Validate.Positive(r.GetValue(Threads) ?? s.Threads, "--threads"),
         };
     }
 
@@ -106,12 +106,7 @@ internal static class TrainCommand
         Enum.TryParse<T>(text, ignoreCase: true, out var v) && Enum.IsDefined(v) ? v
         : throw new ArgumentException($"{option}: '{text}' is not one of {string.Join(", ", Enum.GetNames<T>().Select(n => n.ToLowerInvariant()))}");
 
-    static string OneOf(string v, string option, params string[] allowed) =>
-        allowed.Contains(v) ? v : throw new ArgumentException($"{option}: '{v}' is not one of {string.Join(", ", allowed)}");
 
-    static double Positive(double v, string option) => v > 0 && double.IsFinite(v) ? v : throw new ArgumentException($"{option}: {v} must be positive");
-    static double NonNegative(double v, string option) => v >= 0 && double.IsFinite(v) ? v : throw new ArgumentException($"{option}: {v} must be ≥ 0");
-    static double Probability(double v, string option) => v >= 0 && v < 1 ? v : throw new ArgumentException($"{option}: {v} must be in [0, 1)");
 
     internal static Optimizer CreateOptimizer(TrainSettings s, IEnumerable<Tensor> parameters) => s.Optimizer switch
     {
@@ -163,8 +158,8 @@ internal static class TrainCommand
             history.Add(m);
             string val = m.ValAccuracy is double va ? ConsoleOutput.F(va * 100, "0.00") + "%" : "-";
             ConsoleOutput.Line($"{m.Epoch,5} {ConsoleOutput.F(m.TrainLoss),11} {ConsoleOutput.F(m.TrainAccuracy * 100, "0.00") + "%",9} {val,8} {m.LearningRate.ToString("G4", CultureInfo.InvariantCulture),9} {ConsoleOutput.F(m.Seconds, "0.0"),8} {m.SamplesPerSecond,10:N0}");
-            csv.WriteLine(string.Join(",", m.Epoch.ToString(CultureInfo.InvariantCulture), R(m.TrainLoss), R(m.TrainAccuracy), m.ValAccuracy is double v2 ? R(v2) : "",
-                R(m.LearningRate), m.Seconds.ToString("F3", CultureInfo.InvariantCulture), m.SamplesPerSecond.ToString("F0", CultureInfo.InvariantCulture)));
+            csv.WriteLine(string.Join(",", m.Epoch.ToString(CultureInfo.InvariantCulture), Validate.RoundTrip(m.TrainLoss), Validate.RoundTrip(m.TrainAccuracy), m.ValAccuracy is double v2 ? Validate.RoundTrip(v2) : "",
+                Validate.RoundTrip(m.LearningRate), m.Seconds.ToString("F3", CultureInfo.InvariantCulture), m.SamplesPerSecond.ToString("F0", CultureInfo.InvariantCulture)));
             File.WriteAllText(Path.Combine(run, "metrics.csv"), csv.ToString());
         }
 
@@ -177,5 +172,4 @@ internal static class TrainCommand
         return 0;
     }
 
-    static string R(double v) => v.ToString("R", CultureInfo.InvariantCulture);
 }

@@ -32,13 +32,12 @@ internal static class VaeCommand
         {
             Epochs, Latent, Hidden, Lr, BatchSize, Seed, Data, Out,
         };
-        cmd.SetAction(r => Run(new Settings(Positive(r.GetValue(Epochs), "--epochs"), Positive(r.GetValue(Latent), "--latent"),
-            Positive(r.GetValue(Hidden), "--hidden"), r.GetValue(Lr) is > 0 and var lr && double.IsFinite(lr) ? lr : throw new ArgumentException($"--lr: {r.GetValue(Lr)} must be positive"),
-            Positive(r.GetValue(BatchSize), "--batch-size"), r.GetValue(Seed), r.GetValue(Data)), r.GetValue(Out)));
+        cmd.SetAction(r => Run(new Settings(Validate.Positive(r.GetValue(Epochs), "--epochs"), Validate.Positive(r.GetValue(Latent), "--latent"),
+            Validate.Positive(r.GetValue(Hidden), "--hidden"), r.GetValue(Lr) is > 0 and var lr && double.IsFinite(lr) ? lr : throw new ArgumentException($"--lr: {r.GetValue(Lr)} must be positive"),
+            Validate.Positive(r.GetValue(BatchSize), "--batch-size"), r.GetValue(Seed), r.GetValue(Data)), r.GetValue(Out)));
         return cmd;
     }
 
-    static int Positive(int v, string option) => v > 0 ? v : throw new ArgumentException($"{option}: {v} must be positive");
 
     internal sealed record Settings(int Epochs, int Latent, int Hidden, double LearningRate, int BatchSize, ulong Seed, string? Data);
 
@@ -80,7 +79,7 @@ internal static class VaeCommand
             var e = new VaeEpoch(epoch, rec + kl, rec, kl, testRec + testKl, testRec, testKl, seconds, loader.Samples / seconds);
             history.Add(e);
             ConsoleOutput.Line($"{epoch,5} {ConsoleOutput.F(e.TrainNegElbo, "0.00"),11} {ConsoleOutput.F(e.TestNegElbo, "0.00"),10} {ConsoleOutput.F(testRec, "0.00"),9} {ConsoleOutput.F(testKl, "0.00"),8} {ConsoleOutput.F(seconds, "0.0"),8} {e.SamplesPerSecond,10:N0}");
-            csv.WriteLine(string.Join(",", epoch.ToString(CultureInfo.InvariantCulture), R(e.TrainNegElbo), R(rec), R(kl), R(e.TestNegElbo), R(testRec), R(testKl),
+            csv.WriteLine(string.Join(",", epoch.ToString(CultureInfo.InvariantCulture), Validate.RoundTrip(e.TrainNegElbo), Validate.RoundTrip(rec), Validate.RoundTrip(kl), Validate.RoundTrip(e.TestNegElbo), Validate.RoundTrip(testRec), Validate.RoundTrip(testKl),
                 seconds.ToString("F3", CultureInfo.InvariantCulture), e.SamplesPerSecond.ToString("F0", CultureInfo.InvariantCulture)));
             File.WriteAllText(Path.Combine(run, "metrics.csv"), csv.ToString());
         }
@@ -215,5 +214,4 @@ internal static class VaeCommand
         return (((((a[0] * t + a[1]) * t + a[2]) * t + a[3]) * t + a[4]) * t + a[5]) * u / (((((b[0] * t + b[1]) * t + b[2]) * t + b[3]) * t + b[4]) * t + 1);
     }
 
-    static string R(double v) => v.ToString("R", CultureInfo.InvariantCulture);
 }

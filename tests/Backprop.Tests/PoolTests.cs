@@ -5,6 +5,7 @@ using Backprop.Optim;
 namespace Backprop.Tests;
 
 /// <summary>Recycling step storage changes nothing numerically and leaves steady-state steps (almost) allocation-free.</summary>
+[Collection("serial")]   // allocation counts: no other test may crowd the thread pool the GEMM helpers are queued on
 public class PoolTests
 {
     static (Sequential Model, Sgd Opt, Tensor X, int[] Y) Setup(int[] hidden, int batch, double momentum)
@@ -48,8 +49,8 @@ public class PoolTests
     {
         var (model, opt, _, _) = Setup(hidden, batch, momentum);
         var g = new Generator(4);
-        var x = Tensor.Uniform([batch * 40, 784], 0, 1, g);
-        var y = Enumerable.Range(0, batch * 40).Select(i => i % 10).ToArray();
+        var x = Tensor.Uniform([batch * 100, 784], 0, 1, g);
+        var y = Enumerable.Range(0, batch * 100).Select(i => i % 10).ToArray();
         var loader = new Data.DataLoader(x, y, batch, shuffle: true, generator: g);
         var pool = new TensorPool();
         long before = 0;
@@ -74,3 +75,7 @@ public class PoolTests
         Assert.Throws<InvalidOperationException>(() => new Linear(2, 2, new Generator(0)));
     }
 }
+
+/// <summary>Tests that must run alone (no other test class in parallel).</summary>
+[CollectionDefinition("serial", DisableParallelization = true)]
+public sealed class SerialCollection;

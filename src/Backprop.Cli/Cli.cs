@@ -16,8 +16,12 @@ internal static class Cli
         });
 
     /// <summary>The <c>backprop</c> command; each subcommand lives in its own file.</summary>
-    public static RootCommand CreateRoot() => new("backprop — train, check and benchmark neural networks in pure .NET")
+    // A plain Command named "backprop" rather than RootCommand, whose name would be the assembly's (Backprop.Cli:
+    // an assembly called "backprop" would collide with Backprop.dll, assembly names being case-insensitive).
+    public static Command CreateRoot() => new("backprop", "backprop — train, check and benchmark neural networks in pure .NET")
     {
+        new System.CommandLine.Help.HelpOption(),
+        new VersionOption(),
         TrainCommand.Create(),
         EvalCommand.Create(),
         GradCheckCommand.Create(),
@@ -29,12 +33,14 @@ internal static class Cli
     };
 
     /// <summary>Parses and runs; a parse error prints one clear line and exits 2, a failure prints its message and exits 1.</summary>
-    public static int Run(RootCommand root, string[] args)
+    public static int Run(Command root, string[] args)
     {
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            Console.Error.WriteLine($"backprop: {Readable(parse.Errors[0].Message)} (see --help)");
+            // The most specific error first: an unknown word beats the "required command" that follows from it.
+            var error = parse.Errors.FirstOrDefault(e => e.Message.StartsWith("Unrecognized", StringComparison.Ordinal)) ?? parse.Errors[0];
+            Console.Error.WriteLine($"backprop: {Readable(error.Message)} (see --help)");
             return 2;
         }
         try

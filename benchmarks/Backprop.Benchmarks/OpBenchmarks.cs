@@ -10,7 +10,6 @@ namespace Backprop.Benchmarks;
 [MemoryDiagnoser]
 public class OpBenchmarks
 {
-    readonly TensorPool pool = new();
     Tensor logits = null!, x = null!, w = null!, b = null!, y = null!, z = null!;
     int[] labels = [];
 
@@ -35,7 +34,6 @@ public class OpBenchmarks
     [Benchmark]
     public double SoftmaxCrossEntropy()
     {
-        using var scope = pool.Enter();
         var loss = logits.CrossEntropy(labels);
         loss.Backward();
         return loss.Item();
@@ -44,7 +42,6 @@ public class OpBenchmarks
     [Benchmark]
     public double LinearRelu()
     {
-        using var scope = pool.Enter();
         var h = x.Linear(w, b).Relu();
         h.Backward(y);
         return h.Length;
@@ -53,7 +50,6 @@ public class OpBenchmarks
     [Benchmark]
     public double ElementwiseChain()
     {
-        using var scope = pool.Enter();
         var o = x.Sigmoid() * y + z;
         o.Backward(y);
         return o.Length;

@@ -73,7 +73,7 @@ internal static class BenchCommand
 
     static Row Measure(string name, string unit, int repetitions, Func<double> run, Func<double, double> toUnit)
     {
-        run();   // warm-up: JIT, caches, pools
+        run();   // warm-up: JIT, caches
         var values = Enumerable.Range(0, repetitions).Select(_ => toUnit(run())).Order().ToArray();
         return new Row(name, unit, values[values.Length / 2], values[0], values[^1]);
     }
@@ -110,13 +110,11 @@ internal static class BenchCommand
         var model = Mlp.Create(784, hidden, 10, g);
         var opt = new Sgd(model.Parameters(), lr, momentum);
         var loader = new DataLoader(train.X, train.Y, batch, shuffle: true, generator: g);
-        var pool = new TensorPool();
         using var e = loader.GetEnumerator();
         long before = 0;
         for (int step = 0; step < 60; step++)
         {
-            if (step == 20) before = GC.GetAllocatedBytesForCurrentThread();   // after warm-up: pools and optimizer state exist
-            using var scope = pool.Enter();
+            if (step == 20) before = GC.GetAllocatedBytesForCurrentThread();   // after warm-up: optimizer state exists
             e.MoveNext();
             Step(model, opt, e.Current.X, e.Current.Y);
         }
@@ -150,11 +148,9 @@ internal static class BenchCommand
         var opt = new Sgd(model.Parameters(), 1e-4);
         var idx = new int[200];
         var y = new int[200];
-        var pool = new TensorPool();
         var clock = Stopwatch.StartNew();
         for (int it = 0; it < iterations; it++)
         {
-            using var scope = pool.Enter();
             for (int i = 0; i < idx.Length; i++) { idx[i] = g.NextInt(labels.Length); y[i] = labels[idx[i]]; }
             Tensor batch;
             using (Autograd.NoGrad()) batch = x.IndexSelect(idx);

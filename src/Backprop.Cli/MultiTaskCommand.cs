@@ -113,7 +113,6 @@ internal static class MultiTaskCommand
         Optimizer optimizer = s.Optimizer == "adam" ? new Adam(model.Parameters(), s.LearningRate) : new Sgd(model.Parameters(), s.LearningRate, s.Momentum);
         LrScheduler? scheduler = s.Schedule == "cosine" ? new CosineAnnealingLR(optimizer, s.Epochs) : null;
         var loader = new DataLoader(data.TrainX, data.TrainY, s.BatchSize, shuffle: true, generator: new Generator(s.Seed + 1));
-        var pool = new TensorPool();
 
         ConsoleOutput.Line($"mnist: {data.TrainY.Length} train / {data.ValY.Length} validation / {data.TestY.Length} test, {data.Features} features, {Classes} classes");
         ConsoleOutput.Line($"model: {s.ModelName}: A {data.Features}-{s.HiddenA}-{Classes} relu, dropout {s.Dropout}; B {data.Features}-{Classes}" +
@@ -129,7 +128,7 @@ internal static class MultiTaskCommand
         for (int epoch = 1; epoch <= s.Epochs; epoch++)
         {
             var clock = Stopwatch.StartNew();
-            var train = ConsoleOutput.WithProgress($"epoch {epoch}/{s.Epochs}", report => TrainEpoch(model, manual, optimizer, loader, pool, masks, epoch, report));
+            var train = ConsoleOutput.WithProgress($"epoch {epoch}/{s.Epochs}", report => TrainEpoch(model, manual, optimizer, loader, masks, epoch, report));
             double seconds = clock.Elapsed.TotalSeconds;
             scheduler?.Step();
             var val = Evaluate(model, data.ValX, data.ValY);
@@ -150,7 +149,7 @@ internal static class MultiTaskCommand
         return 0;
     }
 
-    static TaskMetrics TrainEpoch(MultiTaskCascade model, MultiTaskCascadeManual? manual, Optimizer optimizer, DataLoader loader, TensorPool pool,
+    static TaskMetrics TrainEpoch(MultiTaskCascade model, MultiTaskCascadeManual? manual, Optimizer optimizer, DataLoader loader,
         Generator masks, int epoch, Action<int, int, string> report)
     {
         model.Train();
@@ -159,7 +158,6 @@ internal static class MultiTaskCommand
         using var batches = loader.GetEnumerator();
         while (true)
         {
-            using var scope = pool.Enter();   // the step's tensors return to the pool when it ends
             if (!batches.MoveNext()) break;
             var (x, y) = batches.Current;
             step++;
@@ -210,12 +208,10 @@ internal static class MultiTaskCommand
         if (y.Length == 0) return new TaskMetrics(double.NaN, double.NaN, double.NaN, double.NaN);
         model.Eval();
         using var _ = Autograd.NoGrad();
-        var pool = new TensorPool();
         double se = 0, ce = 0; long hitsA = 0, hitsB = 0;
         using var batches = new DataLoader(x, y, 1000).GetEnumerator();
         while (true)
         {
-            using var scope = pool.Enter();
             if (!batches.MoveNext()) break;
             var (bx, by) = batches.Current;
             var output = model.Outputs(bx);

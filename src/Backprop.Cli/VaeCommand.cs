@@ -119,11 +119,9 @@ internal static class VaeCommand
         long seen = 0;
         int step = 0;
         var clock = Stopwatch.StartNew();
-        var pool = new TensorPool();   // each step reuses the previous step's tensor storage
         using var batches = loader.GetEnumerator();
         while (true)
         {
-            using var scope = pool.Enter();
             if (!batches.MoveNext()) break;
             var x = batches.Current.X;
             optimizer.ZeroGrad();
@@ -146,10 +144,8 @@ internal static class VaeCommand
         using var _ = Autograd.NoGrad();
         double rec = 0, kl = 0;
         int n = x.Size(0);
-        var pool = new TensorPool();
         for (int start = 0; start < n; start += batchSize)
         {
-            using var scope = pool.Enter();
             int m = Math.Min(batchSize, n - start);
             var l = vae.Loss(x.SliceRows(start, m), noise);
             rec += l.Reconstruction * m; kl += l.Kl * m;

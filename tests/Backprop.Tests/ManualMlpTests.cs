@@ -47,8 +47,8 @@ public class ManualMlpTests
             var (loss, dJdYHat) = ManualMlp.Loss(task, yHat, y);
             var dx = net.Backward(dJdYHat);
 
-            var xa = Helpers.Leaf(x.Clone());
-            Tensor w1 = Helpers.Leaf(net.W1.Clone()), b1 = Helpers.Leaf(net.B1.Clone()), w2 = Helpers.Leaf(net.W2.Clone()), b2 = Helpers.Leaf(net.B2.Clone());
+            var xa = Helpers.Leaf(x.Detach().Clone());
+            Tensor w1 = Helpers.Leaf(net.W1.Detach().Clone()), b1 = Helpers.Leaf(net.B1.Detach().Clone()), w2 = Helpers.Leaf(net.W2.Detach().Clone()), b2 = Helpers.Leaf(net.B2.Detach().Clone());
             var j = AutogradLoss(task, f, g, xa, y, w1, b1, w2, b2);
             j.Backward();
 

@@ -38,8 +38,8 @@ public static class GradCheck
             for (int i = 0; i < t.Length; i++)
             {
                 double saved = x[i];
-                x[i] = saved + h; var plus = f();
-                x[i] = saved - h; var minus = f();
+                x[i] = saved + h; var plus = f().Copy();   // a copy: a view's output shares the perturbed memory
+                x[i] = saved - h; var minus = f().Copy();
                 x[i] = saved;
                 double numeric = DotOfDifference(v, plus, minus) / (2 * h), a = analytic.GetFlat(i);
                 double rel = Math.Abs(a - numeric) / Math.Max(1e-8, Math.Abs(a) + Math.Abs(numeric));
@@ -56,7 +56,7 @@ public static class GradCheck
     {
         if (!ShapeUtil.Equal(v.shape, plus.shape) || !ShapeUtil.Equal(v.shape, minus.shape))
             throw new InvalidOperationException($"gradcheck: output shape changed from {ShapeUtil.Format(v.shape)} to {ShapeUtil.Format(plus.shape)}");
-        ReadOnlySpan<double> vs = v.AsDoubleSpan(), p = plus.AsDoubleSpan(), m = minus.AsDoubleSpan();
+        ReadOnlySpan<double> vs = v.Dense().AsDoubleSpan(), p = plus.Dense().AsDoubleSpan(), m = minus.Dense().AsDoubleSpan();
         double sum = 0;
         for (int j = 0; j < vs.Length; j++) sum += vs[j] * (p[j] - m[j]);
         return sum;

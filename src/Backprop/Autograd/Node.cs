@@ -1,11 +1,15 @@
 namespace Backprop;
 
+/// <summary>Which tensors an op's backward reads, so in-place changes to them can be detected (PyTorch's saved tensors).</summary>
+internal enum Saves { Inputs, Nothing, InputsAndOutput, Output }
+
 /// <summary>
 /// One recorded op: its inputs and how to map the output's gradient to the inputs' gradients. Most ops use a
 /// closure (<see cref="Closure"/>); hot ops use a static function with state saved in the node's fields
-/// (<see cref="Function"/>), which a <see cref="TensorPool"/> recycles so steady-state steps allocate nothing.
-/// A gradient may come back in the broadcast (output) shape; the engine reduces it to the input's shape in
-/// one place (<see cref="Autograd.SumTo"/>). A null gradient means "none", or "already added to the leaf's Grad".
+/// (<see cref="Function"/>). A gradient may come back in the broadcast (output) shape; the engine reduces it to the
+/// input's shape in one place (<see cref="Autograd.SumTo"/>). A null gradient means "none", or "already added to
+/// the leaf's Grad". After a backward pass without <c>retainGraph</c> the node is freed: its saved state is dropped
+/// (so the memory can be reclaimed while the user still holds the output) and a second pass through it throws.
 /// </summary>
 internal sealed class Node
 {
@@ -19,203 +23,280 @@ internal sealed class Node
         Name = name; Inputs = new Tensor[inputs]; Grads = new Tensor?[inputs];
     }
 
-    public string Name { get; private set; }
-    public Tensor[] Inputs { get; }
-    public Func<Tensor, Tensor?[]>? Closure { get; }
+    public string Name { get; }
+    public Tensor[] Inputs { get; private set; }
+    public Func<Tensor, Tensor?[]>? Closure { get; private set; }
 
     /// <summary>Static backward: reads the saved state, writes <see cref="Grads"/>.</summary>
     public Action<Node, Tensor>? Function { get; set; }
-    public Tensor?[] Grads { get; }
+    public Tensor?[] Grads { get; private set; }
     public Tensor? Saved0, Saved1;
     public int[]? SavedInts;
+    public bool Freed { get; private set; }
 
-    public void Reset(string name)
+    // Saved tensors and their versions when saved: a mismatch at backward time means an in-place write happened since.
+    Tensor[]? savedTensors;
+    int[]? savedVersions;
+
+    public void Save(Tensor[] tensors)
     {
-        Name = name; Function = null; Saved0 = Saved1 = null; SavedInts = null;
-        Array.Clear(Inputs); Array.Clear(Grads);
+        savedTensors = tensors;
+        savedVersions = new int[tensors.Length];
+        for (int i = 0; i < tensors.Length; i++) savedVersions[i] = tensors[i].Version;
     }
 
     public Tensor?[] Backward(Tensor g)
     {
+        if (Freed)
+            throw new InvalidOperationException($"backward: trying to backward through the graph a second time ('{Name}' was freed by an earlier Backward); " +
+                "pass retainGraph: true to the first Backward if you need to go through the graph again");
+        if (savedTensors is not null)
+            for (int i = 0; i < savedTensors.Length; i++)
+                if (savedTensors[i].Version != savedVersions![i])
+                    throw new InvalidOperationException($"backward: a tensor needed for the gradient of '{Name}' (shape {ShapeUtil.Format(savedTensors[i].shape)}) " +
+                        $"was modified by an in-place operation: it is at version {savedTensors[i].Version}, it was saved at version {savedVersions[i]}");
         if (Closure is not null) return Closure(g);
         Array.Clear(Grads);
         Function!(this, g);
         return Grads;
+    }
+
+    /// <summary>Drops everything the backward needed, keeping only the name (for the error of a second pass).</summary>
+    public void Free()
+    {
+        Freed = true;
+        Closure = null; Function = null; Saved0 = Saved1 = null; SavedInts = null; savedTensors = null;
+        Inputs = []; Grads = [];
     }
 }
 
 /// <summary>Graph recording (define-by-run), the no-grad scope, and the reverse pass.</summary>
 public static class Autograd
 {
-    [ThreadStatic] static int noGradDepth;
+    // Flows with the logical call (across await), unlike a thread-static: a scope opened before an await still
+    // holds after it, and the thread that started the method is not left in no-grad mode.
+    static readonly AsyncLocal<bool> disabled = new();
 
     /// <summary>False inside a <see cref="NoGrad"/> scope: ops then record nothing.</summary>
-    public static bool IsEnabled => noGradDepth == 0;
+    public static bool IsEnabled => !disabled.Value;
 
     /// <summary>Disables graph recording until the returned scope is disposed (<c>using var _ = Autograd.NoGrad();</c>).</summary>
-    public static NoGradScope NoGrad()
-    {
-        noGradDepth++;
-        return new NoGradScope(true);
-    }
+    public static NoGradScope NoGrad() => new(enabled: false);
 
-    public readonly struct NoGradScope : IDisposable
-    {
-        readonly bool active;
-        internal NoGradScope(bool active) => this.active = active;
-        public void Dispose() { if (active) noGradDepth--; }
-    }
+    /// <summary>Re-enables recording inside a no-grad region (PyTorch's enable_grad).</summary>
+    public static NoGradScope EnableGrad() => new(enabled: true);
 
-    static bool ShouldRecord(Tensor a) => noGradDepth == 0 && a.RequiresGrad;
+    /// <summary>Restores the previous recording state when disposed; disposing twice is harmless.</summary>
+    public sealed class NoGradScope : IDisposable
+    {
+        readonly bool previous;
+        bool disposed;
+        internal NoGradScope(bool enabled)
+        {
+            previous = disabled.Value;
+            disabled.Value = !enabled;
+        }
+
+        public void Dispose()
+        {
+            if (disposed) return;
+            disposed = true;
+            disabled.Value = previous;
+        }
+    }
 
     // ---- recording helpers used by ops ----------------------------------------------------------
 
-    internal static Tensor Record(this Tensor output, string name, Tensor input, Func<Tensor, Tensor> backward)
+    internal static Tensor Record(this Tensor output, string name, Tensor input, Func<Tensor, Tensor> backward, Saves saves = Saves.Inputs)
     {
-        if (!ShouldRecord(input)) return output;
-        output.GradFn = new Node(name, [input], g => [backward(g)]);
-        output.RequiresGrad = true;
-        return output;
+        if (!Recording(input)) return output;
+        return Attach(output, new Node(name, [input], g => [backward(g)]), saves);
     }
 
-    internal static Tensor Record(this Tensor output, string name, Tensor a, Tensor b, Func<Tensor, (Tensor?, Tensor?)> backward)
+    internal static Tensor Record(this Tensor output, string name, Tensor a, Tensor b, Func<Tensor, (Tensor?, Tensor?)> backward, Saves saves = Saves.Inputs)
     {
-        if (noGradDepth != 0 || !(a.RequiresGrad || b.RequiresGrad)) return output;
-        output.GradFn = new Node(name, [a, b], g => { var (ga, gb) = backward(g); return [ga, gb]; });
+        if (!Recording(a, b)) return output;
+        return Attach(output, new Node(name, [a, b], g => { var (ga, gb) = backward(g); return [ga, gb]; }), saves);
+    }
+
+    internal static Tensor Record(this Tensor output, string name, Tensor[] inputs, Func<Tensor, Tensor?[]> backward, Saves saves = Saves.Inputs)
+    {
+        if (!IsEnabled || !Array.Exists(inputs, t => t.RequiresGrad)) return output;
+        return Attach(output, new Node(name, inputs, backward), saves);
+    }
+
+    static Tensor Attach(Tensor output, Node node, Saves saves)
+    {
+        switch (saves)
+        {
+            case Saves.Inputs: node.Save(node.Inputs); break;
+            case Saves.InputsAndOutput: node.Save([.. node.Inputs, output]); break;
+            case Saves.Output: node.Save([output]); break;
+        }
+        output.GradFn = node;
         output.RequiresGrad = true;
         return output;
     }
 
     /// <summary>Whether an op with these inputs records a node (so it can skip building its backward state).</summary>
-    internal static bool Recording(Tensor a) => noGradDepth == 0 && a.RequiresGrad;
-    internal static bool Recording(Tensor a, Tensor b) => noGradDepth == 0 && (a.RequiresGrad || b.RequiresGrad);
-    internal static bool Recording(Tensor a, Tensor b, Tensor? c) => noGradDepth == 0 && (a.RequiresGrad || b.RequiresGrad || c is { RequiresGrad: true });
+    internal static bool Recording(Tensor a) => a.RequiresGrad && IsEnabled;
+    internal static bool Recording(Tensor a, Tensor b) => (a.RequiresGrad || b.RequiresGrad) && IsEnabled;
+    internal static bool Recording(Tensor a, Tensor b, Tensor? c) => (a.RequiresGrad || b.RequiresGrad || c is { RequiresGrad: true }) && IsEnabled;
 
     /// <summary>Records an op with a static backward; the caller fills the node's saved state. Call only when <see cref="Recording(Tensor)"/>.</summary>
-    internal static Node RecordStatic(Tensor output, string name, Action<Node, Tensor> backward, Tensor a, Tensor? b = null, Tensor? c = null)
+    internal static Node RecordStatic(Tensor output, string name, Action<Node, Tensor> backward, Tensor a, Tensor? b = null, Tensor? c = null, Saves saves = Saves.Inputs)
     {
         int n = c is not null ? 3 : b is not null ? 2 : 1;
-        var node = TensorPool.NewNode(name, n);
+        var node = new Node(name, n);
         node.Inputs[0] = a;
         if (b is not null) node.Inputs[1] = b;
         if (c is not null) node.Inputs[2] = c;
         node.Function = backward;
-        output.GradFn = node;
-        output.RequiresGrad = true;
+        Attach(output, node, saves);
         return node;
-    }
-
-    internal static Tensor Record(this Tensor output, string name, Tensor[] inputs, Func<Tensor, Tensor?[]> backward)
-    {
-        if (noGradDepth != 0 || !Array.Exists(inputs, t => t.RequiresGrad)) return output;
-        output.GradFn = new Node(name, inputs, backward);
-        output.RequiresGrad = true;
-        return output;
     }
 
     // ---- the reverse pass -----------------------------------------------------------------------
 
-    internal static void Backward(Tensor root, Tensor? gradient)
+    internal static void Backward(Tensor root, Tensor? gradient, bool retainGraph)
+    {
+        var seed = Seed(root, gradient, "backward");
+        Run([root], [seed], retainGraph, capture: null);
+    }
+
+    /// <summary>
+    /// Gradients of <paramref name="outputs"/> (weighted by <paramref name="gradOutputs"/>, default 1 for one-element
+    /// outputs) with respect to <paramref name="inputs"/>, returned instead of accumulated: no tensor's
+    /// <see cref="Tensor.Grad"/> is touched (PyTorch's torch.autograd.grad). An input the outputs do not depend on
+    /// is an error, or gets null with <paramref name="allowUnused"/>.
+    /// </summary>
+    public static Tensor?[] Grad(IReadOnlyList<Tensor> outputs, IReadOnlyList<Tensor> inputs, IReadOnlyList<Tensor>? gradOutputs = null,
+        bool retainGraph = false, bool allowUnused = false)
+    {
+        if (outputs.Count == 0) throw new ArgumentException("grad: no outputs");
+        if (gradOutputs is not null && gradOutputs.Count != outputs.Count)
+            throw new ArgumentException($"grad: {gradOutputs.Count} gradients for {outputs.Count} outputs");
+        foreach (var t in inputs)
+            if (!t.RequiresGrad) throw new ArgumentException($"grad: input of shape {ShapeUtil.Format(t.shape)} does not require grad");
+        var seeds = new Tensor[outputs.Count];
+        for (int i = 0; i < outputs.Count; i++) seeds[i] = Seed(outputs[i], gradOutputs?[i], "grad");
+        var capture = new Dictionary<Tensor, Tensor?>(ReferenceEqualityComparer.Instance);
+        foreach (var t in inputs) capture[t] = null;
+        Run([.. outputs], seeds, retainGraph, capture);
+        var result = new Tensor?[inputs.Count];
+        for (int i = 0; i < inputs.Count; i++)
+        {
+            result[i] = capture[inputs[i]];
+            if (result[i] is null && !allowUnused)
+                throw new InvalidOperationException($"grad: input {i} (shape {ShapeUtil.Format(inputs[i].shape)}) is not used by the outputs; pass allowUnused: true to get null");
+        }
+        return result;
+    }
+
+    static Tensor Seed(Tensor root, Tensor? gradient, string op)
     {
         if (!root.RequiresGrad)
-            throw new InvalidOperationException("backward: the tensor does not require grad and has no graph (was it computed under NoGrad, or from inputs without RequiresGrad?)");
+            throw new InvalidOperationException($"{op}: the tensor does not require grad and has no graph (was it computed under NoGrad, or from inputs without RequiresGrad?)");
         if (gradient is null)
         {
             if (root.Length != 1)
-                throw new InvalidOperationException($"backward: an implicit gradient needs a one-element output, got shape {ShapeUtil.Format(root.shape)}; pass the upstream gradient");
-            gradient = Tensor.OnesLike(root);
+                throw new InvalidOperationException($"{op}: an implicit gradient needs a one-element output, got shape {ShapeUtil.Format(root.shape)}; pass the upstream gradient");
+            return Tensor.OnesLike(root);
         }
-        else if (!ShapeUtil.Equal(gradient.shape, root.shape) || gradient.DType != root.DType)
-            throw new ArgumentException($"backward: gradient of shape {ShapeUtil.Format(gradient.shape)} {gradient.DType} does not match output {ShapeUtil.Format(root.shape)} {root.DType}");
+        if (!ShapeUtil.Equal(gradient.shape, root.shape) || gradient.DType != root.DType)
+            throw new ArgumentException($"{op}: gradient of shape {ShapeUtil.Format(gradient.shape)} {gradient.DType} does not match output {ShapeUtil.Format(root.shape)} {root.DType}");
+        return gradient;
+    }
 
-        var order = TopologicalOrder(root);
-        var pending = pendingCache ??= new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
-        pending.Clear();
-        pending[root] = gradient;
+    // Set while a pass runs on this thread: where gradients are captured instead of accumulated (Grad), or null.
+    [ThreadStatic] static Dictionary<Tensor, Tensor?>? capturing;
+
+    static void Run(Tensor[] roots, Tensor[] seeds, bool retainGraph, Dictionary<Tensor, Tensor?>? capture)
+    {
+        var order = TopologicalOrder(roots);
+        var pending = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
+        for (int i = 0; i < roots.Length; i++)
+            pending[roots[i]] = pending.TryGetValue(roots[i], out var e) ? e.Add(seeds[i]) : seeds[i];
+        var outer = capturing;
+        capturing = capture;
         using var _ = NoGrad();
         try
         {
-            Reverse(order, pending);
+            foreach (var t in order)
+            {
+                if (!pending.Remove(t, out var g)) continue;
+                if (capture is not null && capture.ContainsKey(t)) capture[t] = g.Copy();   // g may alias a seed or another gradient
+                var node = t.GradFn;
+                if (node is null)
+                {
+                    if (capture is null) AccumulateLeaf(t, g);
+                    continue;
+                }
+                var grads = node.Backward(g);
+                var inputs = node.Inputs;
+                if (!retainGraph) node.Free();
+                for (int i = 0; i < inputs.Length; i++)
+                {
+                    var input = inputs[i];
+                    var gi = i < grads.Length ? grads[i] : null;
+                    if (gi is null || !input.RequiresGrad) continue;
+                    gi = SumTo(gi, input.shape, node.Name);
+                    pending[input] = pending.TryGetValue(input, out var existing) ? existing.Add(gi) : gi;
+                }
+            }
         }
         finally
         {
-            order.Clear();
-            pending.Clear();
-        }
-    }
-
-    static void Reverse(List<Tensor> order, Dictionary<Tensor, Tensor> pending)
-    {
-        foreach (var t in order)
-        {
-            if (!pending.Remove(t, out var g)) continue;
-            if (t.GradFn is null)
-            {
-                AccumulateLeaf(t, g);
-                continue;
-            }
-            var node = t.GradFn;
-            var grads = node.Backward(g);
-            for (int i = 0; i < node.Inputs.Length; i++)
-            {
-                var input = node.Inputs[i];
-                var gi = grads[i];
-                if (gi is null || !input.RequiresGrad) continue;
-                gi = SumTo(gi, input.shape, node.Name);
-                pending[input] = pending.TryGetValue(input, out var existing) ? existing.Add(gi) : gi;
-            }
+            capturing = outer;
         }
     }
 
     /// <summary>
     /// The gradient buffer of a leaf that requires grad (created as zeros if absent), so an op's backward can add its
     /// contribution in place (e.g. a GEMM with accumulate) and return null for that input, saving a temporary.
-    /// Equivalent to returning the contribution: leaf gradients are sums either way.
+    /// Equivalent to returning the contribution: leaf gradients are sums either way. Null (return the gradient)
+    /// while <see cref="Grad"/> runs, which must leave every Grad untouched.
     /// </summary>
     internal static Tensor? LeafGradBuffer(Tensor t)
     {
-        if (!t.RequiresGrad || t.GradFn is not null) return null;
-        if (t.Grad is null || !ShapeUtil.Equal(t.Grad.shape, t.shape) || t.Grad.DType != t.DType) t.Grad = Tensor.Persistent(t);
+        if (!t.RequiresGrad || t.GradFn is not null || capturing is not null) return null;
+        if (t.Grad is null || !ShapeUtil.Equal(t.Grad.shape, t.shape) || t.Grad.DType != t.DType || !t.Grad.IsContiguous) t.Grad = Tensor.Zeros(t.shape, t.DType);
         return t.Grad;
     }
 
     static void AccumulateLeaf(Tensor leaf, Tensor g)
     {
         // The incoming gradient may alias another tensor (add passes g through), so the leaf keeps its own buffer.
-        if (leaf.Grad is null || !ShapeUtil.Equal(leaf.Grad.shape, leaf.shape) || leaf.Grad.DType != leaf.DType) leaf.Grad = Tensor.Persistent(leaf);
+        if (leaf.Grad is null || !ShapeUtil.Equal(leaf.Grad.shape, leaf.shape) || leaf.Grad.DType != leaf.DType || !leaf.Grad.IsContiguous)
+            leaf.Grad = Tensor.Zeros(leaf.shape, leaf.DType);
         Kernels.Elementwise.AddInPlace(leaf.Grad, g);
     }
 
-    // The reverse pass's working sets, kept per thread so a steady-state step allocates none of them.
-    [ThreadStatic] static Dictionary<Tensor, Tensor>? pendingCache;
-    [ThreadStatic] static List<Tensor>? orderCache;
-    [ThreadStatic] static HashSet<Tensor>? visitedCache;
-    [ThreadStatic] static Stack<(Tensor, int)>? stackCache;
-
-    /// <summary>Tensors reachable from <paramref name="root"/> through recorded ops, each before its inputs.</summary>
-    static List<Tensor> TopologicalOrder(Tensor root)
+    /// <summary>Tensors reachable from the roots through recorded ops, each before its inputs.</summary>
+    static List<Tensor> TopologicalOrder(Tensor[] roots)
     {
-        var post = orderCache ??= [];
-        var visited = visitedCache ??= new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
-        var stack = stackCache ??= new Stack<(Tensor, int)>();
-        post.Clear(); visited.Clear(); stack.Clear();
-        visited.Add(root);
-        stack.Push((root, 0));
-        while (stack.Count > 0)
+        var post = new List<Tensor>();
+        var visited = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        var stack = new Stack<(Tensor, int)>();
+        foreach (var root in roots)
         {
-            var (t, next) = stack.Pop();
-            var inputs = t.GradFn?.Inputs;
-            if (inputs is not null && next < inputs.Length)
+            if (!visited.Add(root)) continue;
+            stack.Push((root, 0));
+            while (stack.Count > 0)
             {
-                stack.Push((t, next + 1));
-                var child = inputs[next];
-                if (child.RequiresGrad && visited.Add(child)) stack.Push((child, 0));
-                continue;
+                var (t, next) = stack.Pop();
+                var inputs = t.GradFn?.Inputs;
+                if (inputs is not null && next < inputs.Length)
+                {
+                    stack.Push((t, next + 1));
+                    var child = inputs[next];
+                    if (child.RequiresGrad && visited.Add(child)) stack.Push((child, 0));
+                    continue;
+                }
+                post.Add(t);
             }
-            post.Add(t);
         }
         post.Reverse();
-        visited.Clear();   // drop references so finished graphs can be collected
         return post;
     }
 
@@ -236,7 +317,7 @@ public static class Autograd
             if (target != 1) throw new InvalidOperationException($"{op} backward: gradient shape {ShapeUtil.Format(g.shape)} does not broadcast from {ShapeUtil.Format(shape)}");
             r = Kernels.Reduce.Sum(r, axis, keepDim: true);
         }
-        return r.ReshapeStorage(shape);
+        return r.ViewOf(shape);
     }
 }
 
@@ -245,9 +326,15 @@ public sealed partial class Tensor
     /// <summary>
     /// Reverse-mode differentiation from this tensor: accumulates ∂this/∂leaf (weighted by
     /// <paramref name="gradient"/>, default 1 for a one-element tensor) into every leaf's <see cref="Grad"/>.
+    /// The graph is freed afterwards unless <paramref name="retainGraph"/> is set, as in PyTorch.
     /// </summary>
-    public void Backward(Tensor? gradient = null) => Autograd.Backward(this, gradient);
+    public void Backward(Tensor? gradient = null, bool retainGraph = false) => Autograd.Backward(this, gradient, retainGraph);
 
-    /// <summary>Same storage under a new shape of equal element count (no copy, not recorded).</summary>
-    internal Tensor ReshapeStorage(ReadOnlySpan<int> newShape) => TensorPool.NewTensor(newShape, DType, data);
+    /// <summary>The same elements under a new shape of equal count, sharing memory when the layout allows (not recorded).</summary>
+    internal Tensor ViewOf(ReadOnlySpan<int> newShape)
+    {
+        var s = newShape.ToArray();
+        var src = Dense();
+        return new Tensor(src.storage, s, ShapeUtil.ContiguousStrides(s), src.offset);
+    }
 }

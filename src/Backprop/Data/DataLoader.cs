@@ -5,9 +5,8 @@ namespace Backprop.Data;
 /// <summary>
 /// Minibatches (inputs, labels) over in-memory tensors, as torch's DataLoader: each enumeration is one epoch,
 /// reshuffled from the seeded generator when <c>shuffle</c> is set (same seed → same batches), optionally
-/// dropping a last incomplete batch. Each batch is a new tensor and label array — taken from the active
-/// <see cref="TensorPool"/> when the consumer runs steps in pool scopes (as the Trainer does), so they are recycled
-/// after the step; otherwise fresh. The copy is one row memcpy per sample.
+/// dropping a last incomplete batch. Each batch is a new tensor and label array that belongs to the consumer.
+/// The copy is one row memcpy per sample.
 /// Each enumeration draws its permutation when it starts, so two enumerations never share state.
 /// </summary>
 public sealed class DataLoader : IReadOnlyCollection<(Tensor X, int[] Y)>
@@ -43,7 +42,7 @@ public sealed class DataLoader : IReadOnlyCollection<(Tensor X, int[] Y)>
         {
             int start = b * BatchSize, n = Math.Min(BatchSize, Samples - start);
             var idx = order.AsSpan(start, n);
-            var y = TensorPool.RentInts(n);   // recycled when the consumer's pool scope ends
+            var y = new int[n];
             for (int i = 0; i < n; i++) y[i] = labels[idx[i]];
             Tensor x;
             using (Autograd.NoGrad()) x = inputs.IndexSelect(idx);

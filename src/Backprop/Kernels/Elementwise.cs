@@ -23,6 +23,7 @@ internal static class Elementwise
     public static Tensor Map<TKernel>(Tensor x) where TKernel : IUnaryKernel
     {
         var y = Tensor.EmptyLike(x);
+        x = x.Dense();
         if (x.DType == DType.Float32) TKernel.Run<float>(x.Span<float>(), y.Span<float>());
         else TKernel.Run<double>(x.Span<double>(), y.Span<double>());
         return y;
@@ -33,6 +34,7 @@ internal static class Elementwise
         if (a.DType != b.DType) throw new ArgumentException($"{op}: dtypes {a.DType} and {b.DType} differ; convert one with To()");
         var shape = ShapeUtil.Equal(a.shape, b.shape) ? (int[])a.shape.Clone() : ShapeUtil.Broadcast(a.shape, b.shape, op);
         var d = Tensor.Empty(shape, a.DType);
+        a = a.Dense(); b = b.Dense();
         if (a.DType == DType.Float32) Zip<TKernel, float>(a, b, d); else Zip<TKernel, double>(a, b, d);
         return d;
     }
@@ -78,25 +80,8 @@ internal static class Elementwise
     {
         if (!ShapeUtil.Equal(target.shape, source.shape) || target.DType != source.DType)
             throw new ArgumentException($"add_: {ShapeUtil.Format(source.shape)} {source.DType} into {ShapeUtil.Format(target.shape)} {target.DType}");
+        source = source.Dense();
         if (target.DType == DType.Float32) TensorPrimitives.Add(target.Span<float>(), source.Span<float>(), target.Span<float>());
         else TensorPrimitives.Add(target.Span<double>(), source.Span<double>(), target.Span<double>());
-    }
-}
-
-/// <summary>Broadcasts a tensor to a larger shape (materialised copy).</summary>
-internal static class Expand
-{
-    public static Tensor To(Tensor x, int[] shape)
-    {
-        if (ShapeUtil.Equal(x.shape, shape)) return x;
-        var zeros = Tensor.Empty(shape, x.DType);
-        return Elementwise.Zip<SecondK>(zeros, x, "expand");
-    }
-
-    struct SecondK : IBinaryKernel
-    {
-        public static void Run<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> d) where T : unmanaged, IFloatingPointIeee754<T> => b.CopyTo(d);
-        public static void Run<T>(ReadOnlySpan<T> a, T b, Span<T> d) where T : unmanaged, IFloatingPointIeee754<T> => d.Fill(b);
-        public static void Run<T>(T a, ReadOnlySpan<T> b, Span<T> d) where T : unmanaged, IFloatingPointIeee754<T> => b.CopyTo(d);
     }
 }

@@ -9,6 +9,7 @@ internal static class Masks
     public static Tensor PassWhereGreater(Tensor g, Tensor x, double threshold)
     {
         var d = Tensor.EmptyLike(g);
+        g = g.Dense(); x = x.Dense();
         if (g.DType == DType.Float32) PassWhereGreater(g.Span<float>(), x.Span<float>(), (float)threshold, d.Span<float>());
         else PassWhereGreater(g.Span<double>(), x.Span<double>(), threshold, d.Span<double>());
         return d;
@@ -33,6 +34,7 @@ internal static class Masks
     public static Tensor Greater(Tensor a, Tensor b)
     {
         var d = Tensor.EmptyLike(a);
+        a = a.Dense(); b = b.Dense();
         if (a.DType == DType.Float32) Greater(a.Span<float>(), b.Span<float>(), d.Span<float>());
         else Greater(a.Span<double>(), b.Span<double>(), d.Span<double>());
         return d;

@@ -17,6 +17,7 @@ internal static class Reduce
     public static Tensor Sum(Tensor x, int axis, bool keepDim)
     {
         axis = ShapeUtil.Axis(axis, x.Rank, "sum");
+        x = x.Dense();
         var y = Tensor.Empty(ReducedShape(x.shape, axis, keepDim), x.DType);
         var (outer, n, inner) = ShapeUtil.Around(x.shape, axis);
         if (x.DType == DType.Float32) Sum<float>(x.Span<float>(), y.Span<float>(), outer, n, inner);
@@ -45,6 +46,7 @@ internal static class Reduce
     public static (Tensor Values, int[] Indices) Max(Tensor x, int axis, bool keepDim)
     {
         axis = ShapeUtil.Axis(axis, x.Rank, "max");
+        x = x.Dense();
         if (x.shape[axis] == 0) throw new ArgumentException($"max: axis {axis} of shape {ShapeUtil.Format(x.shape)} is empty");
         var y = Tensor.Empty(ReducedShape(x.shape, axis, keepDim), x.DType);
         var idx = new int[y.Length];

@@ -78,7 +78,7 @@ public sealed class ManualMlp : Module
         using var _ = Autograd.NoGrad();
         foreach (var (p, gp) in new[] { (W1, d.DW1), (B1, d.Db1), (W2, d.DW2), (B2, d.Db2) })
         {
-            Elementwise.AddInPlace(Autograd.LeafGradBuffer(p)!, gp);   // the leaf's own buffer: gp may be pooled or shared
+            Elementwise.AddInPlace(Autograd.LeafGradBuffer(p)!, gp);   // the leaf's own buffer: gp may be shared
         }
         return d.DX;
     }

@@ -119,10 +119,8 @@ public sealed class TwoLayerNet
         var trainAcc = new List<double>();
         var valAcc = new List<double>();
         using var _ = Autograd.NoGrad();
-        var pool = new TensorPool();   // each iteration's batch, activations and gradients reuse the previous iteration's storage
         for (int it = 0; it < numIters; it++)
         {
-            using var scope = pool.Enter();
             var idx = rng.Choice(numTrain, batchSize);
             var xBatch = x.IndexSelect(idx);
             var yBatch = Array.ConvertAll(idx, i => y[i]);

@@ -17,7 +17,7 @@ public sealed class Dropout : Module
 
     public double P { get; }
 
-    /// <summary>The mask drawn by the most recent training-mode forward pass (inside a <see cref="TensorPool"/> scope, valid until it ends).</summary>
+    /// <summary>The mask drawn by the most recent training-mode forward pass .</summary>
     public Tensor? LastMask { get; private set; }
 
     public override Tensor Forward(Tensor input)

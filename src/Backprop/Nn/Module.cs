@@ -19,7 +19,6 @@ public abstract class Module
     protected Tensor RegisterParameter(string name, Tensor tensor)
     {
         CheckName(name);
-        if (TensorPool.IsActive) throw new InvalidOperationException($"{GetType().Name}: create modules outside a TensorPool scope (their parameters must outlive it)");
         tensor.RequiresGrad = true;
         parameters.Add((name, tensor));
         return tensor;
@@ -29,7 +28,6 @@ public abstract class Module
     protected Tensor RegisterBuffer(string name, Tensor tensor)
     {
         CheckName(name);
-        if (TensorPool.IsActive) throw new InvalidOperationException($"{GetType().Name}: create modules outside a TensorPool scope (their buffers must outlive it)");
         buffers.Add((name, tensor));
         return tensor;
     }

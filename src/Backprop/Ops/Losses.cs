@@ -21,8 +21,7 @@ public static partial class Ops
         {
             var node = Autograd.RecordStatic(y, "cross_entropy", CrossEntropyBackward, logits);
             node.Saved0 = s;
-            node.SavedInts = TensorPool.RentInts(m);
-            targets.CopyTo(node.SavedInts);
+            node.SavedInts = targets.ToArray();
         }
         return y;
     }
@@ -114,7 +113,7 @@ public static partial class Ops
         foreach (var w in ws)
         {
             if (w.DType != ws[0].DType) throw new ArgumentException($"l2_penalty: dtypes {ws[0].DType} and {w.DType} differ");
-            total += w.DType == DType.Float32 ? System.Numerics.Tensors.TensorPrimitives.SumOfSquares(w.AsFloatSpan()) : System.Numerics.Tensors.TensorPrimitives.SumOfSquares(w.AsDoubleSpan());
+            total += w.DType == DType.Float32 ? System.Numerics.Tensors.TensorPrimitives.SumOfSquares(w.Dense().AsFloatSpan()) : System.Numerics.Tensors.TensorPrimitives.SumOfSquares(w.Dense().AsDoubleSpan());
         }
         var y = Tensor.Scalar(lambda * total, ws[0].DType);
         return y.Record("l2_penalty", ws, g =>
@@ -127,8 +126,8 @@ public static partial class Ops
                 if (!w.RequiresGrad) continue;
                 var target = Autograd.LeafGradBuffer(w);
                 var d = target ?? Tensor.ZerosLike(w);
-                if (w.DType == DType.Float32) System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(w.AsFloatSpan(), (float)scale, d.AsFloatSpan(), d.AsFloatSpan());
-                else System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(w.AsDoubleSpan(), scale, d.AsDoubleSpan(), d.AsDoubleSpan());
+                if (w.DType == DType.Float32) System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(w.Dense().AsFloatSpan(), (float)scale, d.AsFloatSpan(), d.AsFloatSpan());
+                else System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(w.Dense().AsDoubleSpan(), scale, d.AsDoubleSpan(), d.AsDoubleSpan());
                 grads[i] = target is null ? d : null;   // null: already added to the leaf's Grad
             }
             return grads;

@@ -6,16 +6,65 @@ namespace Backprop;
 
 public static partial class Ops
 {
-    // C = op(A)·op(B), op = identity or transpose (read in place, never materialised).
+    // C = op(A)·op(B) for 2-D operands, op = identity or transpose (read in place, never materialised).
     //   ∂L/∂A = G·Bᵀ,  ∂L/∂B = Aᵀ·G        (and the matching forms when an operand is transposed)
     public static Tensor MatMul(this Tensor a, Tensor b, bool transposeA = false, bool transposeB = false)
     {
+        if ((a.Rank != 2 || b.Rank != 2) && !transposeA && !transposeB) return MatMulNd(a, b);
         var (m, n, k) = MatMulShape(a, b, transposeA, transposeB);
         var c = Tensor.Empty([m, n], a.DType);
         Gemm(a, transposeA, b, transposeB, c, m, n, k, accumulate: false);
         return c.Record("matmul", a, b, g => (
             !a.RequiresGrad ? null : transposeA ? Product(b, transposeB, g, true, a) : Product(g, false, b, !transposeB, a),
             !b.RequiresGrad ? null : transposeB ? Product(g, true, a, transposeA, b) : Product(a, !transposeA, g, false, b)));
+    }
+
+    // torch.matmul beyond 2-D: a 1-D operand gains a dimension (removed again after), batch dimensions broadcast,
+    // and each batch is one GEMM. Written with views and the 3-D product, so autograd derives the rest.
+    static Tensor MatMulNd(Tensor a, Tensor b)
+    {
+        if (a.Rank == 0 || b.Rank == 0) throw new ArgumentException($"matmul: both operands need at least one dimension, got {ShapeUtil.Format(a.shape)} and {ShapeUtil.Format(b.shape)}");
+        if (a.DType != b.DType) throw new ArgumentException($"matmul: dtypes {a.DType} and {b.DType} differ");
+        bool vecA = a.Rank == 1, vecB = b.Rank == 1;
+        var a2 = vecA ? a.Unsqueeze(0) : a;
+        var b2 = vecB ? b.Unsqueeze(1) : b;
+        int m = a2.shape[^2], k = a2.shape[^1], kb = b2.shape[^2], n = b2.shape[^1];
+        if (k != kb) throw new ArgumentException($"matmul: {ShapeUtil.Format(a.shape)} x {ShapeUtil.Format(b.shape)}: inner dimensions {k} and {kb} differ");
+        if (a2.Rank == 2 && b2.Rank == 2)
+        {
+            var r2 = a2.MatMul(b2);
+            return vecA && vecB ? r2.Reshape() : vecA ? r2.Squeeze(0) : vecB ? r2.Squeeze(1) : r2;
+        }
+        var batch = ShapeUtil.Broadcast(a2.shape[..^2], b2.shape[..^2], "matmul");
+        int count = ShapeUtil.Count(batch, "matmul");
+        var a3 = a2.Expand([.. batch, m, k]).Reshape(count, m, k);
+        var b3 = b2.Expand([.. batch, k, n]).Reshape(count, k, n);
+        var r = BatchedMatMul(a3, b3).Reshape([.. batch, m, n]);
+        if (vecA) r = r.Squeeze(-2);
+        if (vecB) r = r.Squeeze(-1);
+        return r;
+    }
+
+    // C[i] = A[i]·B[i] over a batch of 3-D operands;  ∂L/∂A[i] = G[i]·B[i]ᵀ,  ∂L/∂B[i] = A[i]ᵀ·G[i]
+    static Tensor BatchedMatMul(Tensor a, Tensor b)
+    {
+        int count = a.shape[0], m = a.shape[1], k = a.shape[2], n = b.shape[2];
+        var c = Tensor.Empty([count, m, n], a.DType);
+        Tensor ad = a.Dense().Detach(), bd = b.Dense().Detach();
+        for (int i = 0; i < count; i++)
+            Gemm(ad.Select(0, i), false, bd.Select(0, i), false, c.Detach().Select(0, i), m, n, k, accumulate: false);
+        return c.Record("bmm", a, b, g =>
+        {
+            var gd = g.Dense().Detach();
+            Tensor? da = a.RequiresGrad ? Tensor.Empty(a.shape, a.DType) : null, db = b.RequiresGrad ? Tensor.Empty(b.shape, b.DType) : null;
+            for (int i = 0; i < count; i++)
+            {
+                var gi = gd.Select(0, i);
+                if (da is not null) Gemm(gi, false, bd.Select(0, i), true, da.Select(0, i), m, k, n, accumulate: false);
+                if (db is not null) Gemm(ad.Select(0, i), true, gi, false, db.Select(0, i), k, n, m, accumulate: false);
+            }
+            return (da, db);
+        });
     }
 
     /// <summary>destination = op(a)·op(b) written in place (PyTorch's <c>out=</c>); not recorded by autograd.</summary>
@@ -31,6 +80,8 @@ public static partial class Ops
     //   ∂L/∂x = G·W,  ∂L/∂W = Gᵀ·x,  ∂L/∂b = Σ_rows G
     public static Tensor Linear(this Tensor x, Tensor weight, Tensor? bias = null)
     {
+        if (x.Rank != 2 && x.Rank > 0)   // (…, in): the leading dimensions are one batch
+            return x.Reshape(-1, x.shape[^1]).Linear(weight, bias).Reshape([.. x.shape[..^1], weight.Size(0)]);
         var (m, n, k) = MatMulShape(x, weight, false, true, "linear");
         if (bias is not null && (bias.Rank != 1 || bias.shape[0] != n || bias.DType != x.DType))
             throw new ArgumentException($"linear: bias {ShapeUtil.Format(bias.shape)} {bias.DType} does not match {n} outputs {x.DType}");
@@ -66,6 +117,7 @@ public static partial class Ops
     {
         if (Autograd.LeafGradBuffer(bias) is not Tensor buffer) return Reduce.Sum(g, 0, keepDim: false);
         int m = g.Size(0), n = g.Size(1);
+        g = g.Dense();
         if (g.DType == DType.Float32) AddRows<float>(g.Span<float>(), buffer.Span<float>(), m, n);
         else AddRows<double>(g.Span<double>(), buffer.Span<double>(), m, n);
         return null;
@@ -93,12 +145,24 @@ public static partial class Ops
 
     static void Gemm(Tensor a, bool ta, Tensor b, bool tb, Tensor c, int m, int n, int k, bool accumulate)
     {
+        (a, ta) = GemmOperand(a, ta);
+        (b, tb) = GemmOperand(b, tb);
         if (a.DType == DType.Float32) Kernels.Gemm.Multiply<float>(a.Span<float>(), ta, b.Span<float>(), tb, c.Span<float>(), m, n, k, accumulate);
         else Kernels.Gemm.Multiply<double>(a.Span<double>(), ta, b.Span<double>(), tb, c.Span<double>(), m, n, k, accumulate);
     }
 
+    /// <summary>A 2-D operand as the GEMM reads it: a transposed view of a contiguous matrix is read in place with the flag flipped.</summary>
+    static (Tensor, bool) GemmOperand(Tensor x, bool transposed)
+    {
+        if (x.IsContiguous) return (x, transposed);
+        if (x.Rank == 2 && x.strides[0] == 1 && x.strides[1] == x.shape[0])
+            return (new Tensor(x.storage, [x.shape[1], x.shape[0]], [x.shape[0], 1], x.offset), !transposed);
+        return (x.Dense(), transposed);
+    }
+
     static void BroadcastRows(Tensor row, Tensor y, int m, int n)
     {
+        row = row.Dense();
         if (y.DType == DType.Float32) Fill<float>(row.Span<float>(), y.Span<float>(), m, n);
         else Fill<double>(row.Span<double>(), y.Span<double>(), m, n);
 

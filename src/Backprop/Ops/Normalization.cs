@@ -3,14 +3,20 @@ namespace Backprop;
 public static partial class Ops
 {
     /// <summary>
-    /// Batch normalisation of x (N, D) over the batch. Training: batch mean μ and biased variance σ²,
+    /// Batch normalisation of x (N, C) over the batch, or of (N, C, L) over the batch and length (per channel C). Training: batch mean μ and biased variance σ²,
     /// x̂ = (x − μ)/√(σ² + ε), y = γ x̂ + β; the running statistics (if given) move by <paramref name="momentum"/>
     /// (running variance with the unbiased estimate, as PyTorch). Eval: the running statistics stand in for μ, σ².
     /// </summary>
     public static Tensor BatchNorm(this Tensor x, Tensor gamma, Tensor beta, Tensor? runningMean = null, Tensor? runningVar = null,
         bool training = true, double momentum = 0.1, double eps = 1e-5)
     {
-        if (x.Rank != 2) throw new ArgumentException($"batch_norm: expects (batch, features), got {ShapeUtil.Format(x.shape)}");
+        if (x.Rank == 3)   // (N, C, L): every position of every sample is one row of C features
+        {
+            int nb = x.shape[0], c = x.shape[1], l = x.shape[2];
+            return x.Transpose(1, 2).Reshape(nb * l, c).BatchNorm(gamma, beta, runningMean, runningVar, training, momentum, eps)
+                .Reshape(nb, l, c).Transpose(1, 2);
+        }
+        if (x.Rank != 2) throw new ArgumentException($"batch_norm: expects (N, C) or (N, C, L), got {ShapeUtil.Format(x.shape)}");
         int n = x.shape[0], d = x.shape[1];
         foreach (var (name, t) in new[] { ("weight", gamma), ("bias", beta), ("running_mean", runningMean), ("running_var", runningVar) })
             if (t is not null && (t.Rank != 1 || t.shape[0] != d))

@@ -27,8 +27,9 @@ public static partial class Ops
     public static Tensor Pow(this Tensor x, double p)
     {
         var y = Tensor.EmptyLike(x);
-        if (x.DType == DType.Float32) TensorPrimitives.Pow(x.Span<float>(), (float)p, y.Span<float>());
-        else TensorPrimitives.Pow(x.Span<double>(), p, y.Span<double>());
+        var xd = x.Dense();
+        if (x.DType == DType.Float32) TensorPrimitives.Pow(xd.Span<float>(), (float)p, y.Span<float>());
+        else TensorPrimitives.Pow(xd.Span<double>(), p, y.Span<double>());
         return y.Record("pow", x, g => g.Mul(x.Pow(p - 1) * p));
     }
 
@@ -80,14 +81,15 @@ public static partial class Ops
     {
         if (min > max) throw new ArgumentException($"clamp: min {min} is greater than max {max}");
         var y = Tensor.EmptyLike(x);
+        var xd = x.Dense();
         if (x.DType == DType.Float32)
         {
-            TensorPrimitives.Max(x.Span<float>(), (float)min, y.Span<float>());
+            TensorPrimitives.Max(xd.Span<float>(), (float)min, y.Span<float>());
             TensorPrimitives.Min(y.Span<float>(), (float)max, y.Span<float>());
         }
         else
         {
-            TensorPrimitives.Max(x.Span<double>(), min, y.Span<double>());
+            TensorPrimitives.Max(xd.Span<double>(), min, y.Span<double>());
             TensorPrimitives.Min(y.Span<double>(), max, y.Span<double>());
         }
         return y.Record("clamp", x, g => g.Mul(Masks.Inside(x, min, max)));

@@ -8,15 +8,16 @@ public static partial class Ops
     public static Tensor Sum(this Tensor x)
     {
         var y = Tensor.Scalar(0, x.DType);
+        x = x.Dense();
         y.SetFlat(0, x.DType == DType.Float32 ? Reduce.SumAll<float>(x.Span<float>()) : Reduce.SumAll<double>(x.Span<double>()));
-        return y.Record("sum", x, g => Expand.To(g, x.shape));
+        return y.Record("sum", x, g => g.Expand(x.shape), Saves.Nothing);
     }
 
     // y = Σ along axis;  ∂y/∂x = 1 broadcast back along the axis
     public static Tensor Sum(this Tensor x, int axis, bool keepDim = false)
     {
         var y = Reduce.Sum(x, axis, keepDim);
-        return y.Record("sum", x, g => Expand.To(g.ReshapeStorage(KeptShape(x, axis)), x.shape));
+        return y.Record("sum", x, g => g.Reshape(KeptShape(x, axis)).Expand(x.shape), Saves.Nothing);
     }
 
     // y = (1/n) Σᵢ xᵢ;  ∂y/∂xᵢ = 1/n
@@ -52,8 +53,21 @@ public static partial class Ops
     /// <summary>Maximum of all elements.</summary>
     public static Tensor Max(this Tensor x) => x.Reshape(x.Length).Max(0);
 
-    /// <summary>Index of the (first) maximum along <paramref name="axis"/>, e.g. predicted classes.</summary>
+    // y = min along axis = −max(−x) (exact: the first minimum is the first maximum of −x);  ∂ as for max
+    public static Tensor Min(this Tensor x, int axis, bool keepDim = false) => x.Neg().Max(axis, keepDim).Neg();
+
+    /// <summary>Minimum of all elements.</summary>
+    public static Tensor Min(this Tensor x) => x.Reshape(x.Length).Min(0);
+
+    /// <summary>Index of the (first) maximum along <paramref name="axis"/>, e.g. predicted classes (row-major over the other dims).</summary>
     public static int[] ArgMax(this Tensor x, int axis = -1) => Reduce.Max(x, axis, keepDim: false).Indices;
+
+    /// <summary>Index of the (first) minimum along <paramref name="axis"/>.</summary>
+    public static int[] ArgMin(this Tensor x, int axis = -1)
+    {
+        using var _ = Autograd.NoGrad();
+        return Reduce.Max(x.Neg(), axis, keepDim: false).Indices;
+    }
 
     static int[] KeptShape(Tensor x, int axis)
     {

@@ -13,7 +13,10 @@ public abstract class Optimizer
         Parameters = parameters.ToArray();
         if (Parameters.Count == 0) throw new ArgumentException($"{GetType().Name}: no parameters to optimise");
         foreach (var p in Parameters)
+        {
             if (!p.RequiresGrad || !p.IsLeaf) throw new ArgumentException($"{GetType().Name}: every parameter must be a leaf with RequiresGrad");
+            if (!p.IsContiguous) throw new ArgumentException($"{GetType().Name}: parameter of shape {ShapeUtil.Format(p.Shape)} is a strided view; optimise a contiguous tensor (Contiguous().Detach())");
+        }
         if (!(learningRate >= 0)) throw new ArgumentOutOfRangeException(nameof(learningRate), learningRate, "learning rate must be ≥ 0");
         LearningRate = learningRate;
         InitialLearningRate = learningRate;
@@ -43,8 +46,10 @@ public abstract class Optimizer
         {
             var p = Parameters[i];
             if (p.Grad is null) continue;
-            if (p.DType == DType.Float32) Update<float>(i, p.Span<float>(), p.Grad.Span<float>());
-            else Update<double>(i, p.Span<double>(), p.Grad.Span<double>());
+            var grad = p.Grad.Dense();
+            if (p.DType == DType.Float32) Update<float>(i, p.Span<float>(), grad.Span<float>());
+            else Update<double>(i, p.Span<double>(), grad.Span<double>());
+            p.BumpVersion();   // an in-place update, as PyTorch counts it: a graph that saved p can no longer backward
         }
     }
 
@@ -64,7 +69,7 @@ public abstract class Optimizer
     }
 
     /// <summary>A zero state tensor shaped like parameter <paramref name="index"/>.</summary>
-    protected Tensor StateLike(int index) => Tensor.Persistent(Parameters[index]);
+    protected Tensor StateLike(int index) => Tensor.Zeros(Parameters[index].Shape, Parameters[index].DType);
 
     /// <summary>State by name (<c>{index}.{buffer}</c>, plus <c>step</c> and <c>lr</c>), to save and restore.</summary>
     public virtual Dictionary<string, Tensor> StateDict() => new()

@@ -63,8 +63,8 @@ public static class SafeTensors
                 foreach (var t in tensors.Values)
                 {
                     if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("safetensors: big-endian hosts are not supported");
-                    if (t.DType == DType.Float32) f.Write(MemoryMarshal.AsBytes(t.AsFloatSpan()));
-                    else f.Write(MemoryMarshal.AsBytes(t.AsDoubleSpan()));
+                    if (t.DType == DType.Float32) f.Write(MemoryMarshal.AsBytes(t.Dense().AsFloatSpan()));
+                    else f.Write(MemoryMarshal.AsBytes(t.Dense().AsDoubleSpan()));
                 }
             }
             File.Move(tmp, path, overwrite: true);

@@ -65,4 +65,57 @@ internal static class ShapeUtil
         for (int i = axis + 1; i < shape.Length; i++) inner *= shape[i];
         return (outer, shape[axis], inner);
     }
+
+    /// <summary>Row-major strides of a contiguous tensor of this shape.</summary>
+    public static int[] ContiguousStrides(ReadOnlySpan<int> shape)
+    {
+        var s = new int[shape.Length];
+        for (int i = shape.Length - 1, st = 1; i >= 0; i--) { s[i] = st; st *= Math.Max(shape[i], 1); }
+        return s;
+    }
+
+    /// <summary>Whether a layout is row-major without gaps (dimensions of size 1 may have any stride, as in PyTorch).</summary>
+    public static bool IsContiguous(ReadOnlySpan<int> shape, ReadOnlySpan<int> strides)
+    {
+        int expected = 1;
+        for (int i = shape.Length - 1; i >= 0; i--)
+        {
+            if (shape[i] == 0) return true;
+            if (shape[i] == 1) continue;
+            if (strides[i] != expected) return false;
+            expected *= shape[i];
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Strides that let a tensor of <paramref name="shape"/>/<paramref name="strides"/> be seen as <paramref name="newShape"/>
+    /// without copying, or null when no such strides exist (PyTorch's computeStride): each run of old dimensions
+    /// that is contiguous within itself can be split or merged freely.
+    /// </summary>
+    public static int[]? ViewStrides(int[] shape, int[] strides, int[] newShape)
+    {
+        long numel = 1;
+        foreach (int d in shape) numel *= d;
+        if (numel <= 1 || shape.Length == 0) return ContiguousStrides(newShape);
+        var result = new int[newShape.Length];
+        int viewD = newShape.Length - 1;
+        long chunkBase = strides[^1], tensorNumel = 1, viewNumel = 1;
+        for (int d = shape.Length - 1; d >= 0; d--)
+        {
+            tensorNumel *= shape[d];
+            if (d == 0 || (shape[d - 1] != 1 && strides[d - 1] != tensorNumel * chunkBase))
+            {
+                while (viewD >= 0 && (viewNumel < tensorNumel || newShape[viewD] == 1))
+                {
+                    result[viewD] = (int)(viewNumel * chunkBase);
+                    viewNumel *= newShape[viewD];
+                    viewD--;
+                }
+                if (viewNumel != tensorNumel) return null;
+                if (d > 0) { chunkBase = strides[d - 1]; tensorNumel = 1; viewNumel = 1; }
+            }
+        }
+        return viewD == -1 ? result : null;
+    }
 }

@@ -10,44 +10,49 @@ namespace Backprop;
 public enum DType { Float32, Float64 }
 
 /// <summary>
-/// An N-dimensional array in contiguous row-major storage (float32 or float64) that records the operations
-/// producing it when gradients are required. Arithmetic lives in <see cref="Ops"/>; this file is storage,
-/// creation and inspection.
+/// An N-dimensional array (float32 or float64): a <see cref="Storage"/> seen through a layout — shape, strides
+/// (in elements, 0 along expanded dimensions) and an offset — as in PyTorch, so transpose, slicing, expand and
+/// reshape are views that share memory. It records the operations producing it when gradients are required.
+/// Arithmetic lives in <see cref="Ops"/>; this file is layout, creation and inspection.
 /// </summary>
 public sealed partial class Tensor
 {
-    // Mutable only so a TensorPool can recycle the object between training steps (see Reset).
-    internal Array data;   // float[] or double[]
-    internal int[] shape;
+    internal readonly Storage storage;
+    internal readonly int[] shape;
+    internal readonly int[] strides;
+    internal readonly int offset;
     bool requiresGrad;
 
-    internal Tensor(Array data, int[] shape)
+    internal Tensor(Storage storage, int[] shape, int[] strides, int offset)
     {
-        this.data = data;
-        this.shape = shape;
-        Reset(data, shape);
+        this.storage = storage; this.shape = shape; this.strides = strides; this.offset = offset;
+        Length = ShapeUtil.Count(shape, "tensor");
+        IsContiguous = ShapeUtil.IsContiguous(shape, strides);
     }
 
-    /// <summary>Re-initialises a recycled tensor: new storage and shape, no gradient state.</summary>
-    internal void Reset(Array storage, int[] dims)
+    /// <summary>A contiguous tensor over <paramref name="data"/> (float[] or double[]), which it takes ownership of.</summary>
+    internal Tensor(Array data, int[] shape) : this(new Storage(data), shape, ShapeUtil.ContiguousStrides(shape), 0)
     {
-        data = storage;
-        shape = dims;
-        DType = storage is float[] ? DType.Float32 : storage is double[] ? DType.Float64
-            : throw new ArgumentException($"tensor storage must be float[] or double[], not {storage.GetType().Name}");
-        Length = ShapeUtil.Count(dims, "tensor");
-        if (storage.Length < Length)
-            throw new ArgumentException($"tensor: storage holds {storage.Length} elements, shape {ShapeUtil.Format(dims)} needs {Length}");
-        requiresGrad = false;
-        Grad = null;
-        GradFn = null;
+        if (data.Length < Length)
+            throw new ArgumentException($"tensor: storage holds {data.Length} elements, shape {ShapeUtil.Format(shape)} needs {Length}");
     }
 
-    public DType DType { get; private set; }
+    public DType DType => storage.DType;
     /// <summary>Number of elements (PyTorch's numel).</summary>
-    public int Length { get; private set; }
+    public int Length { get; }
     public int Rank => shape.Length;
     public ReadOnlySpan<int> Shape => shape;
+    /// <summary>Step in storage elements per index of each dimension (PyTorch's stride()).</summary>
+    public ReadOnlySpan<int> Strides => strides;
+    /// <summary>Index of the first element in the storage (PyTorch's storage_offset()).</summary>
+    public int StorageOffset => offset;
+    /// <summary>Whether the elements lie in row-major order without gaps, so kernels can read them as one span.</summary>
+    public bool IsContiguous { get; }
+    /// <summary>Count of in-place modifications of this tensor's storage (PyTorch's <c>_version</c>, shared by views).</summary>
+    public int Version => storage.Version;
+    /// <summary>Whether both tensors are views of the same memory.</summary>
+    public bool SharesStorageWith(Tensor other) => ReferenceEquals(storage, other.storage);
+
     /// <summary>Size of dimension <paramref name="dim"/>; negative counts from the end.</summary>
     public int Size(int dim) => shape[ShapeUtil.Axis(dim, shape.Length, "size")];
 
@@ -74,23 +79,46 @@ public sealed partial class Tensor
     /// <summary>Name of the op that produced this tensor (null for leaves), as in PyTorch's grad_fn.</summary>
     public string? GradFnName => GradFn?.Name;
 
-    // Callers dispatch on DType first, so the unchecked reinterpretation is safe.
-    internal Span<T> Span<T>() where T : unmanaged => Unsafe.As<T[]>(data).AsSpan(0, Length);
+    internal void BumpVersion() => Interlocked.Increment(ref storage.Version);
 
-    /// <summary>The elements, as float32 (no copy for a float32 tensor; throws for float64).</summary>
-    public Span<float> AsFloatSpan() => data is float[] f ? f.AsSpan(0, Length)
+    /// <summary>
+    /// The elements as one span, for kernels. Contiguous tensors only (an internal error otherwise: kernels read
+    /// inputs through <see cref="Dense"/>, and write only into tensors they created).
+    /// </summary>
+    internal Span<T> Span<T>() where T : unmanaged
+    {
+        if (!IsContiguous) throw new InvalidOperationException($"internal error: a kernel was given a strided tensor {ShapeUtil.Format(shape)} with strides {ShapeUtil.Format(strides)}");
+        return Unsafe.As<T[]>(storage.Data).AsSpan(offset, Length);
+    }
+
+    /// <summary>This tensor if contiguous, else a contiguous copy of it (not recorded): what a kernel reads.</summary>
+    internal Tensor Dense()
+    {
+        if (IsContiguous) return this;
+        var t = EmptyLike(this);
+        Kernels.Strided.Copy(this, t);
+        return t;
+    }
+
+    /// <summary>The elements, as float32 (no copy; contiguous float32 tensors only).</summary>
+    public Span<float> AsFloatSpan() => DType == DType.Float32 ? CheckedSpan<float>("AsFloatSpan")
         : throw new InvalidOperationException($"AsFloatSpan: tensor is {DType}; use AsDoubleSpan or To(DType.Float32)");
 
-    public Span<double> AsDoubleSpan() => data is double[] d ? d.AsSpan(0, Length)
+    public Span<double> AsDoubleSpan() => DType == DType.Float64 ? CheckedSpan<double>("AsDoubleSpan")
         : throw new InvalidOperationException($"AsDoubleSpan: tensor is {DType}; use AsFloatSpan or To(DType.Float64)");
+
+    Span<T> CheckedSpan<T>(string op) where T : unmanaged => IsContiguous ? Span<T>()
+        : throw new InvalidOperationException($"{op}: tensor of shape {ShapeUtil.Format(shape)} is a strided view (strides {ShapeUtil.Format(strides)}); call Contiguous() first");
 
     // ---- creation -------------------------------------------------------------------------------
 
-    internal static Array Allocate(int length, DType dtype) => TensorPool.Allocate(length, dtype);
+    public static Tensor Empty(ReadOnlySpan<int> shape, DType dtype = DType.Float32)
+    {
+        var s = shape.ToArray();
+        return new Tensor(Storage.Allocate(ShapeUtil.Count(s, "tensor"), dtype), s, ShapeUtil.ContiguousStrides(s), 0);
+    }
 
-    public static Tensor Empty(ReadOnlySpan<int> shape, DType dtype = DType.Float32) => TensorPool.NewTensor(shape, dtype, null);
-
-    internal static Tensor EmptyLike(Tensor t) => TensorPool.NewTensor(t.shape, t.DType, null);
+    internal static Tensor EmptyLike(Tensor t) => Empty(t.shape, t.DType);
 
     public static Tensor Zeros(ReadOnlySpan<int> shape, DType dtype = DType.Float32) => Empty(shape, dtype);
 
@@ -166,33 +194,59 @@ public sealed partial class Tensor
 
     // ---- element access -------------------------------------------------------------------------
 
-    internal double GetFlat(int i) => data is float[] f ? f[i] : ((double[])data)[i];
+    /// <summary>Storage index of the element at row-major position <paramref name="i"/>.</summary>
+    internal int StorageIndex(int i)
+    {
+        if (IsContiguous) return offset + i;
+        int at = offset;
+        for (int d = shape.Length - 1; d >= 0; d--)
+        {
+            int n = shape[d];
+            at += i % n * strides[d];
+            i /= n;
+        }
+        return at;
+    }
 
+    internal double GetFlat(int i)
+    {
+        int at = StorageIndex(i);
+        return storage.Data is float[] f ? f[at] : ((double[])storage.Data)[at];
+    }
+
+    /// <summary>Writes one element (internal: building new tensors; public writes go through the indexer, which counts a version).</summary>
     internal void SetFlat(int i, double v)
     {
-        if (data is float[] f) f[i] = (float)v; else ((double[])data)[i] = v;
+        int at = StorageIndex(i);
+        if (storage.Data is float[] f) f[at] = (float)v; else ((double[])storage.Data)[at] = v;
     }
 
     /// <summary>Element at the given indices (as double, whatever the dtype).</summary>
     [IndexerName("Element")]
     public double this[params int[] index]
     {
-        get => GetFlat(FlatIndex(index));
-        set => SetFlat(FlatIndex(index), value);
+        get { int at = StorageAt(index); return storage.Data is float[] f ? f[at] : ((double[])storage.Data)[at]; }
+        set
+        {
+            int at = StorageAt(index);
+            if (storage.Data is float[] f) f[at] = (float)value; else ((double[])storage.Data)[at] = value;
+            BumpVersion();
+        }
     }
 
-    int FlatIndex(int[] index)
+    int StorageAt(int[] index)
     {
         if (index.Length != shape.Length)
             throw new IndexOutOfRangeException($"index: {index.Length} indices for a tensor of shape {ShapeUtil.Format(shape)}");
-        int flat = 0;
+        int at = offset;
         for (int d = 0; d < index.Length; d++)
         {
-            if ((uint)index[d] >= (uint)shape[d])
+            int i = index[d] < 0 ? index[d] + shape[d] : index[d];
+            if ((uint)i >= (uint)shape[d])
                 throw new IndexOutOfRangeException($"index: {index[d]} is out of range for dimension {d} of shape {ShapeUtil.Format(shape)}");
-            flat = flat * shape[d] + index[d];
+            at += i * strides[d];
         }
-        return flat;
+        return at;
     }
 
     /// <summary>The single value of a one-element tensor.</summary>
@@ -204,49 +258,63 @@ public sealed partial class Tensor
 
     public float[] ToFloatArray()
     {
+        var d = Dense();
         var r = new float[Length];
-        if (data is float[] f) f.AsSpan(0, Length).CopyTo(r);
-        else TensorPrimitives.ConvertTruncating<double, float>(Span<double>(), r);
+        if (DType == DType.Float32) d.Span<float>().CopyTo(r);
+        else TensorPrimitives.ConvertTruncating<double, float>(d.Span<double>(), r);
         return r;
     }
 
     public double[] ToDoubleArray()
     {
+        var d = Dense();
         var r = new double[Length];
-        if (data is double[] d) d.AsSpan(0, Length).CopyTo(r);
-        else TensorPrimitives.ConvertChecked<float, double>(Span<float>(), r);
+        if (DType == DType.Float64) d.Span<double>().CopyTo(r);
+        else TensorPrimitives.ConvertChecked<float, double>(d.Span<float>(), r);
         return r;
     }
 
-    /// <summary>Sets every element to <paramref name="value"/> in place (not recorded by autograd).</summary>
+    /// <summary>Sets every element to <paramref name="value"/> in place (not recorded by autograd; through views too).</summary>
     public void Fill(double value)
     {
-        if (data is float[] f) f.AsSpan(0, Length).Fill((float)value); else ((double[])data).AsSpan(0, Length).Fill(value);
+        if (IsContiguous)
+        {
+            if (DType == DType.Float32) Span<float>().Fill((float)value); else Span<double>().Fill(value);
+        }
+        else Kernels.Strided.Copy(Full([], value, DType).Expand(shape), this);
+        BumpVersion();
     }
 
-    /// <summary>Copies <paramref name="source"/>'s values into this tensor in place (same shape; not recorded).</summary>
+    /// <summary>Copies <paramref name="source"/>'s values into this tensor in place (same shape; not recorded; through views too).</summary>
     public void CopyFrom(Tensor source)
     {
         if (!ShapeUtil.Equal(shape, source.shape))
             throw new ArgumentException($"copy: shapes {ShapeUtil.Format(source.shape)} and {ShapeUtil.Format(shape)} differ");
-        if (DType == source.DType)
+        if (DType != source.DType)
         {
-            if (DType == DType.Float32) source.Span<float>().CopyTo(Span<float>()); else source.Span<double>().CopyTo(Span<double>());
+            var converted = Empty(source.shape, DType);
+            var s = source.Dense();
+            if (DType == DType.Float32) TensorPrimitives.ConvertTruncating<double, float>(s.Span<double>(), converted.Span<float>());
+            else TensorPrimitives.ConvertChecked<float, double>(s.Span<float>(), converted.Span<double>());
+            source = converted;
         }
-        else if (DType == DType.Float32) TensorPrimitives.ConvertTruncating<double, float>(source.Span<double>(), Span<float>());
-        else TensorPrimitives.ConvertChecked<float, double>(source.Span<float>(), Span<double>());
+        else if (SharesStorageWith(source)) source = source.CloneStorage();   // the two may overlap: copy out first
+        Kernels.Strided.Copy(source, this);
+        BumpVersion();
     }
 
-    /// <summary>A new leaf sharing nothing with the graph: same values, no history.</summary>
-    public Tensor Detach() => TensorPool.NewTensor(shape, DType, data);
+    /// <summary>A contiguous copy with its own storage (not recorded).</summary>
+    internal Tensor Copy() => CloneStorage();
 
-    /// <summary>A copy with its own storage and no history.</summary>
-    public Tensor Clone()
+    Tensor CloneStorage()
     {
         var t = EmptyLike(this);
-        t.CopyFrom(this);
+        Kernels.Strided.Copy(this, t);
         return t;
     }
+
+    /// <summary>A tensor sharing this one's memory with no history (PyTorch's detach): not a copy.</summary>
+    public Tensor Detach() => new(storage, shape, strides, offset);
 
     public override string ToString()
     {

@@ -36,7 +36,6 @@ public sealed class Trainer(Module model, Optimizer optimizer, Func<Tensor, int[
     public double DivergenceFactor { get; set; } = 1e3;
 
     double reference = double.NaN;   // mean loss of the first steps, the yardstick for divergence
-    readonly TensorPool pool = new();
 
     /// <summary>Runs epochs 1..<paramref name="epochs"/>; <paramref name="batches"/> gives one epoch's minibatches each call.</summary>
     public List<EpochMetrics> Fit(Func<int, IEnumerable<(Tensor X, int[] Y)>> batches, int epochs, Func<double>? validationAccuracy = null)
@@ -58,8 +57,6 @@ public sealed class Trainer(Module model, Optimizer optimizer, Func<Tensor, int[
         using var e = batches.GetEnumerator();
         while (true)
         {
-            // Each step's tensors (batch, activations, gradients) come from the pool and return to it afterwards.
-            using var scope = pool.Enter();
             if (!e.MoveNext()) break;
             var (x, y) = e.Current;
             step++;
@@ -94,6 +91,7 @@ public sealed class Trainer(Module model, Optimizer optimizer, Func<Tensor, int[
     public static int CountCorrect(Tensor logits, ReadOnlySpan<int> labels)
     {
         int ok = 0, c = logits.Size(1);
+        logits = logits.Dense();
         for (int i = 0; i < labels.Length; i++)
         {
             int pred = logits.DType == DType.Float32
@@ -112,11 +110,9 @@ public sealed class Trainer(Module model, Optimizer optimizer, Func<Tensor, int[
         using var _ = Autograd.NoGrad();
         var confusion = new int[classes, classes];
         long correct = 0, total = 0;
-        var pool = new TensorPool();
         using var e = batches.GetEnumerator();
         while (true)
         {
-            using var scope = pool.Enter();
             if (!e.MoveNext()) break;
             var (x, y) = e.Current;
             var pred = model.Forward(x).ArgMax(1);

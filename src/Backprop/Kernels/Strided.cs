@@ -1,0 +1,48 @@
+using System.Runtime.CompilerServices;
+
+namespace Backprop.Kernels;
+
+/// <summary>
+/// Copies between layouts: the one kernel that understands strides. Every other kernel reads contiguous spans,
+/// and an op hands it a strided view only after one pass here (<see cref="Tensor.Dense"/>) — one copy where the
+/// data is not in row-major order, none where it is.
+/// </summary>
+internal static class Strided
+{
+    /// <summary>dst[i] = src[i] for every multi-index i (same shape and dtype; any strides, stride 0 included).</summary>
+    public static void Copy(Tensor src, Tensor dst)
+    {
+        if (!ShapeUtil.Equal(src.shape, dst.shape) || src.DType != dst.DType)
+            throw new ArgumentException($"copy: {ShapeUtil.Format(src.shape)} {src.DType} into {ShapeUtil.Format(dst.shape)} {dst.DType}");
+        if (src.Length == 0) return;
+        if (src.DType == DType.Float32) Copy(Unsafe.As<float[]>(src.storage.Data), src, Unsafe.As<float[]>(dst.storage.Data), dst);
+        else Copy(Unsafe.As<double[]>(src.storage.Data), src, Unsafe.As<double[]>(dst.storage.Data), dst);
+    }
+
+    static void Copy<T>(T[] s, Tensor src, T[] d, Tensor dst) where T : unmanaged
+    {
+        if (src.IsContiguous && dst.IsContiguous)
+        {
+            s.AsSpan(src.offset, src.Length).CopyTo(d.AsSpan(dst.offset, dst.Length));
+            return;
+        }
+        int rank = src.Rank;
+        if (rank == 0) { d[dst.offset] = s[src.offset]; return; }
+        int inner = src.shape[rank - 1], ss = src.strides[rank - 1], ds = dst.strides[rank - 1];
+        Span<int> index = rank <= 16 ? stackalloc int[rank] : new int[rank];
+        index.Clear();
+        int si = src.offset, di = dst.offset;
+        for (int row = 0; row < src.Length; row += inner)
+        {
+            if (ss == 1 && ds == 1) s.AsSpan(si, inner).CopyTo(d.AsSpan(di, inner));
+            else if (ss == 0 && ds == 1) d.AsSpan(di, inner).Fill(s[si]);   // an expanded row: one value repeated
+            else for (int j = 0, a = si, b = di; j < inner; j++, a += ss, b += ds) d[b] = s[a];
+            for (int dim = rank - 2; dim >= 0; dim--)
+            {
+                index[dim]++; si += src.strides[dim]; di += dst.strides[dim];
+                if (index[dim] < src.shape[dim]) break;
+                si -= src.strides[dim] * src.shape[dim]; di -= dst.strides[dim] * dst.shape[dim]; index[dim] = 0;
+            }
+        }
+    }
+}

@@ -80,6 +80,18 @@ public class OptimizerTests
     }
 
     [Fact]
+    public void Cosine_annealing_past_T_max_follows_the_cosine_back_up_as_pytorch()
+    {
+        var opt = new Sgd([Param(0)], learningRate: 0.1);
+        var cos = new CosineAnnealingLR(opt, tMax: 10, etaMin: 0.01);
+        var lr = new List<double> { opt.LearningRate };
+        for (int e = 0; e < 20; e++) { cos.Step(); lr.Add(opt.LearningRate); }
+        Close(0.01, lr[10], 1e-15);                  // η_min at T
+        Close(0.01 + 0.09 * 0.5, lr[15], 1e-15);     // cos(1.5π) = 0: halfway back up at 1.5T (torch: 0.0550000000000002)
+        Close(0.1, lr[20], 1e-15);                   // η₀ again at 2T (torch: 0.1000000000000004)
+    }
+
+    [Fact]
     public void State_dict_resumes_momentum_exactly()
     {
         var a = Param(1.0); var b = Param(1.0);

@@ -44,13 +44,20 @@ def train(params, X, y, lr, decay, reg, num_iters, batch_size):
     return history
 
 
-np.random.seed(0)
-params = {'W1': 1e-1 * np.random.randn(4, 10), 'b1': np.zeros(10),
-          'W2': 1e-1 * np.random.randn(10, 3), 'b2': np.zeros(3)}
+def init_toy_model():
+    np.random.seed(0)
+    return {'W1': 1e-1 * np.random.randn(4, 10), 'b1': np.zeros(10),
+            'W2': 1e-1 * np.random.randn(10, 3), 'b2': np.zeros(3)}
+
+
+params = init_toy_model()
 np.random.seed(1)
 X = 10 * np.random.randn(5, 4)
 y = np.array([0, 1, 2, 2, 1])
 scores = loss(params, X)
 l, _ = loss(params, X, y, reg=0.05)
+# The notebook trains a fresh `net = init_toy_model()`: the minibatch draws continue from the stream
+# right after the weights' draws (seed 0), not after X's.
+params = init_toy_model()
 history = train(params, X, y, lr=1e-1, decay=0.95, reg=5e-6, num_iters=100, batch_size=200)
 print(json.dumps({"numpy_version": np.__version__, "scores": scores.tolist(), "loss": l, "loss_history": history}, indent=1))

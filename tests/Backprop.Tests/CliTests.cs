@@ -53,6 +53,16 @@ public sealed class CliTests : IDisposable
         Assert.Equal(a, b);
     }
 
+    [Fact]
+    public void Toy_reproduces_the_notebooks_final_training_loss()
+    {
+        var (code, output, err) = Run("toy");
+        Assert.True(code == 0, output + err);   // exit 0: scores, loss, gradient check and final loss all match the exercise
+        string line = output.Split('\n').Single(l => l.StartsWith("final training loss:"));
+        double final = double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[3], System.Globalization.CultureInfo.InvariantCulture);
+        Helpers.Close(0.017149607938732093, final, 1e-12, "stats['loss_history'][-1]");
+    }
+
     [Theory]
     [InlineData("train", "--lr", "abc")]
     [InlineData("train", "--hidden", "0")]

@@ -65,6 +65,37 @@ public class OptimizerTests
         Close(0.95 - 0.1 * 2 / (2 + 1e-8), p.Item(), 1e-15);
     }
 
+    // The second moment falls after the first gradient, so v_max stays at v₁ and amsgrad takes smaller steps than Adam.
+    static readonly double[] FallingGrads = [3.0, 0.1, -0.2, 0.1];
+
+    [Theory]   // θ after each step from tools/torch_amsgrad.py (torch 1.13, float64)
+    [InlineData(false, new[] { 0.9000000003225807, 0.8286280596968376, 0.776011955546525, 0.7297234179887148 })]
+    [InlineData(true, new[] { 0.8900000003333333, 0.8118037537381908, 0.7545063448787659, 0.7048630371008913 })]
+    public void Amsgrad_divides_by_the_largest_second_moment_seen(bool decoupled, double[] torch)
+    {
+        const double lr = 0.1, b1 = 0.9, b2 = 0.99, eps = 1e-8, wd = 0.1;
+        var p = Param(1.0); var plain = Param(1.0);
+        Adam opt = decoupled ? new AdamW([p], lr, b1, b2, eps, wd, amsgrad: true) : new Adam([p], lr, b1, b2, eps, wd, amsgrad: true);
+        Adam adam = decoupled ? new AdamW([plain], lr, b1, b2, eps, wd) : new Adam([plain], lr, b1, b2, eps, wd);
+        double theta = 1, m = 0, v = 0, vMax = 0;
+        for (int t = 1; t <= FallingGrads.Length; t++)
+        {
+            double g = FallingGrads[t - 1];
+            if (decoupled) theta *= 1 - lr * wd; else g += wd * theta;
+            m = b1 * m + (1 - b1) * g;
+            v = b2 * v + (1 - b2) * g * g;
+            vMax = Math.Max(vMax, v);
+            theta -= lr / (1 - Math.Pow(b1, t)) * m / (Math.Sqrt(vMax) / Math.Sqrt(1 - Math.Pow(b2, t)) + eps);
+
+            SetGrad(p, FallingGrads[t - 1]); opt.Step();
+            SetGrad(plain, FallingGrads[t - 1]); adam.Step();
+            Close(theta, p.Item(), 1e-15, $"step {t}");
+            Close(torch[t - 1], p.Item(), 1e-15, $"torch step {t}");
+            if (t > 1) Assert.True(Math.Abs(p.Item() - plain.Item()) > 1e-4, $"step {t}: amsgrad should differ from Adam");
+        }
+        Assert.Equal(vMax, opt.StateDict()["0.max_exp_avg_sq"].Item());
+    }
+
     [Fact]
     public void Schedules_follow_their_closed_forms()
     {
@@ -77,6 +108,18 @@ public class OptimizerTests
         var cos = new CosineAnnealingLR(new Sgd([Param(0)], learningRate: 1.0), tMax: 10);
         Close(0.5, cos.RateAt(5), 1e-15); Close(0.0, cos.RateAt(10), 1e-15);
         Close(0.9 * 0.9, new ExponentialLR(new Sgd([Param(0)], 1.0), 0.9).RateAt(2), 1e-15);
+    }
+
+    [Fact]
+    public void Cosine_annealing_past_T_max_follows_the_cosine_back_up_as_pytorch()
+    {
+        var opt = new Sgd([Param(0)], learningRate: 0.1);
+        var cos = new CosineAnnealingLR(opt, tMax: 10, etaMin: 0.01);
+        var lr = new List<double> { opt.LearningRate };
+        for (int e = 0; e < 20; e++) { cos.Step(); lr.Add(opt.LearningRate); }
+        Close(0.01, lr[10], 1e-15);                  // η_min at T
+        Close(0.01 + 0.09 * 0.5, lr[15], 1e-15);     // cos(1.5π) = 0: halfway back up at 1.5T (torch: 0.0550000000000002)
+        Close(0.1, lr[20], 1e-15);                   // η₀ again at 2T (torch: 0.1000000000000004)
     }
 
     [Fact]

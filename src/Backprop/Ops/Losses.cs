@@ -90,17 +90,37 @@ public static partial class Ops
             target.RequiresGrad ? (log1P - logP).Mul(g / n) : null));
     }
 
-    // BCE on logits z, stable form: L = mean(max(z, 0) − z·y + log(1 + e^{−|z|}));  ∂L/∂z = (σ(z) − y)/n
+    // BCE on logits z, stable form: L = mean(max(z, 0) − z·y + log1p(e^{−|z|}));  ∂L/∂z = (σ(z) − y)/n
+    // Summed in double per element: log(1 + e^{−|z|}) would round 1 + e^{−20} and lose the term for confident logits.
     public static Tensor BceWithLogits(this Tensor logits, Tensor target)
     {
         SameShape(logits, target, "bce_with_logits");
         var z = logits.Detach(); var yd = target.Detach();
-        var absZ = z.Maximum(z.Neg());
-        var y = (z.Relu() - z.Mul(yd) + ((-absZ).Exp() + 1.0).Log()).Mean();
+        double sum = z.DType == DType.Float32 ? BceLogitTerms<float>(z.AsFloatSpan(), yd.AsFloatSpan()) : BceLogitTerms<double>(z.AsDoubleSpan(), yd.AsDoubleSpan());
         int n = logits.Length;
+        var y = Tensor.Scalar(sum / n, logits.DType);
         return y.Record("bce_with_logits", logits, target, g => (
             logits.RequiresGrad ? (z.Sigmoid() - yd).Mul(g / n) : null,
             target.RequiresGrad ? z.Mul(g * (-1.0 / n)) : null));
+    }
+
+    static double BceLogitTerms<T>(ReadOnlySpan<T> z, ReadOnlySpan<T> y) where T : System.Numerics.INumberBase<T>
+    {
+        double sum = 0;
+        for (int i = 0; i < z.Length; i++)
+        {
+            double zi = double.CreateTruncating(z[i]), yi = double.CreateTruncating(y[i]);
+            sum += Math.Max(zi, 0) - zi * yi + Log1p(Math.Exp(-Math.Abs(zi)));
+        }
+        return sum;
+    }
+
+    // log(1 + u) to a few ulps for tiny u (Goldberg's trick: the rounding of w = 1 + u cancels in log(w)/(w − 1));
+    // .NET's double.LogP1 is log(u + 1) and rounds the tiny u away.
+    internal static double Log1p(double u)
+    {
+        double w = 1 + u;
+        return w == 1 ? u : Math.Log(w) * u / (w - 1);
     }
 
     // The classic exercise's weight penalty λ Σ_W ‖W‖² (no ½);  ∂/∂W = 2λW — fused: one pass forward

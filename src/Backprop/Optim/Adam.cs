@@ -6,23 +6,25 @@ namespace Backprop.Optim;
 /// <summary>
 /// Adam (Kingma &amp; Ba) as torch.optim.Adam: m ← β₁m + (1 − β₁)g, v ← β₂v + (1 − β₂)g², with bias corrections
 /// m̂ = m/(1 − β₁ᵗ), v̂ = v/(1 − β₂ᵗ); θ ← θ − η m̂/(√v̂ + ε). Weight decay adds λθ to g (L2); with
-/// <c>decoupled</c> (AdamW) it shrinks θ ← θ(1 − ηλ) instead.
+/// <c>decoupled</c> (AdamW) it shrinks θ ← θ(1 − ηλ) instead. With <c>amsgrad</c> the denominator uses the largest v
+/// seen so far, v_max ← max(v_max, v), so a falling second moment never enlarges the step (Reddi et al.).
 /// </summary>
 public class Adam : Optimizer
 {
-    readonly Tensor?[] expAvg, expAvgSq;
+    readonly Tensor?[] expAvg, expAvgSq, maxExpAvgSq;
 
     public Adam(IEnumerable<Tensor> parameters, double learningRate = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
-        double eps = 1e-8, double weightDecay = 0) : this(parameters, learningRate, beta1, beta2, eps, weightDecay, decoupled: false) { }
+        double eps = 1e-8, double weightDecay = 0, bool amsgrad = false) : this(parameters, learningRate, beta1, beta2, eps, weightDecay, decoupled: false, amsgrad) { }
 
-    protected Adam(IEnumerable<Tensor> parameters, double learningRate, double beta1, double beta2, double eps, double weightDecay, bool decoupled)
+    protected Adam(IEnumerable<Tensor> parameters, double learningRate, double beta1, double beta2, double eps, double weightDecay, bool decoupled, bool amsgrad)
         : base(parameters, learningRate)
     {
         if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) throw new ArgumentOutOfRangeException(nameof(beta1), $"Adam: betas must be in [0, 1), got ({beta1}, {beta2})");
         if (weightDecay < 0) throw new ArgumentOutOfRangeException(nameof(weightDecay), weightDecay, "Adam: weight decay must be ≥ 0");
-        Beta1 = beta1; Beta2 = beta2; Eps = eps; WeightDecay = weightDecay; Decoupled = decoupled;
+        Beta1 = beta1; Beta2 = beta2; Eps = eps; WeightDecay = weightDecay; Decoupled = decoupled; Amsgrad = amsgrad;
         expAvg = new Tensor?[Parameters.Count];
         expAvgSq = new Tensor?[Parameters.Count];
+        maxExpAvgSq = new Tensor?[Parameters.Count];
     }
 
     public double Beta1 { get; }
@@ -30,6 +32,7 @@ public class Adam : Optimizer
     public double Eps { get; }
     public double WeightDecay { get; }
     public bool Decoupled { get; }
+    public bool Amsgrad { get; }
 
     protected override void Update<T>(int index, Span<T> param, Span<T> grad)
     {
@@ -43,6 +46,12 @@ public class Adam : Optimizer
         TensorPrimitives.MultiplyAdd(grad, T.One - b1, m, m);
         TensorPrimitives.Multiply(v, b2, v);
         for (int i = 0; i < v.Length; i++) v[i] += (T.One - b2) * grad[i] * grad[i];
+        if (Amsgrad)
+        {
+            var vMax = (maxExpAvgSq[index] ??= StateLike(index)).Span<T>();
+            TensorPrimitives.Max(vMax, v, vMax);   // v_max ← max(v_max, v), on the raw (not bias-corrected) v as PyTorch
+            v = vMax;
+        }
         double c1 = 1 - Math.Pow(Beta1, Steps), c2 = 1 - Math.Pow(Beta2, Steps);
         // θ ← θ − (η/c₁) · m / (√v/√c₂ + ε), the same algebra as PyTorch's implementation
         T stepSize = T.CreateChecked(LearningRate / c1), invSqrtC2 = T.CreateChecked(1 / Math.Sqrt(c2)), eps = T.CreateChecked(Eps);
@@ -54,6 +63,7 @@ public class Adam : Optimizer
         var s = base.StateDict();
         Put(s, "exp_avg", expAvg);
         Put(s, "exp_avg_sq", expAvgSq);
+        Put(s, "max_exp_avg_sq", maxExpAvgSq);
         return s;
     }
 
@@ -62,9 +72,10 @@ public class Adam : Optimizer
         base.LoadStateDict(state);
         Take(state, "exp_avg", expAvg);
         Take(state, "exp_avg_sq", expAvgSq);
+        Take(state, "max_exp_avg_sq", maxExpAvgSq);
     }
 }
 
 /// <summary>AdamW: Adam with decoupled weight decay θ ← θ(1 − ηλ) (Loshchilov &amp; Hutter), default λ = 0.01.</summary>
 public sealed class AdamW(IEnumerable<Tensor> parameters, double learningRate = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
-    double eps = 1e-8, double weightDecay = 0.01) : Adam(parameters, learningRate, beta1, beta2, eps, weightDecay, decoupled: true);
+    double eps = 1e-8, double weightDecay = 0.01, bool amsgrad = false) : Adam(parameters, learningRate, beta1, beta2, eps, weightDecay, decoupled: true, amsgrad);

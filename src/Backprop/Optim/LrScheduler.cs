@@ -40,7 +40,10 @@ public sealed class ExponentialLR(Optimizer optimizer, double gamma) : LrSchedul
     public override double RateAt(int epoch) => Optimizer.InitialLearningRate * Math.Pow(Gamma, epoch);
 }
 
-/// <summary>η_min + (η₀ − η_min)(1 + cos(π·epoch/T))/2: from η₀ down to η_min over T epochs.</summary>
+/// <summary>
+/// η_min + (η₀ − η_min)(1 + cos(π·epoch/T))/2: from η₀ down to η_min over T epochs. Not clamped, as PyTorch's
+/// closed form: past T the rate follows the cosine back up, to η₀ at 2T.
+/// </summary>
 public sealed class CosineAnnealingLR : LrScheduler
 {
     public CosineAnnealingLR(Optimizer optimizer, int tMax, double etaMin = 0) : base(optimizer)
@@ -51,5 +54,5 @@ public sealed class CosineAnnealingLR : LrScheduler
     public int TMax { get; }
     public double EtaMin { get; }
     public override double RateAt(int epoch) =>
-        EtaMin + (Optimizer.InitialLearningRate - EtaMin) * (1 + Math.Cos(Math.PI * Math.Min(epoch, TMax) / TMax)) / 2;
+        EtaMin + (Optimizer.InitialLearningRate - EtaMin) * (1 + Math.Cos(Math.PI * epoch / TMax)) / 2;
 }

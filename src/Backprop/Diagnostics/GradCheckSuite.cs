@@ -97,6 +97,8 @@ public static class GradCheckSuite
         Add("matmul_at", g => { var a = Normal(g, 5, 3); var b = Normal(g, 5, 4); return P(() => a.MatMul(b, transposeA: true), ("a", a), ("b", b)); });
         Add("matmul_bt", g => { var a = Normal(g, 3, 5); var b = Normal(g, 4, 5); return P(() => a.MatMul(b, transposeB: true), ("a", a), ("b", b)); });
         Add("matmul_atbt", g => { var a = Normal(g, 5, 3); var b = Normal(g, 4, 5); return P(() => a.MatMul(b, true, true), ("a", a), ("b", b)); });
+        Add("matmul_batched_broadcast", g => { var a = Normal(g, 2, 1, 3, 4); var b = Normal(g, 3, 4, 2); return P(() => a.MatMul(b), ("a", a), ("b", b)); });
+        Add("matmul_vector", g => { var a = Normal(g, 4); var b = Normal(g, 2, 4, 3); var c = Normal(g, 3); return P(() => a.MatMul(b).MatMul(c), ("a", a), ("b", b), ("c", c)); });
 
         // reductions
         Add("sum", g => { var x = Normal(g, 3, 4); return P(() => x.Sum(), ("x", x)); });
@@ -104,6 +106,10 @@ public static class GradCheckSuite
         Add("mean", g => { var x = Normal(g, 3, 4); return P(() => x.Mean(), ("x", x)); });
         Add("mean_axis", g => { var x = Normal(g, 3, 4); return P(() => x.Mean(0, keepDim: true), ("x", x)); });
         Add("max_axis", g => { var x = Normal(g, 4, 5); return P(() => x.Max(1), ("x", x)); });
+        Add("max_dim0_keepdim", g => { var x = Normal(g, 4, 3, 2); return P(() => x.Max(0, keepDim: true), ("x", x)); });
+        Add("min_axis", g => { var x = Normal(g, 4, 5); return P(() => x.Min(-1), ("x", x)); });
+        Add("sum_negative_dim", g => { var x = Normal(g, 2, 3, 4); return P(() => x.Sum(-2, keepDim: true), ("x", x)); });
+        Add("mean_middle_dim", g => { var x = Normal(g, 2, 3, 4); return P(() => x.Mean(1), ("x", x)); });
 
         // pointwise
         Add("exp", g => { var x = Normal(g, 3, 4); return P(() => x.Exp(), ("x", x)); });
@@ -119,6 +125,8 @@ public static class GradCheckSuite
         Add("clamp", g => { var x = AwayFromZero(g, 3, 4); return P(() => x.Clamp(-0.1, 0.1), ("x", x)); });
         Add("softmax", g => { var x = Normal(g, 3, 5); return P(() => x.Softmax(), ("x", x)); });
         Add("log_softmax", g => { var x = Normal(g, 3, 5); return P(() => x.LogSoftmax(), ("x", x)); });
+        Add("softmax_dim0", g => { var x = Normal(g, 4, 3); return P(() => x.Softmax(0), ("x", x)); });
+        Add("log_softmax_dim1_3d", g => { var x = Normal(g, 2, 4, 3); return P(() => x.LogSoftmax(1), ("x", x)); });
 
         // shape
         Add("reshape", g => { var x = Normal(g, 3, 4); return P(() => x.Reshape(2, -1) * x.Reshape(2, 6), ("x", x)); });
@@ -127,9 +135,32 @@ public static class GradCheckSuite
         Add("index_select", g => { var x = Normal(g, 5, 3); return P(() => x.IndexSelect([4, 0, 4, 2]), ("x", x)); });
         Add("gather", g => { var x = Normal(g, 4, 3); var t = Labels(g, 4, 3); return P(() => x.Gather(t), ("x", x)); });
         Add("concat", g => { var a = Normal(g, 3, 2); var b = Normal(g, 3, 4); return P(() => Ops.Concat([a, b], 1), ("a", a), ("b", b)); });
+        Add("stack", g => { var a = Normal(g, 3, 2); var b = Normal(g, 3, 2); return P(() => Ops.Stack([a, b], -1), ("a", a), ("b", b)); });
+        Add("split_chunk", g => { var x = Normal(g, 5, 4); return P(() => { var p = x.Split([2, 3]); var q = x.Chunk(2, 1); return p[0].Sum(0) * 2.0 + p[1].Max(0) + Ops.Cat([q[1], q[0]], 1).Sum(0); }, ("x", x)); });
+
+        // views: a new layout over the same memory, and ops reading strided inputs
+        Add("view", g => { var x = Normal(g, 3, 4); return P(() => x.View(2, 6) * x.View(12).View(2, -1), ("x", x)); });
+        Add("reshape_copy", g => { var x = Normal(g, 3, 4); return P(() => x.T().Reshape(12), ("x", x)); });
+        Add("permute", g => { var x = Normal(g, 2, 3, 4); return P(() => x.Permute(2, 0, 1) * 1.5, ("x", x)); });
+        Add("narrow", g => { var x = Normal(g, 4, 5); return P(() => x.Narrow(1, 1, 3), ("x", x)); });
+        Add("slice_step", g => { var x = Normal(g, 5, 6); return P(() => x.Slice(1, 1, -1, 2).Slice(0, -4, 5), ("x", x)); });
+        Add("select", g => { var x = Normal(g, 3, 4, 2); return P(() => x.Select(1, -2), ("x", x)); });
+        Add("range_index", g => { var x = Normal(g, 5, 4); return P(() => x[1..4, ..^1], ("x", x)); });
+        Add("expand", g => { var x = Normal(g, 3, 1); return P(() => x.Expand(2, 3, 4) * Tensor.Arange(1, 25, 1, DType.Float64).Reshape(2, 3, 4), ("x", x)); });
+        Add("squeeze_unsqueeze", g => { var x = Normal(g, 3, 1, 4); return P(() => x.Squeeze(1).Unsqueeze(0).Unsqueeze(-1), ("x", x)); });
+        Add("flatten_unflatten", g => { var x = Normal(g, 2, 3, 4); return P(() => x.Flatten(0, 1).Unflatten(0, 3, 2), ("x", x)); });
+        Add("contiguous", g => { var x = Normal(g, 3, 4); return P(() => x.T().Contiguous(), ("x", x)); });
+        Add("strided_inputs", g =>
+        {
+            var a = Normal(g, 4, 3); var b = Normal(g, 5, 4);
+            return P(() => a.T().MatMul(b.T()).Relu() + a.T().Exp().Sum(1, keepDim: true), ("a", a), ("b", b));
+        });
+        Add("where", g => { var c = Tensor.Uniform([3, 4], -1, 1, g, DType.Float64).Clamp(0, 1); var a = Normal(g, 3, 4); var b = Normal(g, 4); return P(() => Ops.Where(c, a, b), ("a", a), ("b", b)); });
+        Add("abs", g => { var x = AwayFromZero(g, 3, 4); return P(() => x.Abs(), ("x", x)); });
 
         // layers as ops
         Add("linear", g => { var x = Normal(g, 4, 5); var w = Normal(g, 3, 5); var b = Normal(g, 3); return P(() => x.Linear(w, b), ("x", x), ("weight", w), ("bias", b)); });
+        Add("linear_nd", g => { var x = Normal(g, 2, 3, 5); var w = Normal(g, 4, 5); var b = Normal(g, 4); return P(() => x.Linear(w, b), ("x", x), ("weight", w), ("bias", b)); });
         Add("dropout", g =>
         {
             var x = Normal(g, 4, 6);
@@ -141,6 +172,12 @@ public static class GradCheckSuite
             // Batch-norm gradients are centred per feature, so some are small; a spread of 0.5 doubles 1/σ and keeps
             // them above the ~1e-10 round-off floor of the finite differences.
             var x = Leaf(Tensor.Normal([6, 4], 0, 0.5, g, DType.Float64)); var gamma = Uniform(g, 1, 2, 4); var beta = Normal(g, 4);
+            return P(() => x.BatchNorm(gamma, beta, training: true), ("x", x), ("weight", gamma), ("bias", beta));
+        });
+
+        Add("batchnorm1d_ncl", g =>
+        {
+            var x = Leaf(Tensor.Normal([3, 4, 5], 0, 0.5, g, DType.Float64)); var gamma = Uniform(g, 1, 2, 4); var beta = Normal(g, 4);
             return P(() => x.BatchNorm(gamma, beta, training: true), ("x", x), ("weight", gamma), ("bias", beta));
         });
 

@@ -45,6 +45,22 @@ internal static class Masks
         for (int i = 0; i < a.Length; i++) d[i] = a[i] > b[i] ? T.One : T.Zero;
     }
 
+    /// <summary>sign(x): −1, 0 or 1 (0 for NaN too).</summary>
+    public static Tensor Sign(Tensor x)
+    {
+        var d = Tensor.EmptyLike(x);
+        for (int i = 0; i < x.Length; i++) { double v = x.GetFlat(i); d.SetFlat(i, v > 0 ? 1 : v < 0 ? -1 : 0); }
+        return d;
+    }
+
+    /// <summary>1 where x ≠ 0, else 0.</summary>
+    public static Tensor NonZero(Tensor x)
+    {
+        var d = Tensor.EmptyLike(x);
+        for (int i = 0; i < x.Length; i++) d.SetFlat(i, x.GetFlat(i) != 0 ? 1 : 0);
+        return d;
+    }
+
     /// <summary>1 where lo &lt; x &lt; hi, else 0.</summary>
     public static Tensor Inside(Tensor x, double lo, double hi)
     {

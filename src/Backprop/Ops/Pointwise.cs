@@ -95,6 +95,28 @@ public static partial class Ops
         return y.Record("clamp", x, g => g.Mul(Masks.Inside(x, min, max)));
     }
 
+    // y = |x|;  ∂y/∂x = sign(x) (0 at 0, as PyTorch)
+    public static Tensor Abs(this Tensor x) => Elementwise.Map<AbsK>(x).Record("abs", x, g => g.Mul(Masks.Sign(x)));
+
+    // y = condition ? a : b elementwise (condition non-zero = true; all three broadcast);  ∂y/∂a = [c], ∂y/∂b = [¬c]
+    public static Tensor Where(Tensor condition, Tensor a, Tensor b)
+    {
+        if (a.DType != b.DType || condition.DType != a.DType)
+            throw new ArgumentException($"where: dtypes {condition.DType}, {a.DType} and {b.DType} must match");
+        var shape = ShapeUtil.Broadcast(ShapeUtil.Broadcast(condition.shape, a.shape, "where"), b.shape, "where");
+        var c = condition.Detach().Expand(shape).Dense();
+        var ad = a.Detach().Expand(shape).Dense();
+        var bd = b.Detach().Expand(shape).Dense();
+        var y = Tensor.Empty(shape, a.DType);
+        for (int i = 0; i < y.Length; i++) y.SetFlat(i, c.GetFlat(i) != 0 ? ad.GetFlat(i) : bd.GetFlat(i));
+        return y.Record("where", a, b, g =>
+        {
+            var m = Masks.NonZero(c);
+            return (a.RequiresGrad ? g.Mul(m) : null, b.RequiresGrad ? g.Mul(1.0 - m) : null);
+        }, Saves.Nothing);
+    }
+
+    struct AbsK : IUnaryKernel { public static void Run<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> => TensorPrimitives.Abs(x, y); }
     struct ExpK : IUnaryKernel { public static void Run<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> => TensorPrimitives.Exp(x, y); }
     struct LogK : IUnaryKernel { public static void Run<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> => TensorPrimitives.Log(x, y); }
     struct SqrtK : IUnaryKernel { public static void Run<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T> => TensorPrimitives.Sqrt(x, y); }

@@ -269,7 +269,7 @@ public static class Autograd
         // The incoming gradient may alias another tensor (add passes g through), so the leaf keeps its own buffer.
         if (leaf.Grad is null || !ShapeUtil.Equal(leaf.Grad.shape, leaf.shape) || leaf.Grad.DType != leaf.DType || !leaf.Grad.IsContiguous)
             leaf.Grad = Tensor.Zeros(leaf.shape, leaf.DType);
-        Kernels.Elementwise.AddInPlace(leaf.Grad, g);
+        Backends.Backend.Current.Axpy(1, g, leaf.Grad);
     }
 
     /// <summary>Tensors reachable from the roots through recorded ops, each before its inputs.</summary>
@@ -315,7 +315,7 @@ public static class Autograd
             int target = axis < lead ? 1 : shape[axis - lead];
             if (r.shape[axis] == target) continue;
             if (target != 1) throw new InvalidOperationException($"{op} backward: gradient shape {ShapeUtil.Format(g.shape)} does not broadcast from {ShapeUtil.Format(shape)}");
-            r = Kernels.Reduce.Sum(r, axis, keepDim: true);
+            r = Ops.SumAlong(r, axis, keepDim: true);
         }
         return r.ViewOf(shape);
     }

@@ -3,12 +3,6 @@ using System.Numerics.Tensors;
 
 namespace Backprop.Kernels;
 
-/// <summary>A unary elementwise kernel over spans, written once for float and double (TensorPrimitives style).</summary>
-internal interface IUnaryKernel
-{
-    static abstract void Run<T>(ReadOnlySpan<T> x, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T>;
-}
-
 /// <summary>A binary elementwise kernel: span∘span, span∘scalar and scalar∘span (the three broadcast fast paths).</summary>
 internal interface IBinaryKernel
 {
@@ -17,28 +11,14 @@ internal interface IBinaryKernel
     static abstract void Run<T>(T a, ReadOnlySpan<T> b, Span<T> d) where T : unmanaged, IFloatingPointIeee754<T>;
 }
 
-/// <summary>Applies elementwise kernels to tensors, with NumPy broadcasting for binary ones.</summary>
+/// <summary>Binary elementwise kernels over contiguous tensors with NumPy broadcasting.</summary>
 internal static class Elementwise
 {
-    public static Tensor Map<TKernel>(Tensor x) where TKernel : IUnaryKernel
+    /// <summary>d = a ∘ b, a and b contiguous and broadcastable to d's shape.</summary>
+    public static void Zip<TKernel>(Tensor a, Tensor b, Tensor d) where TKernel : IBinaryKernel
     {
-        var y = Tensor.EmptyLike(x);
-        x = x.Dense();
-        if (x.DType == DType.Float32) TKernel.Run<float>(x.Span<float>(), y.Span<float>());
-        else TKernel.Run<double>(x.Span<double>(), y.Span<double>());
-        return y;
-    }
-
-    public static Tensor Zip<TKernel>(Tensor a, Tensor b, string op) where TKernel : IBinaryKernel
-    {
-        if (a.DType != b.DType) throw new ArgumentException($"{op}: dtypes {a.DType} and {b.DType} differ; convert one with To()");
-        var shape = ShapeUtil.Equal(a.shape, b.shape) ? (int[])a.shape.Clone() : ShapeUtil.Broadcast(a.shape, b.shape, op);
-        var d = Tensor.Empty(shape, a.DType);
-        a = a.Dense(); b = b.Dense();
         if (a.DType == DType.Float32) Zip<TKernel, float>(a, b, d); else Zip<TKernel, double>(a, b, d);
-        return d;
     }
-
     static void Zip<TKernel, T>(Tensor a, Tensor b, Tensor d) where TKernel : IBinaryKernel where T : unmanaged, IFloatingPointIeee754<T>
     {
         ReadOnlySpan<T> x = a.Span<T>(), y = b.Span<T>();
@@ -73,15 +53,5 @@ internal static class Elementwise
                 oa -= sa[dim] * shape[dim]; ob -= sb[dim] * shape[dim]; index[dim] = 0;
             }
         }
-    }
-
-    /// <summary>target += source (same shape), in place.</summary>
-    public static void AddInPlace(Tensor target, Tensor source)
-    {
-        if (!ShapeUtil.Equal(target.shape, source.shape) || target.DType != source.DType)
-            throw new ArgumentException($"add_: {ShapeUtil.Format(source.shape)} {source.DType} into {ShapeUtil.Format(target.shape)} {target.DType}");
-        source = source.Dense();
-        if (target.DType == DType.Float32) TensorPrimitives.Add(target.Span<float>(), source.Span<float>(), target.Span<float>());
-        else TensorPrimitives.Add(target.Span<double>(), source.Span<double>(), target.Span<double>());
     }
 }

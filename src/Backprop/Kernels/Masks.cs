@@ -5,14 +5,11 @@ namespace Backprop.Kernels;
 /// <summary>Comparison-driven kernels (gates) used by the backward passes of piecewise ops.</summary>
 internal static class Masks
 {
-    /// <summary>d = (x > threshold) ? g : 0 — the gate of ReLU and of max-type ops.</summary>
-    public static Tensor PassWhereGreater(Tensor g, Tensor x, double threshold)
+    /// <summary>d = (x > threshold) ? g : 0 — the gate of ReLU and of max-type ops (contiguous, equal shapes).</summary>
+    public static void PassWhereGreater(Tensor g, Tensor x, double threshold, Tensor d)
     {
-        var d = Tensor.EmptyLike(g);
-        g = g.Dense(); x = x.Dense();
         if (g.DType == DType.Float32) PassWhereGreater(g.Span<float>(), x.Span<float>(), (float)threshold, d.Span<float>());
         else PassWhereGreater(g.Span<double>(), x.Span<double>(), threshold, d.Span<double>());
-        return d;
     }
 
     static void PassWhereGreater<T>(ReadOnlySpan<T> g, ReadOnlySpan<T> x, T threshold, Span<T> d) where T : unmanaged, IFloatingPointIeee754<T>
@@ -31,41 +28,14 @@ internal static class Masks
     }
 
     /// <summary>1 where a > b, else 0, elementwise over equal shapes.</summary>
-    public static Tensor Greater(Tensor a, Tensor b)
+    public static void Greater(Tensor a, Tensor b, Tensor d)
     {
-        var d = Tensor.EmptyLike(a);
-        a = a.Dense(); b = b.Dense();
         if (a.DType == DType.Float32) Greater(a.Span<float>(), b.Span<float>(), d.Span<float>());
         else Greater(a.Span<double>(), b.Span<double>(), d.Span<double>());
-        return d;
     }
 
     static void Greater<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> d) where T : unmanaged, IFloatingPointIeee754<T>
     {
         for (int i = 0; i < a.Length; i++) d[i] = a[i] > b[i] ? T.One : T.Zero;
-    }
-
-    /// <summary>sign(x): −1, 0 or 1 (0 for NaN too).</summary>
-    public static Tensor Sign(Tensor x)
-    {
-        var d = Tensor.EmptyLike(x);
-        for (int i = 0; i < x.Length; i++) { double v = x.GetFlat(i); d.SetFlat(i, v > 0 ? 1 : v < 0 ? -1 : 0); }
-        return d;
-    }
-
-    /// <summary>1 where x ≠ 0, else 0.</summary>
-    public static Tensor NonZero(Tensor x)
-    {
-        var d = Tensor.EmptyLike(x);
-        for (int i = 0; i < x.Length; i++) d.SetFlat(i, x.GetFlat(i) != 0 ? 1 : 0);
-        return d;
-    }
-
-    /// <summary>1 where lo &lt; x &lt; hi, else 0.</summary>
-    public static Tensor Inside(Tensor x, double lo, double hi)
-    {
-        var d = Tensor.EmptyLike(x);
-        for (int i = 0; i < x.Length; i++) { double v = x.GetFlat(i); d.SetFlat(i, v > lo && v < hi ? 1 : 0); }
-        return d;
     }
 }

@@ -3,26 +3,14 @@ using System.Numerics.Tensors;
 
 namespace Backprop.Kernels;
 
-/// <summary>Reductions along one axis, seen as (outer, n, inner) so every step is a unit-stride span call.</summary>
+/// <summary>Reductions along one axis of a contiguous tensor, seen as (outer, n, inner) so every step is a unit-stride span call.</summary>
 internal static class Reduce
 {
-    static int[] ReducedShape(int[] shape, int axis, bool keepDim)
+    public static void Sum(Tensor x, int axis, Tensor y)
     {
-        if (keepDim) { var s = (int[])shape.Clone(); s[axis] = 1; return s; }
-        var r = new int[shape.Length - 1];
-        for (int i = 0, j = 0; i < shape.Length; i++) if (i != axis) r[j++] = shape[i];
-        return r;
-    }
-
-    public static Tensor Sum(Tensor x, int axis, bool keepDim)
-    {
-        axis = ShapeUtil.Axis(axis, x.Rank, "sum");
-        x = x.Dense();
-        var y = Tensor.Empty(ReducedShape(x.shape, axis, keepDim), x.DType);
         var (outer, n, inner) = ShapeUtil.Around(x.shape, axis);
         if (x.DType == DType.Float32) Sum<float>(x.Span<float>(), y.Span<float>(), outer, n, inner);
         else Sum<double>(x.Span<double>(), y.Span<double>(), outer, n, inner);
-        return y;
     }
 
     static void Sum<T>(ReadOnlySpan<T> x, Span<T> y, int outer, int n, int inner) where T : unmanaged, IFloatingPointIeee754<T>
@@ -40,20 +28,12 @@ internal static class Reduce
         }
     }
 
-    public static T SumAll<T>(ReadOnlySpan<T> x) where T : unmanaged, IFloatingPointIeee754<T> => TensorPrimitives.Sum(x);
-
     /// <summary>Maximum along an axis and, per output element, the index of its first maximum.</summary>
-    public static (Tensor Values, int[] Indices) Max(Tensor x, int axis, bool keepDim)
+    public static void Max(Tensor x, int axis, Tensor values, int[] indices)
     {
-        axis = ShapeUtil.Axis(axis, x.Rank, "max");
-        x = x.Dense();
-        if (x.shape[axis] == 0) throw new ArgumentException($"max: axis {axis} of shape {ShapeUtil.Format(x.shape)} is empty");
-        var y = Tensor.Empty(ReducedShape(x.shape, axis, keepDim), x.DType);
-        var idx = new int[y.Length];
         var (outer, n, inner) = ShapeUtil.Around(x.shape, axis);
-        if (x.DType == DType.Float32) Max<float>(x.Span<float>(), y.Span<float>(), idx, outer, n, inner);
-        else Max<double>(x.Span<double>(), y.Span<double>(), idx, outer, n, inner);
-        return (y, idx);
+        if (x.DType == DType.Float32) Max<float>(x.Span<float>(), values.Span<float>(), indices, outer, n, inner);
+        else Max<double>(x.Span<double>(), values.Span<double>(), indices, outer, n, inner);
     }
 
     static void Max<T>(ReadOnlySpan<T> x, Span<T> y, int[] idx, int outer, int n, int inner) where T : unmanaged, IFloatingPointIeee754<T>

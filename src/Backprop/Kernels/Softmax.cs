@@ -21,16 +21,4 @@ internal static class Softmax
             if (!lse.IsEmpty) lse[r] = max + T.Log(sum);
         }
     }
-
-    public static (Tensor Probs, Tensor LogSumExp) Rows(Tensor x)
-    {
-        int cols = x.shape[^1], rows = cols == 0 ? 0 : x.Length / cols;
-        if (cols == 0) throw new ArgumentException($"softmax: last dimension of {ShapeUtil.Format(x.shape)} is empty");
-        x = x.Dense();
-        var p = Tensor.EmptyLike(x);
-        var lse = Tensor.Empty([rows], x.DType);
-        if (x.DType == DType.Float32) Rows<float>(x.Span<float>(), p.Span<float>(), lse.Span<float>(), rows, cols);
-        else Rows<double>(x.Span<double>(), p.Span<double>(), lse.Span<double>(), rows, cols);
-        return (p, lse);
-    }
 }

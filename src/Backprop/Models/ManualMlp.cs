@@ -1,4 +1,4 @@
-using Backprop.Kernels;
+using Backprop.Backends;
 using Backprop.Nn;
 
 namespace Backprop.Models;
@@ -78,7 +78,7 @@ public sealed class ManualMlp : Module
         using var _ = Autograd.NoGrad();
         foreach (var (p, gp) in new[] { (W1, d.DW1), (B1, d.Db1), (W2, d.DW2), (B2, d.Db2) })
         {
-            Elementwise.AddInPlace(Autograd.LeafGradBuffer(p)!, gp);   // the leaf's own buffer: gp may be shared
+            Backend.Current.Axpy(1, gp, Autograd.LeafGradBuffer(p)!);   // the leaf's own buffer: gp may be shared
         }
         return d.DX;
     }
@@ -171,7 +171,7 @@ public sealed class ManualMlp : Module
     static Tensor Derivative(ManualActivation a, Tensor upstream, Tensor z, Tensor h) => a switch
     {
         ManualActivation.Identity => upstream,
-        ManualActivation.Relu => Masks.PassWhereGreater(upstream, z, 0),
+        ManualActivation.Relu => Ops.PassWhereGreater(upstream, z, 0),
         ManualActivation.Sigmoid => upstream * (h * (1.0 - h)),
         _ => throw new ArgumentOutOfRangeException(nameof(a), a, null),
     };

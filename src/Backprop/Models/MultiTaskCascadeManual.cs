@@ -1,4 +1,4 @@
-using Backprop.Kernels;
+using Backprop.Backends;
 
 namespace Backprop.Models;
 
@@ -120,12 +120,12 @@ public sealed class MultiTaskCascadeManual
         var dTheta2b = d2b.MatMul(c.S, transposeA: true);                                 // ∂L/∂θ2b = δ2bᵀ s
         var db2b = d2b.Sum(0);                                                            // ∂L/∂b2b = Σᵢ δ2bᵢ
         var dS = d2b.MatMul(theta2b);                                                     // δ⊕ = δ2b θ2b                  (θ2bᵀδ2b per sample; ⊕ copies it to both addends)
-        var dBnOut = BatchNormBeforeRelu ? Masks.PassWhereGreater(dS, c.BnOut, 0) : dS;   // BN output residual: δ⊕, or δ⊕ ⊙ [BN1B(z1b) > 0]
+        var dBnOut = BatchNormBeforeRelu ? Ops.PassWhereGreater(dS, c.BnOut, 0) : dS;   // BN output residual: δ⊕, or δ⊕ ⊙ [BN1B(z1b) > 0]
         var dGamma = (dBnOut * c.Xhat).Sum(0);                                            // ∂L/∂γ = Σᵢ δᵢ ⊙ x̂ᵢ
         var dBeta = dBnOut.Sum(0);                                                        // ∂L/∂β = Σᵢ δᵢ
         var dBnIn = (dBnOut - dBnOut.Mean(0, keepDim: true)                               // δu = γ/√(σ²+ε) ⊙ (δ − mean(δ) − x̂ ⊙ mean(δ ⊙ x̂))   (BN1B, full)
             - c.Xhat * (dBnOut * c.Xhat).Mean(0, keepDim: true)) * (gamma * c.InvStd);
-        var d1b = BatchNormBeforeRelu ? dBnIn : Masks.PassWhereGreater(dBnIn, c.Z1b, 0);  // δ1b = δu ⊙ [z1b > 0], or δu
+        var d1b = BatchNormBeforeRelu ? dBnIn : Ops.PassWhereGreater(dBnIn, c.Z1b, 0);  // δ1b = δu ⊙ [z1b > 0], or δu
         var dTheta1b = d1b.MatMul(x, transposeA: true);                                   // ∂L/∂θ1b = δ1bᵀ x
         var db1b = d1b.Sum(0);                                                            // ∂L/∂b1b = Σᵢ δ1bᵢ  (= 0 when BN1B precedes the ReLU)
         var d2a = Cascade ? ea / m + dS : ea / m;                                         // δ2a = (ŷa − ya)/m + δ⊕         (FC2A: its own error plus θ2bᵀδ2b)
@@ -133,7 +133,7 @@ public sealed class MultiTaskCascadeManual
         var db2a = d2a.Sum(0);                                                            // ∂L/∂b2a = Σᵢ δ2aᵢ
         var dD1a = d2a.MatMul(theta2a);                                                   // ∂L/∂d1a = δ2a θ2a
         var dA1a = c.Mask is null ? dD1a : dD1a * c.Mask;                                 // δdp = ∂L/∂d1a ⊙ M              (DP1A)
-        var d1a = Masks.PassWhereGreater(dA1a, c.Z1a, 0);                                 // δ1a = δdp ⊙ [z1a > 0]
+        var d1a = Ops.PassWhereGreater(dA1a, c.Z1a, 0);                                 // δ1a = δdp ⊙ [z1a > 0]
         var dTheta1a = d1a.MatMul(x, transposeA: true);                                   // ∂L/∂θ1a = δ1aᵀ x
         var db1a = d1a.Sum(0);                                                            // ∂L/∂b1a = Σᵢ δ1aᵢ
         var dx = d1a.MatMul(theta1a) + d1b.MatMul(theta1b);                               // ∂L/∂x = δ1a θ1a + δ1b θ1b
@@ -159,7 +159,7 @@ public sealed class MultiTaskCascadeManual
     {
         var r = Gradients(x, ya, yb, dropoutMask);
         foreach (var (name, g) in r.Parameters)
-            if (Autograd.LeafGradBuffer(P(name)) is Tensor buffer) Elementwise.AddInPlace(buffer, g);
+            if (Autograd.LeafGradBuffer(P(name)) is Tensor buffer) Backend.Current.Axpy(1, g, buffer);
         return (r.Loss, r.Output);
     }
 

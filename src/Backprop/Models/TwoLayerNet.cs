@@ -1,4 +1,4 @@
-using Backprop.Kernels;
+using Backprop.Backends;
 
 namespace Backprop.Models;
 
@@ -66,7 +66,7 @@ public sealed class TwoLayerNet
             if ((uint)label >= (uint)c) throw new ArgumentException($"two-layer net: label {label} is outside 0…{c - 1}");
 
         // J = (1/N) Σᵢ (log Σⱼ exp z3ᵢⱼ − z3ᵢ,yᵢ) + λ(‖W1‖² + ‖W2‖²), the log-sum-exp max-shifted (no overflow)
-        var (softmax, lse) = Softmax.Rows(z3);
+        var (softmax, lse) = Ops.SoftmaxRows(z3, "two_layer_net");
         double dataLoss = 0;
         for (int i = 0; i < n; i++) dataLoss += lse.GetFlat(i) - z3.GetFlat(i * c + y[i]);
         double loss = dataLoss / n + reg * (w1.Mul(w1).Sum().Item() + w2.Mul(w2).Sum().Item());
@@ -77,7 +77,7 @@ public sealed class TwoLayerNet
         var dw2 = a2.MatMul(dz3, transposeA: true) + w2 * (2 * reg);         // dW2 = a2ᵀ dZ3 + 2λ W2
         var db2 = dz3.Sum(0);                                                 // db2 = Σᵢ dZ3ᵢ
         var da2 = dz3.MatMul(w2, transposeB: true);                           // da2 = dZ3 W2ᵀ
-        var dz2 = Masks.PassWhereGreater(da2, z2, 0);                         // dZ2 = da2 ⊙ [z2 > 0]
+        var dz2 = Ops.PassWhereGreater(da2, z2, 0);                         // dZ2 = da2 ⊙ [z2 > 0]
         var dw1 = x.MatMul(dz2, transposeA: true) + w1 * (2 * reg);          // dW1 = Xᵀ dZ2 + 2λ W1
         var db1 = dz2.Sum(0);                                                 // db1 = Σᵢ dZ2ᵢ
 

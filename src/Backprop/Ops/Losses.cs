@@ -1,4 +1,4 @@
-using Backprop.Kernels;
+using Backprop.Backends;
 
 namespace Backprop;
 
@@ -13,10 +13,11 @@ public static partial class Ops
     {
         var (m, c) = Rows2D(logits, targets.Length, "cross_entropy");
         CheckClasses(targets, c, "cross_entropy");
-        var (s, lse) = Kernels.Softmax.Rows(logits);
-        double loss = 0;
-        for (int i = 0; i < m; i++) loss += lse.GetFlat(i) - logits.GetFlat(i * c + targets[i]);
-        var y = Tensor.Scalar(loss / m, logits.DType);
+        var (s, lse) = SoftmaxRows(logits, "cross_entropy");
+        var at = FlatPositions(targets, c);
+        var picked = Tensor.Empty([m, 1], logits.DType);
+        Backend.Current.IndexSelect(logits.Detach().Reshape(m * c, 1), at, picked);
+        var y = Tensor.Scalar((Backend.Current.SumAll(lse) - Backend.Current.SumAll(picked)) / m, logits.DType);
         if (Autograd.Recording(logits))
         {
             var node = Autograd.RecordStatic(y, "cross_entropy", CrossEntropyBackward, logits);
@@ -31,10 +32,18 @@ public static partial class Ops
         var s = node.Saved0!;
         var t = node.SavedInts!;
         int m = t.Length, c = s.Size(1);
-        var d = s.Clone();
-        for (int i = 0; i < m; i++) d.SetFlat(i * c + t[i], d.GetFlat(i * c + t[i]) - 1);
+        var d = s.Copy();
+        Backend.Current.IndexAdd(Tensor.Full([m, 1], -1, s.DType), FlatPositions(t, c), d.View(m * c, 1));   // − onehot(t)
         node.Grads[0] = d.Mul(g / m);
     };
+
+    /// <summary>Row-major positions (i, targets[i]) of an (m, c) matrix.</summary>
+    static int[] FlatPositions(ReadOnlySpan<int> targets, int c)
+    {
+        var at = new int[targets.Length];
+        for (int i = 0; i < at.Length; i++) at[i] = i * c + targets[i];
+        return at;
+    }
 
     // Probability (or one-hot) targets P: L = −(1/m) Σᵢⱼ Pᵢⱼ log softmax(z)ᵢⱼ.
     //   ∂L/∂z = (softmax(z) ⊙ Σⱼ Pᵢⱼ − P) / m   (= (ŷ − y)/m for rows of P summing to 1);  ∂L/∂P = −log softmax(z) / m
@@ -91,36 +100,19 @@ public static partial class Ops
     }
 
     // BCE on logits z, stable form: L = mean(max(z, 0) − z·y + log1p(e^{−|z|}));  ∂L/∂z = (σ(z) − y)/n
-    // Summed in double per element: log(1 + e^{−|z|}) would round 1 + e^{−20} and lose the term for confident logits.
+    // The log1p term is kept apart from max(z, 0) − z·y, which cancels exactly for confident logits: folded together
+    // (softplus(z) − z·y) the 2e-9 of a logit of +20 would round away against the 20.
     public static Tensor BceWithLogits(this Tensor logits, Tensor target)
     {
         SameShape(logits, target, "bce_with_logits");
         var z = logits.Detach(); var yd = target.Detach();
-        double sum = z.DType == DType.Float32 ? BceLogitTerms<float>(z.AsFloatSpan(), yd.AsFloatSpan()) : BceLogitTerms<double>(z.AsDoubleSpan(), yd.AsDoubleSpan());
+        Tensor terms;
+        using (Autograd.NoGrad()) terms = z.Relu() - z.Mul(yd) + Map(UnaryOp.Softplus, Map(UnaryOp.Abs, z).Neg());
         int n = logits.Length;
-        var y = Tensor.Scalar(sum / n, logits.DType);
+        var y = Tensor.Scalar(Backend.Current.SumAll(terms) / n, logits.DType);
         return y.Record("bce_with_logits", logits, target, g => (
             logits.RequiresGrad ? (z.Sigmoid() - yd).Mul(g / n) : null,
             target.RequiresGrad ? z.Mul(g * (-1.0 / n)) : null));
-    }
-
-    static double BceLogitTerms<T>(ReadOnlySpan<T> z, ReadOnlySpan<T> y) where T : System.Numerics.INumberBase<T>
-    {
-        double sum = 0;
-        for (int i = 0; i < z.Length; i++)
-        {
-            double zi = double.CreateTruncating(z[i]), yi = double.CreateTruncating(y[i]);
-            sum += Math.Max(zi, 0) - zi * yi + Log1p(Math.Exp(-Math.Abs(zi)));
-        }
-        return sum;
-    }
-
-    // log(1 + u) to a few ulps for tiny u (Goldberg's trick: the rounding of w = 1 + u cancels in log(w)/(w − 1));
-    // .NET's double.LogP1 is log(u + 1) and rounds the tiny u away.
-    internal static double Log1p(double u)
-    {
-        double w = 1 + u;
-        return w == 1 ? u : Math.Log(w) * u / (w - 1);
     }
 
     // The classic exercise's weight penalty λ Σ_W ‖W‖² (no ½);  ∂/∂W = 2λW — fused: one pass forward
@@ -133,7 +125,7 @@ public static partial class Ops
         foreach (var w in ws)
         {
             if (w.DType != ws[0].DType) throw new ArgumentException($"l2_penalty: dtypes {ws[0].DType} and {w.DType} differ");
-            total += w.DType == DType.Float32 ? System.Numerics.Tensors.TensorPrimitives.SumOfSquares(w.Dense().AsFloatSpan()) : System.Numerics.Tensors.TensorPrimitives.SumOfSquares(w.Dense().AsDoubleSpan());
+            total += Backend.Current.Dot(w, w);
         }
         var y = Tensor.Scalar(lambda * total, ws[0].DType);
         return y.Record("l2_penalty", ws, g =>
@@ -146,8 +138,7 @@ public static partial class Ops
                 if (!w.RequiresGrad) continue;
                 var target = Autograd.LeafGradBuffer(w);
                 var d = target ?? Tensor.ZerosLike(w);
-                if (w.DType == DType.Float32) System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(w.Dense().AsFloatSpan(), (float)scale, d.AsFloatSpan(), d.AsFloatSpan());
-                else System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(w.Dense().AsDoubleSpan(), scale, d.AsDoubleSpan(), d.AsDoubleSpan());
+                Backend.Current.Axpy(scale, w, d);
                 grads[i] = target is null ? d : null;   // null: already added to the leaf's Grad
             }
             return grads;

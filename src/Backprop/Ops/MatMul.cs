@@ -1,6 +1,6 @@
 using System.Numerics;
 using System.Numerics.Tensors;
-using Backprop.Kernels;
+using Backprop.Backends;
 
 namespace Backprop;
 
@@ -115,17 +115,10 @@ public static partial class Ops
     /// <summary>Σ_rows g as the gradient of a bias, accumulated in place when the bias is a leaf.</summary>
     static Tensor? ColumnSums(Tensor g, Tensor bias)
     {
-        if (Autograd.LeafGradBuffer(bias) is not Tensor buffer) return Reduce.Sum(g, 0, keepDim: false);
-        int m = g.Size(0), n = g.Size(1);
-        g = g.Dense();
-        if (g.DType == DType.Float32) AddRows<float>(g.Span<float>(), buffer.Span<float>(), m, n);
-        else AddRows<double>(g.Span<double>(), buffer.Span<double>(), m, n);
+        var sums = SumAlong(g, 0, keepDim: false);
+        if (Autograd.LeafGradBuffer(bias) is not Tensor buffer) return sums;
+        Backend.Current.Axpy(1, sums, buffer);
         return null;
-
-        static void AddRows<T>(ReadOnlySpan<T> src, Span<T> dst, int m, int n) where T : unmanaged, IFloatingPointIeee754<T>
-        {
-            for (int i = 0; i < m; i++) TensorPrimitives.Add(dst, src.Slice(i * n, n), dst);
-        }
     }
 
     static (int M, int N, int K) MatMulShape(Tensor a, Tensor b, bool ta, bool tb, string op = "matmul")
@@ -143,32 +136,8 @@ public static partial class Ops
         return (m, n, ka);
     }
 
-    static void Gemm(Tensor a, bool ta, Tensor b, bool tb, Tensor c, int m, int n, int k, bool accumulate)
-    {
-        (a, ta) = GemmOperand(a, ta);
-        (b, tb) = GemmOperand(b, tb);
-        if (a.DType == DType.Float32) Kernels.Gemm.Multiply<float>(a.Span<float>(), ta, b.Span<float>(), tb, c.Span<float>(), m, n, k, accumulate);
-        else Kernels.Gemm.Multiply<double>(a.Span<double>(), ta, b.Span<double>(), tb, c.Span<double>(), m, n, k, accumulate);
-    }
+    static void Gemm(Tensor a, bool ta, Tensor b, bool tb, Tensor c, int m, int n, int k, bool accumulate) =>
+        Backend.Current.MatMul(a, ta, b, tb, c, accumulate);
 
-    /// <summary>A 2-D operand as the GEMM reads it: a transposed view of a contiguous matrix is read in place with the flag flipped.</summary>
-    static (Tensor, bool) GemmOperand(Tensor x, bool transposed)
-    {
-        if (x.IsContiguous) return (x, transposed);
-        if (x.Rank == 2 && x.strides[0] == 1 && x.strides[1] == x.shape[0])
-            return (new Tensor(x.storage, [x.shape[1], x.shape[0]], [x.shape[0], 1], x.offset), !transposed);
-        return (x.Dense(), transposed);
-    }
-
-    static void BroadcastRows(Tensor row, Tensor y, int m, int n)
-    {
-        row = row.Dense();
-        if (y.DType == DType.Float32) Fill<float>(row.Span<float>(), y.Span<float>(), m, n);
-        else Fill<double>(row.Span<double>(), y.Span<double>(), m, n);
-
-        static void Fill<T>(ReadOnlySpan<T> r, Span<T> d, int m, int n) where T : unmanaged, IFloatingPointIeee754<T>
-        {
-            for (int i = 0; i < m; i++) r.CopyTo(d.Slice(i * n, n));
-        }
-    }
+    static void BroadcastRows(Tensor row, Tensor y, int m, int n) => Backend.Current.Copy(row.Detach().Expand(m, n), y);
 }

@@ -56,7 +56,7 @@ public static partial class Ops
     // Inverted dropout with an explicit mask M (Mⱼ = 0 or 1/(1 − p)): y = x ⊙ M;  ∂y/∂x = M
     public static Tensor Dropout(this Tensor x, Tensor mask)
     {
-        var y = Kernels.Elementwise.Zip<MulK>(x, mask, "dropout");
+        var y = Zip(Backends.BinaryOp.Mul, x, mask, "dropout");
         return y.Record("dropout", x, g => g.Mul(mask));
     }
 

@@ -1,4 +1,4 @@
-using Backprop.Kernels;
+using Backprop.Backends;
 
 namespace Backprop;
 
@@ -7,16 +7,14 @@ public static partial class Ops
     // y = Σᵢ xᵢ;  ∂y/∂xᵢ = 1
     public static Tensor Sum(this Tensor x)
     {
-        var y = Tensor.Scalar(0, x.DType);
-        x = x.Dense();
-        y.SetFlat(0, x.DType == DType.Float32 ? Reduce.SumAll<float>(x.Span<float>()) : Reduce.SumAll<double>(x.Span<double>()));
+        var y = Tensor.Scalar(Backend.Current.SumAll(x), x.DType);
         return y.Record("sum", x, g => g.Expand(x.shape), Saves.Nothing);
     }
 
     // y = Σ along axis;  ∂y/∂x = 1 broadcast back along the axis
     public static Tensor Sum(this Tensor x, int axis, bool keepDim = false)
     {
-        var y = Reduce.Sum(x, axis, keepDim);
+        var y = SumAlong(x, axis, keepDim);
         return y.Record("sum", x, g => g.Reshape(KeptShape(x, axis)).Expand(x.shape), Saves.Nothing);
     }
 
@@ -37,15 +35,16 @@ public static partial class Ops
     // y = max along axis;  ∂y/∂x = g at the (first) position of each maximum, 0 elsewhere
     public static Tensor Max(this Tensor x, int axis, bool keepDim = false)
     {
-        var (y, idx) = Reduce.Max(x, axis, keepDim);
+        var (y, idx) = MaxAlong(x, axis, keepDim);
         int a = ShapeUtil.Axis(axis, x.Rank, "max");
         return y.Record("max", x, g =>
         {
             var (outer, n, inner) = ShapeUtil.Around(x.shape, a);
-            var dx = Tensor.EmptyLike(x);
+            var at = new int[outer * inner];   // flat position of each maximum
             for (int o = 0; o < outer; o++)
-                for (int j = 0; j < inner; j++)
-                    dx.SetFlat((o * n + idx[o * inner + j]) * inner + j, g.GetFlat(o * inner + j));
+                for (int j = 0; j < inner; j++) at[o * inner + j] = (o * n + idx[o * inner + j]) * inner + j;
+            var dx = Tensor.ZerosLike(x);
+            Backend.Current.IndexAdd(g.Reshape(at.Length, 1), at, dx.View(x.Length, 1));
             return dx;
         });
     }
@@ -60,13 +59,40 @@ public static partial class Ops
     public static Tensor Min(this Tensor x) => x.Reshape(x.Length).Min(0);
 
     /// <summary>Index of the (first) maximum along <paramref name="axis"/>, e.g. predicted classes (row-major over the other dims).</summary>
-    public static int[] ArgMax(this Tensor x, int axis = -1) => Reduce.Max(x, axis, keepDim: false).Indices;
+    public static int[] ArgMax(this Tensor x, int axis = -1) => MaxAlong(x, axis, keepDim: false).Indices;
 
     /// <summary>Index of the (first) minimum along <paramref name="axis"/>.</summary>
     public static int[] ArgMin(this Tensor x, int axis = -1)
     {
         using var _ = Autograd.NoGrad();
-        return Reduce.Max(x.Neg(), axis, keepDim: false).Indices;
+        return MaxAlong(x.Neg(), axis, keepDim: false).Indices;
+    }
+
+    /// <summary>Σ along one axis through the backend, not recorded (also the engine's broadcast reduction).</summary>
+    internal static Tensor SumAlong(Tensor x, int axis, bool keepDim)
+    {
+        axis = ShapeUtil.Axis(axis, x.Rank, "sum");
+        var y = Tensor.Empty(ReducedShape(x.shape, axis, keepDim), x.DType);
+        Backend.Current.Sum(x, axis, y);
+        return y;
+    }
+
+    internal static (Tensor Values, int[] Indices) MaxAlong(Tensor x, int axis, bool keepDim)
+    {
+        axis = ShapeUtil.Axis(axis, x.Rank, "max");
+        if (x.shape[axis] == 0) throw new ArgumentException($"max: axis {axis} of shape {ShapeUtil.Format(x.shape)} is empty");
+        var y = Tensor.Empty(ReducedShape(x.shape, axis, keepDim), x.DType);
+        var idx = new int[y.Length];
+        Backend.Current.Max(x, axis, y, idx);
+        return (y, idx);
+    }
+
+    static int[] ReducedShape(int[] shape, int axis, bool keepDim)
+    {
+        if (keepDim) { var s = (int[])shape.Clone(); s[axis] = 1; return s; }
+        var r = new int[shape.Length - 1];
+        for (int i = 0, j = 0; i < shape.Length; i++) if (i != axis) r[j++] = shape[i];
+        return r;
     }
 
     static int[] KeptShape(Tensor x, int axis)

@@ -1,51 +1,42 @@
-using Backprop.Kernels;
+using Backprop.Backends;
 
 namespace Backprop;
 
 public static partial class Ops
 {
-    /// <summary>Rows of <paramref name="x"/> at the given indices, in order (building a shuffled minibatch).</summary>
+    // Rows of x at the given indices, in order (e.g. a shuffled minibatch);  ∂ = each row of g added back at its source row
     public static Tensor IndexSelect(this Tensor x, ReadOnlySpan<int> rows)
     {
         if (x.Rank == 0) throw new ArgumentException("index_select: needs at least one dimension");
-        int row = x.Length / Math.Max(1, x.shape[0]);
+        for (int i = 0; i < rows.Length; i++)
+            if ((uint)rows[i] >= (uint)x.shape[0])
+                throw new IndexOutOfRangeException($"index_select: row {rows[i]} is outside dimension 0 of shape {ShapeUtil.Format(x.shape)}");
         var s = (int[])x.shape.Clone();
         s[0] = rows.Length;
         var y = Tensor.Empty(s, x.DType);
-        var dense = x.Dense();
-        for (int i = 0; i < rows.Length; i++)
-        {
-            if ((uint)rows[i] >= (uint)x.shape[0])
-                throw new IndexOutOfRangeException($"index_select: row {rows[i]} is outside dimension 0 of shape {ShapeUtil.Format(x.shape)}");
-            CopyRange(dense, rows[i] * row, y, i * row, row);
-        }
-        return Autograd.Recording(x) ? RecordIndexSelect(y, x, rows.ToArray(), row) : y;
+        Backend.Current.IndexSelect(x, rows, y);
+        return Autograd.Recording(x) ? RecordIndexSelect(y, x, rows.ToArray()) : y;
     }
 
-    // ∂ = each row of g added back at its source row (rows may repeat). Apart, so the closure is only built when recording.
-    static Tensor RecordIndexSelect(Tensor y, Tensor x, int[] rows, int row) => y.Record("index_select", x, g =>
+    // Apart, so the closure (and its copy of the rows) is only built when recording.
+    static Tensor RecordIndexSelect(Tensor y, Tensor x, int[] rows) => y.Record("index_select", x, g =>
     {
-        var dx = Tensor.EmptyLike(x);
-        g = g.Dense();
-        for (int i = 0; i < rows.Length; i++) AddRange(g, i * row, dx, rows[i] * row, row);
+        var dx = Tensor.ZerosLike(x);
+        Backend.Current.IndexAdd(g, rows, dx);
         return dx;
-    });
+    }, Saves.Nothing);
 
-    // y_i = x[i, index_i] for a 2-D x (picks each sample's class score);  ∂ = g_i at (i, index_i), 0 elsewhere
+    // y_i = x[i, index_i] for a 2-D x (picks each sample's class score): index_select on the flattened matrix;
+    //   ∂ = g_i at (i, index_i), 0 elsewhere
     public static Tensor Gather(this Tensor x, ReadOnlySpan<int> index)
     {
         if (x.Rank != 2 || index.Length != x.shape[0])
             throw new ArgumentException($"gather: expects a 2-D tensor and one index per row, got shape {ShapeUtil.Format(x.shape)} and {index.Length} indices");
         int n = x.shape[0], c = x.shape[1];
-        var y = Tensor.Empty([n], x.DType);
-        var saved = CheckClasses(index, c, "gather");
-        for (int i = 0; i < n; i++) y.SetFlat(i, x.GetFlat(i * c + saved[i]));
-        return y.Record("gather", x, g =>
-        {
-            var dx = Tensor.EmptyLike(x);
-            for (int i = 0; i < n; i++) dx.SetFlat(i * c + saved[i], g.GetFlat(i));
-            return dx;
-        });
+        CheckClasses(index, c, "gather");
+        var at = new int[n];
+        for (int i = 0; i < n; i++) at[i] = i * c + index[i];
+        return x.Reshape(n * c, 1).IndexSelect(at).Reshape(n);
     }
 
     internal static int[] CheckClasses(ReadOnlySpan<int> index, int classes, string op)
@@ -77,7 +68,7 @@ public static partial class Ops
         for (int k = 0, at = 0; k < inputs.Length; at += inputs[k].shape[a], k++)
         {
             starts[k] = at;
-            Strided.Copy(inputs[k], y.Detach().Narrow(a, at, inputs[k].shape[a]));
+            Backend.Current.Copy(inputs[k], y.Detach().Narrow(a, at, inputs[k].shape[a]));
         }
         return y.Record("cat", inputs, g =>
         {
@@ -137,27 +128,5 @@ public static partial class Ops
         var y = Tensor.Empty(x.shape, dtype);
         y.CopyFrom(x);
         return y.Record("to", x, g => g.To(x.DType));
-    }
-
-    static void AddRange(Tensor src, int srcOffset, Tensor dst, int dstOffset, int count)
-    {
-        src = src.Dense();
-        if (src.DType == DType.Float32)
-        {
-            var d = dst.Span<float>().Slice(dstOffset, count);
-            System.Numerics.Tensors.TensorPrimitives.Add(d, src.Span<float>().Slice(srcOffset, count), d);
-        }
-        else
-        {
-            var d = dst.Span<double>().Slice(dstOffset, count);
-            System.Numerics.Tensors.TensorPrimitives.Add(d, src.Span<double>().Slice(srcOffset, count), d);
-        }
-    }
-
-    internal static void CopyRange(Tensor src, int srcOffset, Tensor dst, int dstOffset, int count)
-    {
-        src = src.Dense();
-        if (src.DType == DType.Float32) src.Span<float>().Slice(srcOffset, count).CopyTo(dst.Span<float>().Slice(dstOffset, count));
-        else src.Span<double>().Slice(srcOffset, count).CopyTo(dst.Span<double>().Slice(dstOffset, count));
     }
 }

@@ -7,7 +7,7 @@ public static partial class Ops
     {
         int d = Dim(x, dim, "softmax");
         if (d != x.Rank - 1) return x.Transpose(d, -1).Softmax(-1).Transpose(d, -1);   // the kernel works on rows
-        var (y, _) = Kernels.Softmax.Rows(x);
+        var (y, _) = SoftmaxRows(x, "softmax");
         return y.Record("softmax", x, g => y.Mul(g.Sub(g.Mul(y).Sum(-1, keepDim: true))), Saves.Output);
     }
 
@@ -16,9 +16,19 @@ public static partial class Ops
     {
         int d = Dim(x, dim, "log_softmax");
         if (d != x.Rank - 1) return x.Transpose(d, -1).LogSoftmax(-1).Transpose(d, -1);
-        var (s, lse) = Kernels.Softmax.Rows(x);
+        var (s, lse) = SoftmaxRows(x, "log_softmax");
         var y = x.Detach().Sub(lse.ViewOf([.. x.shape[..^1], 1]));
         return y.Record("log_softmax", x, g => g.Sub(s.Mul(g.Sum(-1, keepDim: true))), Saves.Nothing);
+    }
+
+    /// <summary>Softmax over the last dimension and each row's log-sum-exp, through the backend (not recorded).</summary>
+    internal static (Tensor Probs, Tensor LogSumExp) SoftmaxRows(Tensor x, string op)
+    {
+        if (x.Rank == 0 || x.shape[^1] == 0) throw new ArgumentException($"{op}: last dimension of {ShapeUtil.Format(x.shape)} is empty");
+        var p = Tensor.EmptyLike(x);
+        var lse = Tensor.Empty([x.Length / x.shape[^1]], x.DType);
+        Backends.Backend.Current.SoftmaxRows(x, p, lse);
+        return (p, lse);
     }
 
     static int Dim(Tensor x, int dim, string op)

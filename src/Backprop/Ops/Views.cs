@@ -170,7 +170,7 @@ public static partial class Ops
     static Tensor Scatter(Tensor x, Tensor g, Func<Tensor, Tensor> region)
     {
         var dx = Tensor.Zeros(x.shape, g.DType);
-        Kernels.Strided.Copy(g, region(dx));
+        Backends.Backend.Current.Copy(g, region(dx));
         return dx;
     }
 

@@ -87,7 +87,7 @@ public sealed partial class Tensor
     /// </summary>
     internal Span<T> Span<T>() where T : unmanaged
     {
-        if (!IsContiguous) throw new InvalidOperationException($"internal error: a kernel was given a strided tensor {ShapeUtil.Format(shape)} with strides {ShapeUtil.Format(strides)}");
+        if (!IsContiguous) throw new InvalidOperationException($"internal error: a kernel was handed a strided tensor {ShapeUtil.Format(shape)} with strides {ShapeUtil.Format(strides)}");
         return Unsafe.As<T[]>(storage.Data).AsSpan(offset, Length);
     }
 
@@ -96,7 +96,7 @@ public sealed partial class Tensor
     {
         if (IsContiguous) return this;
         var t = EmptyLike(this);
-        Kernels.Strided.Copy(this, t);
+        Backends.Backend.Current.Copy(this, t);
         return t;
     }
 
@@ -281,7 +281,7 @@ public sealed partial class Tensor
         {
             if (DType == DType.Float32) Span<float>().Fill((float)value); else Span<double>().Fill(value);
         }
-        else Kernels.Strided.Copy(Full([], value, DType).Expand(shape), this);
+        else Backends.Backend.Current.Copy(Full([], value, DType).Expand(shape), this);
         BumpVersion();
     }
 
@@ -299,7 +299,7 @@ public sealed partial class Tensor
             source = converted;
         }
         else if (SharesStorageWith(source)) source = source.CloneStorage();   // the two may overlap: copy out first
-        Kernels.Strided.Copy(source, this);
+        Backends.Backend.Current.Copy(source, this);
         BumpVersion();
     }
 
@@ -309,7 +309,7 @@ public sealed partial class Tensor
     Tensor CloneStorage()
     {
         var t = EmptyLike(this);
-        Kernels.Strided.Copy(this, t);
+        Backends.Backend.Current.Copy(this, t);
         return t;
     }
 

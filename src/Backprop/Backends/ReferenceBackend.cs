@@ -1,0 +1,175 @@
+namespace Backprop.Backends;
+
+/// <summary>
+/// Deliberately simple kernels: one scalar loop per method over logical indices (any layout), every value and every
+/// sum carried in float64 and rounded once when stored. Slow and obviously right — the oracle the SIMD kernels are
+/// tested against, and the proof that ops reach memory only through <see cref="IBackend"/>.
+/// </summary>
+internal sealed class ReferenceBackend : IBackend
+{
+    public string Name => "reference";
+
+    public void Copy(Tensor source, Tensor destination)
+    {
+        for (int i = 0; i < source.Length; i++) destination.SetFlat(i, source.GetFlat(i));
+    }
+
+    public void Unary(UnaryOp op, Tensor x, Tensor y, double alpha = 0, double beta = 0)
+    {
+        for (int i = 0; i < x.Length; i++)
+        {
+            double v = x.GetFlat(i);
+            y.SetFlat(i, op switch
+            {
+                UnaryOp.Neg => -v,
+                UnaryOp.Exp => Math.Exp(v),
+                UnaryOp.Log => Math.Log(v),
+                UnaryOp.Sqrt => Math.Sqrt(v),
+                UnaryOp.Sin => Math.Sin(v),
+                UnaryOp.Cos => Math.Cos(v),
+                UnaryOp.Tanh => Math.Tanh(v),
+                UnaryOp.Sigmoid => v >= 0 ? 1 / (1 + Math.Exp(-v)) : Math.Exp(v) / (1 + Math.Exp(v)),
+                UnaryOp.Relu => v > 0 ? v : 0,
+                UnaryOp.Abs => Math.Abs(v),
+                UnaryOp.Sign => v > 0 ? 1 : v < 0 ? -1 : 0,
+                UnaryOp.NonZero => v != 0 ? 1 : 0,
+                UnaryOp.Pow => Math.Pow(v, alpha),
+                UnaryOp.Clamp => Math.Min(Math.Max(v, alpha), beta),
+                UnaryOp.Inside => v > alpha && v < beta ? 1 : 0,
+                UnaryOp.Softplus => Softplus(v),
+                _ => throw new NotSupportedException($"reference backend: unary op {op}"),
+            });
+        }
+    }
+
+    public void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y, double alpha = 0)
+    {
+        var shape = y.shape;
+        Tensor ea = a.Detach().Expand(shape), eb = b.Detach().Expand(shape);
+        var result = new double[y.Length];   // y may be a: read everything before writing
+        for (int i = 0; i < result.Length; i++)
+        {
+            double u = ea.GetFlat(i), v = eb.GetFlat(i);
+            result[i] = op switch
+            {
+                BinaryOp.Add => u + v,
+                BinaryOp.Sub => u - v,
+                BinaryOp.Mul => u * v,
+                BinaryOp.Div => u / v,
+                BinaryOp.Maximum => double.IsNaN(u) || double.IsNaN(v) ? double.NaN : Math.Max(u, v),
+                BinaryOp.Greater => u > v ? 1 : 0,
+                BinaryOp.PassWhereGreater => v > alpha ? u : 0,
+                _ => throw new NotSupportedException($"reference backend: binary op {op}"),
+            };
+        }
+        for (int i = 0; i < result.Length; i++) y.SetFlat(i, result[i]);
+    }
+
+    /// <summary>log(1 + eˣ) = max(x, 0) + log1p(e^{−|x|}).</summary>
+    internal static double Softplus(double x) => Math.Max(x, 0) + Log1p(Math.Exp(-Math.Abs(x)));
+
+    // log(1 + u) to a few ulps for tiny u (Goldberg's trick: the rounding of w = 1 + u cancels in log(w)/(w − 1));
+    // .NET's double.LogP1 is log(u + 1) and rounds a tiny u away.
+    internal static double Log1p(double u)
+    {
+        double w = 1 + u;
+        return w == 1 ? u : Math.Log(w) * u / (w - 1);
+    }
+
+    public void Axpy(double alpha, Tensor x, Tensor y)
+    {
+        for (int i = 0; i < y.Length; i++) y.SetFlat(i, y.GetFlat(i) + alpha * x.GetFlat(i));
+    }
+
+    public double Dot(Tensor a, Tensor b)
+    {
+        double s = 0;
+        for (int i = 0; i < a.Length; i++) s += a.GetFlat(i) * b.GetFlat(i);
+        return s;
+    }
+
+    public double SumAll(Tensor x)
+    {
+        double s = 0;
+        for (int i = 0; i < x.Length; i++) s += x.GetFlat(i);
+        return s;
+    }
+
+    public void Sum(Tensor x, int axis, Tensor y)
+    {
+        var (outer, n, inner) = ShapeUtil.Around(x.shape, axis);
+        for (int o = 0; o < outer; o++)
+            for (int j = 0; j < inner; j++)
+            {
+                double s = 0;
+                for (int i = 0; i < n; i++) s += x.GetFlat((o * n + i) * inner + j);
+                y.SetFlat(o * inner + j, s);
+            }
+    }
+
+    public void Max(Tensor x, int axis, Tensor values, int[] indices)
+    {
+        var (outer, n, inner) = ShapeUtil.Around(x.shape, axis);
+        for (int o = 0; o < outer; o++)
+            for (int j = 0; j < inner; j++)
+            {
+                int best = 0;
+                double bv = x.GetFlat(o * n * inner + j);
+                for (int i = 1; i < n; i++)
+                {
+                    double v = x.GetFlat((o * n + i) * inner + j);
+                    if (v > bv || double.IsNaN(v) && !double.IsNaN(bv)) { bv = v; best = i; }
+                }
+                indices[o * inner + j] = best;
+                values.SetFlat(o * inner + j, bv);
+            }
+    }
+
+    public void SoftmaxRows(Tensor x, Tensor probs, Tensor? logSumExp)
+    {
+        int cols = x.shape[^1], rows = cols == 0 ? 0 : x.Length / cols;
+        for (int r = 0; r < rows; r++)
+        {
+            double max = double.NegativeInfinity;
+            for (int c = 0; c < cols; c++) max = Math.Max(max, x.GetFlat(r * cols + c));
+            double sum = 0;
+            for (int c = 0; c < cols; c++) sum += Math.Exp(x.GetFlat(r * cols + c) - max);
+            for (int c = 0; c < cols; c++) probs.SetFlat(r * cols + c, Math.Exp(x.GetFlat(r * cols + c) - max) / sum);
+            logSumExp?.SetFlat(r, max + Math.Log(sum));
+        }
+    }
+
+    public void MatMul(Tensor a, bool transposeA, Tensor b, bool transposeB, Tensor c, bool accumulate)
+    {
+        if (transposeA) a = a.Detach().T();
+        if (transposeB) b = b.Detach().T();
+        int m = c.shape[0], n = c.shape[1], k = a.shape[1];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double s = accumulate ? c.GetFlat(i * n + j) : 0;
+                for (int p = 0; p < k; p++) s += a[i, p] * b[p, j];
+                c.SetFlat(i * n + j, s);
+            }
+    }
+
+    public void IndexSelect(Tensor x, ReadOnlySpan<int> rows, Tensor y)
+    {
+        int row = x.shape[0] == 0 ? 0 : x.Length / x.shape[0];
+        for (int i = 0; i < rows.Length; i++)
+            for (int j = 0; j < row; j++) y.SetFlat(i * row + j, x.GetFlat(rows[i] * row + j));
+    }
+
+    public void IndexAdd(Tensor source, ReadOnlySpan<int> rows, Tensor target)
+    {
+        int row = target.shape[0] == 0 ? 0 : target.Length / target.shape[0];
+        for (int i = 0; i < rows.Length; i++)
+            for (int j = 0; j < row; j++) target.SetFlat(rows[i] * row + j, target.GetFlat(rows[i] * row + j) + source.GetFlat(i * row + j));
+    }
+
+    public void Where(Tensor condition, Tensor a, Tensor b, Tensor y)
+    {
+        Tensor c = condition.Detach().Expand(y.shape), ea = a.Detach().Expand(y.shape), eb = b.Detach().Expand(y.shape);
+        for (int i = 0; i < y.Length; i++) y.SetFlat(i, c.GetFlat(i) != 0 ? ea.GetFlat(i) : eb.GetFlat(i));
+    }
+}

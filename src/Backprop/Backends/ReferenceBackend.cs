@@ -148,9 +148,15 @@ internal sealed class ReferenceBackend : IBackend
             for (int j = 0; j < n; j++)
             {
                 double s = accumulate ? c.GetFlat(i * n + j) : 0;
-                for (int p = 0; p < k; p++) s += a[i, p] * b[p, j];
+                for (int p = 0; p < k; p++) s += At(a, i, p) * At(b, p, j);
                 c.SetFlat(i * n + j, s);
             }
+    }
+
+    static double At(Tensor t, int i, int j)
+    {
+        int at = t.offset + i * t.strides[0] + j * t.strides[1];
+        return t.storage.Data is float[] f ? f[at] : ((double[])t.storage.Data)[at];
     }
 
     public void IndexSelect(Tensor x, ReadOnlySpan<int> rows, Tensor y)

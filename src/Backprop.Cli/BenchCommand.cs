@@ -28,7 +28,7 @@ internal static class BenchCommand
         var threads = new Option<int?>("--threads") { Description = "Kernel threads [default: all cores]" };
         var compare = new Option<bool>("--compare") { Description = "Also run the TorchSharp peer (benchmarks/Peers.TorchSharp) workload by workload and print the ratios" };
         var peer = new Option<string?>("--peer") { Description = "Path to Peers.TorchSharp.dll [default: benchmarks/Peers.TorchSharp/bin/Release/net10.0 in the repo]" };
-        var cmd = new Command("bench", "Run the performance workloads (W1 classic MLP, W2 wide MLP, W3 two-layer CIFAR, W4 GEMM, alloc)") { workload, json, reps, threads, compare, peer };
+        var cmd = new Command("bench", "Run the performance workloads (W1 classic MLP, W2 wide MLP, W3 two-layer CIFAR — each by the Trainer and by a plain loop — W4 GEMM, alloc)") { workload, json, reps, threads, compare, peer };
         cmd.SetAction(r =>
         {
             if (r.GetValue(threads) is int t) Parallelism.MaxThreads = t;
@@ -50,11 +50,24 @@ internal static class BenchCommand
         var rows = new List<Row>();
         void Add(Row r) { rows.Add(r); report?.Invoke(r); }
         bool Want(string w) => only is null || only == w;
+        // The Trainer and a plain user loop (ZeroGrad → Forward → loss → Backward → Step, nothing else), interleaved
+        // repetition by repetition so both see the same machine; the plain row's note gives plain ÷ Trainer speed.
+        void AddPair(string name, string unit, int reps, Func<bool, double> run, string? note = null)
+        {
+            run(false); run(true);   // warm-up: JIT, caches
+            var trainer = new double[reps]; var plain = new double[reps];
+            for (int i = 0; i < reps; i++) { trainer[i] = run(false); plain[i] = run(true); }
+            var t = Summarise(name, unit, trainer) with { Note = note };
+            var p = Summarise(name + "-plain", unit, plain);
+            double speed = unit.StartsWith("s/", StringComparison.Ordinal) ? t.Median / p.Median : p.Median / t.Median;
+            Add(t);
+            Add(p with { Note = $"plain loop at {speed:0.00}× the Trainer's speed" });
+        }
         if (Want("W1") || Want("W2") || Want("ALLOC"))
         {
             var train = Mnist();
-            if (Want("W1")) Add(Measure("W1", "samples/s", repetitions, () => MlpEpoch(train, [50], 16, 0.1, 0, new Generator(1)), v => v));
-            if (Want("W2")) Add(Measure("W2", "samples/s", repetitions, () => MlpEpoch(train, [1024, 1024], 128, 0.05, 0.9, new Generator(2)), v => v));
+            if (Want("W1")) AddPair("W1", "samples/s", repetitions, plain => MlpEpoch(train, [50], 16, 0.1, 0, new Generator(1), plain));
+            if (Want("W2")) AddPair("W2", "samples/s", repetitions, plain => MlpEpoch(train, [1024, 1024], 128, 0.05, 0.9, new Generator(2), plain));
             if (Want("ALLOC"))
             {
                 Add(new Row("alloc-W1", "bytes/step", AllocatedPerStep(train, [50], 16, 0.1, 0), 0, 0) with { Min = double.NaN, Max = double.NaN });
@@ -64,7 +77,7 @@ internal static class BenchCommand
         if (Want("W3"))
         {
             var (x, y, note) = Cifar();
-            Add(Measure("W3", "s/1000 iters", repetitions, () => TwoLayerCifar(x, y, 1000), v => v) with { Note = note });
+            AddPair("W3", "s/1000 iters", repetitions, plain => TwoLayerCifar(x, y, 1000, plain), note);
         }
         if (Want("W4"))
             foreach (var shape in GemmShapes) Add(Gemm(shape, repetitions));
@@ -74,8 +87,13 @@ internal static class BenchCommand
     static Row Measure(string name, string unit, int repetitions, Func<double> run, Func<double, double> toUnit)
     {
         run();   // warm-up: JIT, caches
-        var values = Enumerable.Range(0, repetitions).Select(_ => toUnit(run())).Order().ToArray();
-        return new Row(name, unit, values[values.Length / 2], values[0], values[^1]);
+        return Summarise(name, unit, [.. Enumerable.Range(0, repetitions).Select(_ => toUnit(run()))]);
+    }
+
+    static Row Summarise(string name, string unit, double[] values)
+    {
+        var v = values.Order().ToArray();
+        return new Row(name, unit, v[v.Length / 2], v[0], v[^1]);
     }
 
     static (Tensor X, int[] Y) Mnist()
@@ -84,14 +102,16 @@ internal static class BenchCommand
         return (Preprocessor.Fit(data.Train, Normalization.Scale).Apply(data.Train), data.Train.LabelsAsInts());
     }
 
-    /// <summary>One epoch of SGD on all 60,000 training images; returns samples/s.</summary>
-    static double MlpEpoch((Tensor X, int[] Y) train, int[] hidden, int batch, double lr, double momentum, Generator g)
+    /// <summary>One epoch of SGD on all 60,000 training images, by the Trainer or a plain loop; returns samples/s.</summary>
+    static double MlpEpoch((Tensor X, int[] Y) train, int[] hidden, int batch, double lr, double momentum, Generator g, bool plain)
     {
         var model = Mlp.Create(784, hidden, 10, g);
         var opt = new Sgd(model.Parameters(), lr, momentum);
         var loader = new DataLoader(train.X, train.Y, batch, shuffle: true, generator: g);
         var clock = Stopwatch.StartNew();
-        new Training.Trainer(model, opt, static (o, y) => o.CrossEntropy(y)).RunEpoch(1, loader);
+        if (plain)
+            foreach (var (x, y) in loader) Step(model, opt, x, y);
+        else new Training.Trainer(model, opt, static (o, y) => o.CrossEntropy(y)).RunEpoch(1, loader);
         return train.Y.Length / clock.Elapsed.TotalSeconds;
     }
 
@@ -103,21 +123,18 @@ internal static class BenchCommand
         opt.Step();
     }
 
-    /// <summary>Managed bytes allocated per steady-state training step (after warm-up), batches prepared beforehand.</summary>
+    /// <summary>Managed bytes allocated per steady-state Trainer step (batches prepared beforehand), over the 40 steps after 20 of warm-up.</summary>
     static double AllocatedPerStep((Tensor X, int[] Y) train, int[] hidden, int batch, double lr, double momentum)
     {
         var g = new Generator(3);
         var model = Mlp.Create(784, hidden, 10, g);
         var opt = new Sgd(model.Parameters(), lr, momentum);
-        var loader = new DataLoader(train.X, train.Y, batch, shuffle: true, generator: g);
-        using var e = loader.GetEnumerator();
-        long before = 0;
-        for (int step = 0; step < 60; step++)
-        {
-            if (step == 20) before = GC.GetAllocatedBytesForCurrentThread();   // after warm-up: optimizer state exists
-            e.MoveNext();
-            Step(model, opt, e.Current.X, e.Current.Y);
-        }
+        var trainer = new Training.Trainer(model, opt, static (o, y) => o.CrossEntropy(y));
+        var loader = new DataLoader(train.X.SliceRows(0, batch * 60), train.Y[..(batch * 60)], batch, shuffle: true, generator: g);
+        var batches = loader.ToList();   // the permutation and the enumerator are not part of a step
+        trainer.RunEpoch(1, batches[..20]);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        trainer.RunEpoch(2, batches[20..]);
         return (GC.GetAllocatedBytesForCurrentThread() - before) / 40.0;
     }
 
@@ -138,27 +155,37 @@ internal static class BenchCommand
         }
     }
 
-    /// <summary>3072-100-10 ReLU, batch 200 drawn with replacement, loss + 0.25·(‖W1‖² + ‖W2‖²), SGD lr 1e-4; returns seconds.</summary>
-    static double TwoLayerCifar(Tensor x, int[] labels, int iterations)
+    /// <summary>3072-100-10 ReLU, batch 200 drawn with replacement, loss + 0.25·(‖W1‖² + ‖W2‖²), SGD lr 1e-4, by the Trainer or a plain loop; returns seconds.</summary>
+    static double TwoLayerCifar(Tensor x, int[] labels, int iterations, bool plain)
     {
         var g = new Generator(5);
         var l1 = new Linear(3072, 100, g, std: 1e-4);
         var l2 = new Linear(100, 10, g, std: 1e-4);
         var model = new Sequential(l1, new ReLU(), l2);
         var opt = new Sgd(model.Parameters(), 1e-4);
-        var idx = new int[200];
-        var y = new int[200];
-        var clock = Stopwatch.StartNew();
-        for (int it = 0; it < iterations; it++)
+        IEnumerable<(Tensor X, int[] Y)> Batches()
         {
-            for (int i = 0; i < idx.Length; i++) { idx[i] = g.NextInt(labels.Length); y[i] = labels[idx[i]]; }
-            Tensor batch;
-            using (Autograd.NoGrad()) batch = x.IndexSelect(idx);
-            opt.ZeroGrad();
-            var loss = model.Forward(batch).CrossEntropy(y) + Ops.L2Penalty(0.25, l1.Weight, l2.Weight);
-            loss.Backward();
-            opt.Step();
+            for (int it = 0; it < iterations; it++)
+            {
+                var idx = new int[200];
+                var y = new int[200];
+                for (int i = 0; i < idx.Length; i++) { idx[i] = g.NextInt(labels.Length); y[i] = labels[idx[i]]; }
+                Tensor batch;
+                using (Autograd.NoGrad()) batch = x.IndexSelect(idx);
+                yield return (batch, y);
+            }
         }
+        Tensor Loss(Tensor output, int[] y) => output.CrossEntropy(y) + Ops.L2Penalty(0.25, l1.Weight, l2.Weight);
+        var clock = Stopwatch.StartNew();
+        if (plain)
+            foreach (var (batch, y) in Batches())
+            {
+                opt.ZeroGrad();
+                var loss = Loss(model.Forward(batch), y);
+                loss.Backward();
+                opt.Step();
+            }
+        else new Training.Trainer(model, opt, Loss).RunEpoch(1, Batches());
         return clock.Elapsed.TotalSeconds;
     }
 

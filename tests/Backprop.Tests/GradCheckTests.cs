@@ -21,6 +21,32 @@ public class GradCheckTests
             Assert.True(e.MaxRelError < GradCheckSuite.Tolerance, $"{name}: input '{e.Tensor}' max relative error {e.MaxRelError:E2}");
     }
 
+    // CI's handful of seeds (`backprop gradcheck --seeds 50` runs fifty): inputs drawn afresh, same criterion.
+    [Theory]
+    [MemberData(nameof(CaseNames))]
+    public void Backward_matches_central_differences_at_other_seeds(string name)
+    {
+        var c = GradCheckSuite.Cases.Single(x => x.Name == name);
+        foreach (var seed in GradCheckSuite.Seeds(5).Skip(1))
+            foreach (var e in GradCheckSuite.Run(c, seed))
+                Assert.True(e.MaxRelError < GradCheckSuite.Tolerance, $"{name}, seed {seed}: input '{e.Tensor}' error {e.MaxRelError:E2}");
+    }
+
+    [Theory]
+    [MemberData(nameof(CaseNames))]
+    public void A_backward_wrong_by_one_part_in_a_million_in_one_element_is_caught(string name)
+    {
+        var c = GradCheckSuite.Cases.Single(x => x.Name == name);
+        var errors = GradCheckSuite.Run(c, fault: 1e-6);
+        var clean = GradCheckSuite.Run(c);
+        for (int i = 0; i < errors.Length; i++)
+        {
+            if (clean[i].MaxRelError == 0 && errors[i].MaxRelError == 0) continue;   // an all-zero gradient has nothing to scale
+            Assert.True(errors[i].MaxRelError >= GradCheckSuite.Tolerance,
+                $"{name}: a 1e-6 relative fault in '{errors[i].Tensor}' went unnoticed (error {errors[i].MaxRelError:E2})");
+        }
+    }
+
     [Fact]
     public void Table_covers_the_required_ops()
     {

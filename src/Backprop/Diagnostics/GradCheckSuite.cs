@@ -25,11 +25,17 @@ public static class GradCheckSuite
 
     public static IReadOnlyList<GradCheckCase> Cases => cases;
 
-    /// <summary>Runs one case with a fixed seed; returns the per-input errors.</summary>
-    public static GradCheckError[] Run(GradCheckCase c, ulong seed = 1234)
+    /// <summary>The seed of the table's first run; <see cref="Seeds"/> gives the others.</summary>
+    public const ulong DefaultSeed = 1234;
+
+    /// <summary>Seeds 1234, 1, 2, …: the first <paramref name="count"/> seeds every row must pass at.</summary>
+    public static IEnumerable<ulong> Seeds(int count) => Enumerable.Range(0, count).Select(i => i == 0 ? DefaultSeed : (ulong)i);
+
+    /// <summary>Runs one case with inputs drawn from <paramref name="seed"/>; returns the per-input errors.</summary>
+    public static GradCheckError[] Run(GradCheckCase c, ulong seed = DefaultSeed, double fault = 0)
     {
         var p = c.Build(new Generator(seed));
-        return GradCheck.Run(p.Function, p.Inputs, seed: seed + 1);   // v must not replay the inputs' stream
+        return GradCheck.Run(p.Function, p.Inputs, seed: seed + 1, fault: fault);   // v must not replay the inputs' stream
     }
 
     // ---- input helpers ----------------------------------------------------------------------------

@@ -4,70 +4,38 @@ namespace Backprop;
 internal enum Saves { Inputs, Nothing, InputsAndOutput, Output }
 
 /// <summary>
-/// One recorded op: its inputs and how to map the output's gradient to the inputs' gradients. Most ops use a
-/// closure (<see cref="Closure"/>); hot ops use a static function with state saved in the node's fields
-/// (<see cref="Function"/>). A gradient may come back in the broadcast (output) shape; the engine reduces it to the
-/// input's shape in one place (<see cref="Autograd.SumTo"/>). A null gradient means "none", or "already added to
-/// the leaf's Grad". After a backward pass without <c>retainGraph</c> the node is freed: its saved state is dropped
-/// (so the memory can be reclaimed while the user still holds the output) and a second pass through it throws.
+/// Legacy adapter: an op recorded as a closure (being replaced by one <see cref="Function"/> subclass per op), or with a
+/// static backward reading untyped slots.
 /// </summary>
-internal sealed class Node
+internal sealed class Node : Function
 {
-    public Node(string name, Tensor[] inputs, Func<Tensor, Tensor?[]> backward)
-    {
-        Name = name; Inputs = inputs; Closure = backward; Grads = [];
-    }
+    readonly string name;
+    Func<Tensor, Tensor?[]>? closure;
 
-    public Node(string name, int inputs)
-    {
-        Name = name; Inputs = new Tensor[inputs]; Grads = new Tensor?[inputs];
-    }
+    public Node(string name, Func<Tensor, Tensor?[]> backward) { this.name = name; closure = backward; }
 
-    public string Name { get; }
-    public Tensor[] Inputs { get; private set; }
-    public Func<Tensor, Tensor?[]>? Closure { get; private set; }
+    public Node(string name) { this.name = name; }
+
+    public override string Name => name;
 
     /// <summary>Static backward: reads the saved state, writes <see cref="Grads"/>.</summary>
     public Action<Node, Tensor>? Function { get; set; }
-    public Tensor?[] Grads { get; private set; }
+    public Tensor?[] Grads { get; private set; } = [];
     public Tensor? Saved0, Saved1;
     public int[]? SavedInts;
-    public bool Freed { get; private set; }
+    public Tensor Input(int i) => Inputs[i];
 
-    // Saved tensors and their versions when saved: a mismatch at backward time means an in-place write happened since.
-    Tensor[]? savedTensors;
-    int[]? savedVersions;
+    public void Save(Tensor[] tensors) => SaveForBackward(tensors);
 
-    public void Save(Tensor[] tensors)
+    protected internal override Tensor?[] Backward(Tensor g)
     {
-        savedTensors = tensors;
-        savedVersions = new int[tensors.Length];
-        for (int i = 0; i < tensors.Length; i++) savedVersions[i] = tensors[i].Version;
-    }
-
-    public Tensor?[] Backward(Tensor g)
-    {
-        if (Freed)
-            throw new InvalidOperationException($"backward: trying to backward through the graph a second time ('{Name}' was freed by an earlier Backward); " +
-                "pass retainGraph: true to the first Backward if you need to go through the graph again");
-        if (savedTensors is not null)
-            for (int i = 0; i < savedTensors.Length; i++)
-                if (savedTensors[i].Version != savedVersions![i])
-                    throw new InvalidOperationException($"backward: a tensor needed for the gradient of '{Name}' (shape {ShapeUtil.Format(savedTensors[i].shape)}) " +
-                        $"was modified by an in-place operation: it is at version {savedTensors[i].Version}, it was saved at version {savedVersions[i]}");
-        if (Closure is not null) return Closure(g);
-        Array.Clear(Grads);
+        if (closure is not null) return closure(g);
+        Grads = new Tensor?[Inputs.Count];
         Function!(this, g);
         return Grads;
     }
 
-    /// <summary>Drops everything the backward needed, keeping only the name (for the error of a second pass).</summary>
-    public void Free()
-    {
-        Freed = true;
-        Closure = null; Function = null; Saved0 = Saved1 = null; SavedInts = null; savedTensors = null;
-        Inputs = []; Grads = [];
-    }
+    protected override void Release() { closure = null; Function = null; Saved0 = Saved1 = null; SavedInts = null; Grads = []; }
 }
 
 /// <summary>Graph recording (define-by-run), the no-grad scope, and the reverse pass.</summary>
@@ -110,32 +78,30 @@ public static class Autograd
     internal static Tensor Record(this Tensor output, string name, Tensor input, Func<Tensor, Tensor> backward, Saves saves = Saves.Inputs)
     {
         if (!Recording(input)) return output;
-        return Attach(output, new Node(name, [input], g => [backward(g)]), saves);
+        return Attach(output, new Node(name, g => [backward(g)]), [input], saves);
     }
 
     internal static Tensor Record(this Tensor output, string name, Tensor a, Tensor b, Func<Tensor, (Tensor?, Tensor?)> backward, Saves saves = Saves.Inputs)
     {
         if (!Recording(a, b)) return output;
-        return Attach(output, new Node(name, [a, b], g => { var (ga, gb) = backward(g); return [ga, gb]; }), saves);
+        return Attach(output, new Node(name, g => { var (ga, gb) = backward(g); return [ga, gb]; }), [a, b], saves);
     }
 
     internal static Tensor Record(this Tensor output, string name, Tensor[] inputs, Func<Tensor, Tensor?[]> backward, Saves saves = Saves.Inputs)
     {
         if (!IsEnabled || !Array.Exists(inputs, t => t.RequiresGrad)) return output;
-        return Attach(output, new Node(name, inputs, backward), saves);
+        return Attach(output, new Node(name, backward), inputs, saves);
     }
 
-    static Tensor Attach(Tensor output, Node node, Saves saves)
+    static Tensor Attach(Tensor output, Node node, Tensor[] inputs, Saves saves)
     {
         switch (saves)
         {
-            case Saves.Inputs: node.Save(node.Inputs); break;
-            case Saves.InputsAndOutput: node.Save([.. node.Inputs, output]); break;
+            case Saves.Inputs: node.Save(inputs); break;
+            case Saves.InputsAndOutput: node.Save([.. inputs, output]); break;
             case Saves.Output: node.Save([output]); break;
         }
-        output.GradFn = node;
-        output.RequiresGrad = true;
-        return output;
+        return node.Attach(output, inputs);
     }
 
     /// <summary>Whether an op with these inputs records a node (so it can skip building its backward state).</summary>
@@ -146,13 +112,8 @@ public static class Autograd
     /// <summary>Records an op with a static backward; the caller fills the node's saved state. Call only when <see cref="Recording(Tensor)"/>.</summary>
     internal static Node RecordStatic(Tensor output, string name, Action<Node, Tensor> backward, Tensor a, Tensor? b = null, Tensor? c = null, Saves saves = Saves.Inputs)
     {
-        int n = c is not null ? 3 : b is not null ? 2 : 1;
-        var node = new Node(name, n);
-        node.Inputs[0] = a;
-        if (b is not null) node.Inputs[1] = b;
-        if (c is not null) node.Inputs[2] = c;
-        node.Function = backward;
-        Attach(output, node, saves);
+        var node = new Node(name) { Function = backward };
+        Attach(output, node, c is not null ? [a, b!, c] : b is not null ? [a, b] : [a], saves);
         return node;
     }
 
@@ -232,10 +193,10 @@ public static class Autograd
                     if (capture is null) AccumulateLeaf(t, g);
                     continue;
                 }
-                var grads = node.Backward(g);
+                var grads = node.RunBackward(g);
                 var inputs = node.Inputs;
                 if (!retainGraph) node.Free();
-                for (int i = 0; i < inputs.Length; i++)
+                for (int i = 0; i < inputs.Count; i++)
                 {
                     var input = inputs[i];
                     var gi = i < grads.Length ? grads[i] : null;
@@ -286,7 +247,7 @@ public static class Autograd
             {
                 var (t, next) = stack.Pop();
                 var inputs = t.GradFn?.Inputs;
-                if (inputs is not null && next < inputs.Length)
+                if (inputs is not null && next < inputs.Count)
                 {
                     stack.Push((t, next + 1));
                     var child = inputs[next];

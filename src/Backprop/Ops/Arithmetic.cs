@@ -13,34 +13,73 @@ public static partial class Ops
     public static Tensor Add(this Tensor a, Tensor b)
     {
         var y = Zip(BinaryOp.Add, a, b, "add");
-        if (Autograd.Recording(a, b)) Autograd.RecordStatic(y, "add", AddBackward, a, b, saves: Saves.Nothing);
-        return y;
+        return Autograd.Recording(a, b) ? new AddOp().Attach(y, a, b) : y;
     }
 
-    static readonly Action<Node, Tensor> AddBackward = static (node, g) => { node.Grads[0] = g; node.Grads[1] = g; };
+    internal sealed class AddOp : Function
+    {
+        public override string Name => "add";
+        protected internal override Tensor?[] Backward(Tensor g) => [g, g];
+    }
 
     // y = a − b;  ∂y/∂a = 1, ∂y/∂b = −1
-    public static Tensor Sub(this Tensor a, Tensor b) =>
-        Zip(BinaryOp.Sub, a, b, "sub").Record("sub", a, b, g => (g, b.RequiresGrad ? g.Neg() : null), Saves.Nothing);
+    public static Tensor Sub(this Tensor a, Tensor b)
+    {
+        var y = Zip(BinaryOp.Sub, a, b, "sub");
+        return Autograd.Recording(a, b) ? new SubOp().Attach(y, a, b) : y;
+    }
+
+    internal sealed class SubOp : Function
+    {
+        public override string Name => "sub";
+        protected internal override Tensor?[] Backward(Tensor g) => [g, NeedsInputGrad(1) ? g.Neg() : null];
+    }
 
     // y = a ⊙ b;  ∂y/∂a = b, ∂y/∂b = a
-    public static Tensor Mul(this Tensor a, Tensor b) =>
-        Zip(BinaryOp.Mul, a, b, "mul").Record("mul", a, b,
-            g => (a.RequiresGrad ? g.Mul(b) : null, b.RequiresGrad ? g.Mul(a) : null));
+    public static Tensor Mul(this Tensor a, Tensor b)
+    {
+        var y = Zip(BinaryOp.Mul, a, b, "mul");
+        return Autograd.Recording(a, b) ? new MulOp(a, b).Attach(y, a, b) : y;
+    }
+
+    internal sealed class MulOp : Function
+    {
+        public MulOp(Tensor a, Tensor b) => SaveForBackward(a, b);
+        public override string Name => "mul";
+        protected internal override Tensor?[] Backward(Tensor g) =>
+            [NeedsInputGrad(0) ? g.Mul(Saved(1)) : null, NeedsInputGrad(1) ? g.Mul(Saved(0)) : null];
+    }
 
     // y = a / b;  ∂y/∂a = 1/b, ∂y/∂b = −a/b² = −y/b
     public static Tensor Div(this Tensor a, Tensor b)
     {
         var y = Zip(BinaryOp.Div, a, b, "div");
-        return y.Record("div", a, b, g =>
+        return Autograd.Recording(a, b) ? new DivOp(b, y).Attach(y, a, b) : y;
+    }
+
+    internal sealed class DivOp : Function
+    {
+        public DivOp(Tensor b, Tensor y) => SaveForBackward(b, y);
+        public override string Name => "div";
+        protected internal override Tensor?[] Backward(Tensor g)
         {
-            var ga = g.Div(b);
-            return (a.RequiresGrad ? ga : null, b.RequiresGrad ? ga.Mul(y).Neg() : null);
-        }, Saves.InputsAndOutput);
+            var ga = g.Div(Saved(0));
+            return [NeedsInputGrad(0) ? ga : null, NeedsInputGrad(1) ? ga.Mul(Saved(1)).Neg() : null];
+        }
     }
 
     // y = −x;  ∂y/∂x = −1
-    public static Tensor Neg(this Tensor x) => Map(UnaryOp.Neg, x).Record("neg", x, static g => g.Neg(), Saves.Nothing);
+    public static Tensor Neg(this Tensor x)
+    {
+        var y = Map(UnaryOp.Neg, x);
+        return Autograd.Recording(x) ? new NegOp().Attach(y, x) : y;
+    }
+
+    internal sealed class NegOp : Function
+    {
+        public override string Name => "neg";
+        protected internal override Tensor?[] Backward(Tensor g) => [g.Neg()];
+    }
 
     /// <summary>A one-element tensor of <paramref name="like"/>'s dtype, for scalar arithmetic.</summary>
     internal static Tensor ScalarLike(Tensor like, double value) => Tensor.Scalar(value, like.DType);

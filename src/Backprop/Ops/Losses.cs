@@ -18,24 +18,23 @@ public static partial class Ops
         var picked = Tensor.Empty([m, 1], logits.DType);
         Backend.Current.IndexSelect(logits.Detach().Reshape(m * c, 1), at, picked);
         var y = Tensor.Scalar((Backend.Current.SumAll(lse) - Backend.Current.SumAll(picked)) / m, logits.DType);
-        if (Autograd.Recording(logits))
-        {
-            var node = Autograd.RecordStatic(y, "cross_entropy", CrossEntropyBackward, logits);
-            node.Saved0 = s;
-            node.SavedInts = targets.ToArray();
-        }
-        return y;
+        return Autograd.Recording(logits) ? new CrossEntropyOp(s, at).Attach(y, logits) : y;
     }
 
-    static readonly Action<Node, Tensor> CrossEntropyBackward = static (node, g) =>
+    // s = softmax(z) is an intermediate the op owns (no one else can change it), so it is a field, not version-checked.
+    internal sealed class CrossEntropyOp(Tensor softmax, int[] targetPositions) : Function
     {
-        var s = node.Saved0!;
-        var t = node.SavedInts!;
-        int m = t.Length, c = s.Size(1);
-        var d = s.Copy();
-        Backend.Current.IndexAdd(Tensor.Full([m, 1], -1, s.DType), FlatPositions(t, c), d.View(m * c, 1));   // − onehot(t)
-        node.Grads[0] = d.Mul(g / m);
-    };
+        Tensor? s = softmax;
+        public override string Name => "cross_entropy";
+        protected internal override Tensor?[] Backward(Tensor g)
+        {
+            int m = targetPositions.Length, c = s!.Size(1);
+            var d = s.Copy();
+            Backend.Current.IndexAdd(Tensor.Full([m, 1], -1, s.DType), targetPositions, d.View(m * c, 1));   // − onehot(t)
+            return [d.Mul(g / m)];
+        }
+        protected override void Release() => s = null;
+    }
 
     /// <summary>Row-major positions (i, targets[i]) of an (m, c) matrix.</summary>
     static int[] FlatPositions(ReadOnlySpan<int> targets, int c)
@@ -54,10 +53,23 @@ public static partial class Ops
         int m = logits.shape[0];
         var logp = logits.Detach().LogSoftmax();
         var y = logp.Mul(targets.Detach()).Sum() * (-1.0 / m);
-        var s = logp.Exp();
-        return y.Detach().Record("cross_entropy", logits, targets, g => (
-            logits.RequiresGrad ? s.Mul(targets.Sum(-1, keepDim: true)).Sub(targets).Mul(g / m) : null,
-            targets.RequiresGrad ? logp.Mul(g * (-1.0 / m)) : null));
+        return Autograd.Recording(logits, targets) ? new CrossEntropyProbsOp(logp, targets).Attach(y.Detach(), logits, targets) : y.Detach();
+    }
+
+    internal sealed class CrossEntropyProbsOp : Function
+    {
+        Tensor? logp;   // log softmax(z): the op's own intermediate
+        public CrossEntropyProbsOp(Tensor logp, Tensor targets) { this.logp = logp; SaveForBackward(targets); }
+        public override string Name => "cross_entropy_probs";
+        protected internal override Tensor?[] Backward(Tensor g)
+        {
+            var p = Saved(0).Detach();
+            int m = p.Size(0);
+            return [
+                NeedsInputGrad(0) ? logp!.Exp().Mul(p.Sum(-1, keepDim: true)).Sub(p).Mul(g / m) : null,
+                NeedsInputGrad(1) ? logp!.Mul(g * (-1.0 / m)) : null];
+        }
+        protected override void Release() => logp = null;
     }
 
     // L = −(1/m) Σᵢ logpᵢ[tᵢ] on log-probabilities (pair with LogSoftmax); a composition, so autograd derives it.
@@ -93,10 +105,23 @@ public static partial class Ops
         var logP = pd.Log().Clamp(-100, double.MaxValue);
         var log1P = (1.0 - pd).Log().Clamp(-100, double.MaxValue);
         var y = (yd.Mul(logP) + (1.0 - yd).Mul(log1P)).Mean().Neg();
-        int n = p.Length;
-        return y.Record("bce", p, target, g => (
-            p.RequiresGrad ? (pd - yd).Div(pd.Mul(1.0 - pd).Clamp(1e-12, double.MaxValue)).Mul(g / n) : null,
-            target.RequiresGrad ? (log1P - logP).Mul(g / n) : null));
+        return Autograd.Recording(p, target) ? new BceOp(pd, yd, log1P - logP).Attach(y, p, target) : y;
+    }
+
+    internal sealed class BceOp : Function
+    {
+        Tensor? logOdds;   // log(1 − p) − log p, clamped: the op's own intermediate
+        public BceOp(Tensor p, Tensor target, Tensor logOdds) { SaveForBackward(p, target); this.logOdds = logOdds; }
+        public override string Name => "bce";
+        protected internal override Tensor?[] Backward(Tensor g)
+        {
+            Tensor p = Saved(0), y = Saved(1);
+            int n = p.Length;
+            return [
+                NeedsInputGrad(0) ? (p - y).Div(p.Mul(1.0 - p).Clamp(1e-12, double.MaxValue)).Mul(g / n) : null,
+                NeedsInputGrad(1) ? logOdds!.Mul(g / n) : null];
+        }
+        protected override void Release() => logOdds = null;
     }
 
     // BCE on logits z, stable form: L = mean(max(z, 0) − z·y + log1p(e^{−|z|}));  ∂L/∂z = (σ(z) − y)/n
@@ -110,9 +135,19 @@ public static partial class Ops
         using (Autograd.NoGrad()) terms = z.Relu() - z.Mul(yd) + Map(UnaryOp.Softplus, Map(UnaryOp.Abs, z).Neg());
         int n = logits.Length;
         var y = Tensor.Scalar(Backend.Current.SumAll(terms) / n, logits.DType);
-        return y.Record("bce_with_logits", logits, target, g => (
-            logits.RequiresGrad ? (z.Sigmoid() - yd).Mul(g / n) : null,
-            target.RequiresGrad ? z.Mul(g * (-1.0 / n)) : null));
+        return Autograd.Recording(logits, target) ? new BceWithLogitsOp(z, yd).Attach(y, logits, target) : y;
+    }
+
+    internal sealed class BceWithLogitsOp : Function
+    {
+        public BceWithLogitsOp(Tensor z, Tensor target) => SaveForBackward(z, target);
+        public override string Name => "bce_with_logits";
+        protected internal override Tensor?[] Backward(Tensor g)
+        {
+            Tensor z = Saved(0), y = Saved(1);
+            int n = z.Length;
+            return [NeedsInputGrad(0) ? (z.Sigmoid() - y).Mul(g / n) : null, NeedsInputGrad(1) ? z.Mul(g * (-1.0 / n)) : null];
+        }
     }
 
     // The classic exercise's weight penalty λ Σ_W ‖W‖² (no ½);  ∂/∂W = 2λW — fused: one pass forward
@@ -128,21 +163,30 @@ public static partial class Ops
             total += Backend.Current.Dot(w, w);
         }
         var y = Tensor.Scalar(lambda * total, ws[0].DType);
-        return y.Record("l2_penalty", ws, g =>
+        if (!Autograd.IsEnabled || !Array.Exists(ws, w => w.RequiresGrad)) return y;
+        return new L2PenaltyOp(lambda, ws).Attach(y, ws);
+    }
+
+    internal sealed class L2PenaltyOp : Function
+    {
+        readonly double lambda;
+        public L2PenaltyOp(double lambda, Tensor[] weights) { this.lambda = lambda; SaveForBackward(weights); }
+        public override string Name => "l2_penalty";
+        public override IEnumerable<(string, object)> Attributes => [("lambda", lambda)];
+        protected internal override Tensor?[] Backward(Tensor g)
         {
             double scale = 2 * lambda * g.Item();
-            var grads = new Tensor?[ws.Length];
-            for (int i = 0; i < ws.Length; i++)
+            var grads = new Tensor?[Inputs.Count];
+            for (int i = 0; i < grads.Length; i++)
             {
-                var w = ws[i];
-                if (!w.RequiresGrad) continue;
-                var target = Autograd.LeafGradBuffer(w);
-                var d = target ?? Tensor.ZerosLike(w);
-                Backend.Current.Axpy(scale, w, d);
-                grads[i] = target is null ? d : null;   // null: already added to the leaf's Grad
+                if (!NeedsInputGrad(i)) continue;
+                var buffer = AccumulationBuffer(i);
+                var d = buffer ?? Tensor.ZerosLike(Saved(i));
+                Backend.Current.Axpy(scale, Saved(i), d);
+                grads[i] = buffer is null ? d : null;   // null: already added where the engine accumulates
             }
             return grads;
-        });
+        }
     }
 
     static (int M, int C) Rows2D(Tensor x, int targets, string op)

@@ -14,9 +14,22 @@ public static partial class Ops
         var (m, n, k) = MatMulShape(a, b, transposeA, transposeB);
         var c = Tensor.Empty([m, n], a.DType);
         Gemm(a, transposeA, b, transposeB, c, m, n, k, accumulate: false);
-        return c.Record("matmul", a, b, g => (
-            !a.RequiresGrad ? null : transposeA ? Product(b, transposeB, g, true, a) : Product(g, false, b, !transposeB, a),
-            !b.RequiresGrad ? null : transposeB ? Product(g, true, a, transposeA, b) : Product(a, !transposeA, g, false, b)));
+        return Autograd.Recording(a, b) ? new MatMulOp(a, b, transposeA, transposeB).Attach(c, a, b) : c;
+    }
+
+    internal sealed class MatMulOp : Function
+    {
+        readonly bool transposeA, transposeB;
+        public MatMulOp(Tensor a, Tensor b, bool transposeA, bool transposeB) { this.transposeA = transposeA; this.transposeB = transposeB; SaveForBackward(a, b); }
+        public override string Name => "matmul";
+        public override IEnumerable<(string, object)> Attributes => [("transpose_a", transposeA), ("transpose_b", transposeB)];
+        protected internal override Tensor?[] Backward(Tensor g)
+        {
+            Tensor a = Saved(0), b = Saved(1);
+            return [
+                !NeedsInputGrad(0) ? null : transposeA ? Product(b, transposeB, g, true, AccumulationBuffer(0)) : Product(g, false, b, !transposeB, AccumulationBuffer(0)),
+                !NeedsInputGrad(1) ? null : transposeB ? Product(g, true, a, transposeA, AccumulationBuffer(1)) : Product(a, !transposeA, g, false, AccumulationBuffer(1))];
+        }
     }
 
     // torch.matmul beyond 2-D: a 1-D operand gains a dimension (removed again after), batch dimensions broadcast,
@@ -53,18 +66,27 @@ public static partial class Ops
         Tensor ad = a.Dense().Detach(), bd = b.Dense().Detach();
         for (int i = 0; i < count; i++)
             Gemm(ad.Select(0, i), false, bd.Select(0, i), false, c.Detach().Select(0, i), m, n, k, accumulate: false);
-        return c.Record("bmm", a, b, g =>
+        return Autograd.Recording(a, b) ? new BatchedMatMulOp(ad, bd).Attach(c, a, b) : c;
+    }
+
+    internal sealed class BatchedMatMulOp : Function
+    {
+        public BatchedMatMulOp(Tensor a, Tensor b) => SaveForBackward(a, b);
+        public override string Name => "bmm";
+        protected internal override Tensor?[] Backward(Tensor g)
         {
+            Tensor ad = Saved(0), bd = Saved(1);
+            int count = ad.shape[0], m = ad.shape[1], k = ad.shape[2], n = bd.shape[2];
             var gd = g.Dense().Detach();
-            Tensor? da = a.RequiresGrad ? Tensor.Empty(a.shape, a.DType) : null, db = b.RequiresGrad ? Tensor.Empty(b.shape, b.DType) : null;
+            Tensor? da = NeedsInputGrad(0) ? Tensor.Empty(ad.shape, ad.DType) : null, db = NeedsInputGrad(1) ? Tensor.Empty(bd.shape, bd.DType) : null;
             for (int i = 0; i < count; i++)
             {
                 var gi = gd.Select(0, i);
                 if (da is not null) Gemm(gi, false, bd.Select(0, i), true, da.Select(0, i), m, k, n, accumulate: false);
                 if (db is not null) Gemm(ad.Select(0, i), true, gi, false, db.Select(0, i), k, n, m, accumulate: false);
             }
-            return (da, db);
-        });
+            return [da, db];
+        }
     }
 
     /// <summary>destination = op(a)·op(b) written in place (PyTorch's <c>out=</c>); not recorded by autograd.</summary>
@@ -88,35 +110,41 @@ public static partial class Ops
         var y = Tensor.Empty([m, n], x.DType);
         if (bias is not null) BroadcastRows(bias, y, m, n);
         Gemm(x, false, weight, true, y, m, n, k, accumulate: bias is not null);
-        if (Autograd.Recording(x, weight, bias)) Autograd.RecordStatic(y, "linear", LinearBackward, x, weight, bias);
-        return y;
+        if (!Autograd.Recording(x, weight, bias)) return y;
+        return bias is null ? new LinearOp(x, weight).Attach(y, x, weight) : new LinearOp(x, weight).Attach(y, x, weight, bias);
     }
 
-    static readonly Action<Node, Tensor> LinearBackward = static (node, g) =>
+    internal sealed class LinearOp : Function
     {
-        Tensor x = node.Inputs[0], weight = node.Inputs[1];
-        if (x.RequiresGrad) node.Grads[0] = Product(g, false, weight, false, x);
-        if (weight.RequiresGrad) node.Grads[1] = Product(g, true, x, false, weight);
-        if (node.Inputs.Length > 2 && node.Inputs[2] is { RequiresGrad: true } bias) node.Grads[2] = ColumnSums(g, bias);
-    };
+        public LinearOp(Tensor x, Tensor weight) => SaveForBackward(x, weight);
+        public override string Name => "linear";
+        protected internal override Tensor?[] Backward(Tensor g)
+        {
+            Tensor x = Saved(0), weight = Saved(1);
+            return [
+                NeedsInputGrad(0) ? Product(g, false, weight, false, AccumulationBuffer(0)) : null,
+                NeedsInputGrad(1) ? Product(g, true, x, false, AccumulationBuffer(1)) : null,
+                NeedsInputGrad(2) ? ColumnSums(g, AccumulationBuffer(2)) : null];
+        }
+    }
 
     /// <summary>
-    /// op(p)·op(q) as the gradient of <paramref name="target"/>: added straight into the target's Grad when it is a
-    /// leaf (returning null), else returned as a new tensor.
+    /// op(p)·op(q) as an input's gradient: added straight into the engine's accumulation buffer when it offers one
+    /// (returning null — the GEMM accumulates, saving a temporary and a pass), else returned as a new tensor.
     /// </summary>
-    static Tensor? Product(Tensor p, bool tp, Tensor q, bool tq, Tensor target)
+    static Tensor? Product(Tensor p, bool tp, Tensor q, bool tq, Tensor? buffer)
     {
-        if (Autograd.LeafGradBuffer(target) is not Tensor buffer) return p.MatMul(q, tp, tq);
+        if (buffer is null) return p.MatMul(q, tp, tq);
         var (m, n, k) = MatMulShape(p, q, tp, tq);
         Gemm(p, tp, q, tq, buffer, m, n, k, accumulate: true);
         return null;
     }
 
-    /// <summary>Σ_rows g as the gradient of a bias, accumulated in place when the bias is a leaf.</summary>
-    static Tensor? ColumnSums(Tensor g, Tensor bias)
+    /// <summary>Σ_rows g as a bias's gradient, added into the engine's accumulation buffer when it offers one.</summary>
+    static Tensor? ColumnSums(Tensor g, Tensor? buffer)
     {
         var sums = SumAlong(g, 0, keepDim: false);
-        if (Autograd.LeafGradBuffer(bias) is not Tensor buffer) return sums;
+        if (buffer is null) return sums;
         Backend.Current.Axpy(1, sums, buffer);
         return null;
     }

@@ -41,23 +41,42 @@ public static partial class Ops
             if (runningVar is not null) runningVar.CopyFrom(runningVar * (1 - momentum) + variance.Reshape(d) * (momentum * n / (n - 1)));
         }
         var y = xhat.Mul(gamma.Detach()).Add(beta.Detach());
-        // ∂L/∂γ = Σᵢ gᵢ ⊙ x̂ᵢ,  ∂L/∂β = Σᵢ gᵢ,
-        // ∂L/∂x = (γ/√(σ²+ε)) ⊙ (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂))   (means over the batch)
-        return y.Record("batch_norm", [x, gamma, beta], g =>
+        return Autograd.IsEnabled && (x.RequiresGrad || gamma.RequiresGrad || beta.RequiresGrad)
+            ? new BatchNormOp(gamma, xhat, invStd.Reshape(d), eps).Attach(y, x, gamma, beta) : y;
+    }
+
+    // ∂L/∂γ = Σᵢ gᵢ ⊙ x̂ᵢ,  ∂L/∂β = Σᵢ gᵢ,
+    // ∂L/∂x = (γ/√(σ²+ε)) ⊙ (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂))   (means over the batch)
+    internal sealed class BatchNormOp : Function
+    {
+        readonly double eps;
+        Tensor? xhat, invStd;   // intermediates the op owns: no one else can change them
+        public BatchNormOp(Tensor gamma, Tensor xhat, Tensor invStd, double eps) { SaveForBackward(gamma); this.xhat = xhat; this.invStd = invStd; this.eps = eps; }
+        public override string Name => "batch_norm";
+        public override IEnumerable<(string, object)> Attributes => [("eps", eps), ("training", true)];
+        protected internal override Tensor?[] Backward(Tensor g)
         {
-            var gx = g.Mul(xhat);
-            var dx = x.RequiresGrad
-                ? g.Sub(g.Mean(0, keepDim: true)).Sub(xhat.Mul(gx.Mean(0, keepDim: true))).Mul(gamma.Detach().Mul(invStd.Reshape(d)))
+            var gx = g.Mul(xhat!);
+            var dx = NeedsInputGrad(0)
+                ? g.Sub(g.Mean(0, keepDim: true)).Sub(xhat!.Mul(gx.Mean(0, keepDim: true))).Mul(Saved(0).Detach().Mul(invStd!))
                 : null;
-            return [dx, gamma.RequiresGrad ? gx.Sum(0) : null, beta.RequiresGrad ? g.Sum(0) : null];
-        });
+            return [dx, NeedsInputGrad(1) ? gx.Sum(0) : null, NeedsInputGrad(2) ? g.Sum(0) : null];
+        }
+        protected override void Release() { xhat = null; invStd = null; }
     }
 
     // Inverted dropout with an explicit mask M (Mⱼ = 0 or 1/(1 − p)): y = x ⊙ M;  ∂y/∂x = M
     public static Tensor Dropout(this Tensor x, Tensor mask)
     {
         var y = Zip(Backends.BinaryOp.Mul, x, mask, "dropout");
-        return y.Record("dropout", x, g => g.Mul(mask));
+        return Autograd.Recording(x) ? new DropoutOp(mask).Attach(y, x) : y;
+    }
+
+    internal sealed class DropoutOp : Function
+    {
+        public DropoutOp(Tensor mask) => SaveForBackward(mask);
+        public override string Name => "dropout";
+        protected internal override Tensor?[] Backward(Tensor g) => [g.Mul(Saved(0))];
     }
 
     /// <summary>A dropout mask: Mⱼ = 0 if rⱼ &lt; p else 1/(1 − p), with rⱼ ~ U[0, 1) from <paramref name="generator"/>.</summary>

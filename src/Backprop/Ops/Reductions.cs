@@ -8,14 +8,27 @@ public static partial class Ops
     public static Tensor Sum(this Tensor x)
     {
         var y = Tensor.Scalar(Backend.Current.SumAll(x), x.DType);
-        return y.Record("sum", x, g => g.Expand(x.shape), Saves.Nothing);
+        return Autograd.Recording(x) ? new SumOp(x.shape, null).Attach(y, x) : y;
     }
 
     // y = Σ along axis;  ∂y/∂x = 1 broadcast back along the axis
     public static Tensor Sum(this Tensor x, int axis, bool keepDim = false)
     {
         var y = SumAlong(x, axis, keepDim);
-        return y.Record("sum", x, g => g.Reshape(KeptShape(x, axis)).Expand(x.shape), Saves.Nothing);
+        return Autograd.Recording(x) ? new SumOp(x.shape, ShapeUtil.Axis(axis, x.Rank, "sum")).Attach(y, x) : y;
+    }
+
+    internal sealed class SumOp(int[] shape, int? axis) : Function
+    {
+        public override string Name => "sum";
+        public override IEnumerable<(string, object)> Attributes => axis is int a ? [("axis", a)] : [];
+        protected internal override Tensor?[] Backward(Tensor g)
+        {
+            if (axis is not int a) return [g.Expand(shape)];
+            var kept = (int[])shape.Clone();
+            kept[a] = 1;
+            return [g.Reshape(kept).Expand(shape)];
+        }
     }
 
     // y = (1/n) Σᵢ xᵢ;  ∂y/∂xᵢ = 1/n
@@ -36,17 +49,23 @@ public static partial class Ops
     public static Tensor Max(this Tensor x, int axis, bool keepDim = false)
     {
         var (y, idx) = MaxAlong(x, axis, keepDim);
-        int a = ShapeUtil.Axis(axis, x.Rank, "max");
-        return y.Record("max", x, g =>
+        return Autograd.Recording(x) ? new MaxOp(x.shape, ShapeUtil.Axis(axis, x.Rank, "max"), idx).Attach(y, x) : y;
+    }
+
+    internal sealed class MaxOp(int[] shape, int axis, int[] indices) : Function
+    {
+        public override string Name => "max";
+        public override IEnumerable<(string, object)> Attributes => [("axis", axis)];
+        protected internal override Tensor?[] Backward(Tensor g)
         {
-            var (outer, n, inner) = ShapeUtil.Around(x.shape, a);
+            var (outer, n, inner) = ShapeUtil.Around(shape, axis);
             var at = new int[outer * inner];   // flat position of each maximum
             for (int o = 0; o < outer; o++)
-                for (int j = 0; j < inner; j++) at[o * inner + j] = (o * n + idx[o * inner + j]) * inner + j;
-            var dx = Tensor.ZerosLike(x);
-            Backend.Current.IndexAdd(g.Reshape(at.Length, 1), at, dx.View(x.Length, 1));
-            return dx;
-        });
+                for (int j = 0; j < inner; j++) at[o * inner + j] = (o * n + indices[o * inner + j]) * inner + j;
+            var dx = Tensor.Zeros(shape, g.DType);
+            Backend.Current.IndexAdd(g.Reshape(at.Length, 1), at, dx.View(dx.Length, 1));
+            return [dx];
+        }
     }
 
     /// <summary>Maximum of all elements.</summary>
@@ -95,10 +114,4 @@ public static partial class Ops
         return r;
     }
 
-    static int[] KeptShape(Tensor x, int axis)
-    {
-        var s = (int[])x.shape.Clone();
-        s[ShapeUtil.Axis(axis, x.Rank, "sum")] = 1;
-        return s;
-    }
 }

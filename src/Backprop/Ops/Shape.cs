@@ -15,16 +15,20 @@ public static partial class Ops
         s[0] = rows.Length;
         var y = Tensor.Empty(s, x.DType);
         Backend.Current.IndexSelect(x, rows, y);
-        return Autograd.Recording(x) ? RecordIndexSelect(y, x, rows.ToArray()) : y;
+        return Autograd.Recording(x) ? new IndexSelectOp(x.shape, rows.ToArray()).Attach(y, x) : y;
     }
 
-    // Apart, so the closure (and its copy of the rows) is only built when recording.
-    static Tensor RecordIndexSelect(Tensor y, Tensor x, int[] rows) => y.Record("index_select", x, g =>
+    internal sealed class IndexSelectOp(int[] inputShape, int[] rows) : Function
     {
-        var dx = Tensor.ZerosLike(x);
-        Backend.Current.IndexAdd(g, rows, dx);
-        return dx;
-    }, Saves.Nothing);
+        public override string Name => "index_select";
+        public override IEnumerable<(string, object)> Attributes => [("rows", rows)];
+        protected internal override Tensor?[] Backward(Tensor g)
+        {
+            var dx = Tensor.Zeros(inputShape, g.DType);
+            Backend.Current.IndexAdd(g, rows, dx);
+            return [dx];
+        }
+    }
 
     // y_i = x[i, index_i] for a 2-D x (picks each sample's class score): index_select on the flattened matrix;
     //   ∂ = g_i at (i, index_i), 0 elsewhere
@@ -70,12 +74,20 @@ public static partial class Ops
             starts[k] = at;
             Backend.Current.Copy(inputs[k], y.Detach().Narrow(a, at, inputs[k].shape[a]));
         }
-        return y.Record("cat", inputs, g =>
+        if (!Autograd.IsEnabled || !Array.Exists(inputs, t => t.RequiresGrad)) return y;
+        return new CatOp(a, starts, [.. inputs.Select(t => t.shape[a])]).Attach(y, inputs);
+    }
+
+    internal sealed class CatOp(int dim, int[] starts, int[] lengths) : Function
+    {
+        public override string Name => "cat";
+        public override IEnumerable<(string, object)> Attributes => [("dim", dim)];
+        protected internal override Tensor?[] Backward(Tensor g)
         {
-            var grads = new Tensor?[inputs.Length];
-            for (int k = 0; k < inputs.Length; k++) grads[k] = g.Narrow(a, starts[k], inputs[k].shape[a]);
+            var grads = new Tensor?[starts.Length];
+            for (int k = 0; k < grads.Length; k++) grads[k] = g.Narrow(dim, starts[k], lengths[k]);
             return grads;
-        }, Saves.Nothing);
+        }
     }
 
     /// <inheritdoc cref="Cat"/>
@@ -127,6 +139,13 @@ public static partial class Ops
         if (x.DType == dtype) return x;
         var y = Tensor.Empty(x.shape, dtype);
         y.CopyFrom(x);
-        return y.Record("to", x, g => g.To(x.DType));
+        return Autograd.Recording(x) ? new ToOp(x.DType).Attach(y, x) : y;
+    }
+
+    internal sealed class ToOp(DType source) : Function
+    {
+        public override string Name => "to";
+        public override IEnumerable<(string, object)> Attributes => [("dtype", source)];
+        protected internal override Tensor?[] Backward(Tensor g) => [g.To(source)];
     }
 }

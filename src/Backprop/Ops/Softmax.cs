@@ -8,7 +8,14 @@ public static partial class Ops
         int d = Dim(x, dim, "softmax");
         if (d != x.Rank - 1) return x.Transpose(d, -1).Softmax(-1).Transpose(d, -1);   // the kernel works on rows
         var (y, _) = SoftmaxRows(x, "softmax");
-        return y.Record("softmax", x, g => y.Mul(g.Sub(g.Mul(y).Sum(-1, keepDim: true))), Saves.Output);
+        return Autograd.Recording(x) ? new SoftmaxOp(y).Attach(y, x) : y;
+    }
+
+    internal sealed class SoftmaxOp : Function
+    {
+        public SoftmaxOp(Tensor y) => SaveForBackward(y);
+        public override string Name => "softmax";
+        protected internal override Tensor?[] Backward(Tensor g) { var y = Saved(0); return [y.Mul(g.Sub(g.Mul(y).Sum(-1, keepDim: true)))]; }
     }
 
     // log sᵢ = xᵢ − log Σⱼ e^{xⱼ} along dim;  ∂L/∂x = g − s · Σⱼ gⱼ
@@ -18,7 +25,16 @@ public static partial class Ops
         if (d != x.Rank - 1) return x.Transpose(d, -1).LogSoftmax(-1).Transpose(d, -1);
         var (s, lse) = SoftmaxRows(x, "log_softmax");
         var y = x.Detach().Sub(lse.ViewOf([.. x.shape[..^1], 1]));
-        return y.Record("log_softmax", x, g => g.Sub(s.Mul(g.Sum(-1, keepDim: true))), Saves.Nothing);
+        return Autograd.Recording(x) ? new LogSoftmaxOp(s).Attach(y, x) : y;
+    }
+
+    // s is an intermediate the op owns, so no one can change it in place: not version-checked.
+    internal sealed class LogSoftmaxOp(Tensor softmax) : Function
+    {
+        Tensor? s = softmax;
+        public override string Name => "log_softmax";
+        protected internal override Tensor?[] Backward(Tensor g) => [g.Sub(s!.Mul(g.Sum(-1, keepDim: true)))];
+        protected override void Release() => s = null;
     }
 
     /// <summary>Softmax over the last dimension and each row's log-sum-exp, through the backend (not recorded).</summary>

@@ -7,8 +7,65 @@ namespace Backprop;
 /// </summary>
 public static partial class Ops
 {
-    static Tensor AsView(Tensor x, int[] shape, int[] strides, int offset, string name, Func<Tensor, Tensor> backward) =>
-        new Tensor(x.storage, shape, strides, offset).Record(name, x, backward, Saves.Nothing);
+    static Tensor AsView(Tensor x, int[] shape, int[] strides, int offset) => new(x.storage, shape, strides, offset);
+
+    static Tensor Recorded(Tensor y, Tensor x, Function op) => op.Attach(y, x);
+
+    // view, reshape, squeeze, unsqueeze, flatten: the same elements under another shape;  ∂ = g reshaped back
+    internal sealed class ReshapeOp(string name, int[] inputShape) : Function
+    {
+        public override string Name => name;
+        public override IEnumerable<(string, object)> Attributes => [("shape", inputShape)];
+        protected internal override Tensor?[] Backward(Tensor g) => [g.Reshape(inputShape)];
+    }
+
+    // Swaps two dimensions;  ∂ = the same swap of g
+    internal sealed class TransposeOp(int dim0, int dim1) : Function
+    {
+        public override string Name => "transpose";
+        public override IEnumerable<(string, object)> Attributes => [("dim0", dim0), ("dim1", dim1)];
+        protected internal override Tensor?[] Backward(Tensor g) => [g.Transpose(dim0, dim1)];
+    }
+
+    // Reorders dimensions;  ∂ = g permuted by the inverse order
+    internal sealed class PermuteOp(int[] dims, int[] inverse) : Function
+    {
+        public override string Name => "permute";
+        public override IEnumerable<(string, object)> Attributes => [("dims", dims)];
+        protected internal override Tensor?[] Backward(Tensor g) => [g.Permute(inverse)];
+    }
+
+    // Elements start, start + step, … (length of them) along dim;  ∂ = g placed into zeros at those positions
+    internal sealed class SliceOp(string name, int[] inputShape, int dim, int start, int length, int step) : Function
+    {
+        public override string Name => name;
+        public override IEnumerable<(string, object)> Attributes => [("dim", dim), ("start", start), ("length", length), ("step", step)];
+        protected internal override Tensor?[] Backward(Tensor g) =>
+            [Scatter(inputShape, g, dx => dx.Slice(dim, start, start + length * step, step))];
+    }
+
+    // The index-th element along dim;  ∂ = g placed into zeros at that index
+    internal sealed class SelectOp(int[] inputShape, int dim, int index) : Function
+    {
+        public override string Name => "select";
+        public override IEnumerable<(string, object)> Attributes => [("dim", dim), ("index", index)];
+        protected internal override Tensor?[] Backward(Tensor g) => [Scatter(inputShape, g, dx => dx.Select(dim, index))];
+    }
+
+    // Broadcast without copying;  ∂ = g summed over the broadcast dims (the engine's SumTo does it)
+    internal sealed class ExpandOp(int[] shape) : Function
+    {
+        public override string Name => "expand";
+        public override IEnumerable<(string, object)> Attributes => [("shape", shape)];
+        protected internal override Tensor?[] Backward(Tensor g) => [g];
+    }
+
+    // contiguous, clone: the same values in new memory;  ∂ = g
+    internal sealed class CopyOp(string name) : Function
+    {
+        public override string Name => name;
+        protected internal override Tensor?[] Backward(Tensor g) => [g];
+    }
 
     // Same elements, new shape, shared memory (one dimension may be −1); the layout must allow it;  ∂ = g viewed back
     public static Tensor View(this Tensor x, params int[] shape)
@@ -16,14 +73,19 @@ public static partial class Ops
         var s = InferShape(x, shape, "view");
         var strides = ShapeUtil.ViewStrides(x.shape, x.strides, s)
             ?? throw new InvalidOperationException($"view: shape {ShapeUtil.Format(s)} is not compatible with the layout of a {ShapeUtil.Format(x.shape)} tensor with strides {ShapeUtil.Format(x.strides)}; use Reshape, which copies when it must");
-        return AsView(x, s, strides, x.offset, "view", g => g.Reshape(x.shape));
+        var y = AsView(x, s, strides, x.offset);
+        return Autograd.Recording(x) ? Recorded(y, x, new ReshapeOp("view", x.shape)) : y;
     }
 
     /// <summary>Same elements, new shape: a view when the layout allows (as <see cref="View"/>), else a contiguous copy.</summary>
     public static Tensor Reshape(this Tensor x, params int[] shape)
     {
         var s = InferShape(x, shape, "reshape");
-        if (ShapeUtil.ViewStrides(x.shape, x.strides, s) is int[] strides) return AsView(x, s, strides, x.offset, "reshape", g => g.Reshape(x.shape));
+        if (ShapeUtil.ViewStrides(x.shape, x.strides, s) is int[] strides)
+        {
+            var y = AsView(x, s, strides, x.offset);
+            return Autograd.Recording(x) ? Recorded(y, x, new ReshapeOp("reshape", x.shape)) : y;
+        }
         return x.Contiguous().View(s);
     }
 
@@ -84,7 +146,8 @@ public static partial class Ops
         var s = (int[])x.shape.Clone(); var st = (int[])x.strides.Clone();
         (s[a], s[b]) = (s[b], s[a]);
         (st[a], st[b]) = (st[b], st[a]);
-        return AsView(x, s, st, x.offset, "transpose", g => g.Transpose(a, b));
+        var y = AsView(x, s, st, x.offset);
+        return Autograd.Recording(x) ? Recorded(y, x, new TransposeOp(a, b)) : y;
     }
 
     /// <summary>The transpose of a 2-D tensor (PyTorch's <c>.T</c>); a 0-D or 1-D tensor is returned as is.</summary>
@@ -108,7 +171,8 @@ public static partial class Ops
             seen[d] = true;
             s[i] = x.shape[d]; st[i] = x.strides[d]; inverse[d] = i;
         }
-        return AsView(x, s, st, x.offset, "permute", g => g.Permute(inverse));
+        var y = AsView(x, s, st, x.offset);
+        return Autograd.Recording(x) ? Recorded(y, x, new PermuteOp(dims, inverse)) : y;
     }
 
     // Elements start..start+length−1 along dim (a view);  ∂ = g placed into zeros at those positions
@@ -145,7 +209,8 @@ public static partial class Ops
     {
         var s = (int[])x.shape.Clone(); var st = (int[])x.strides.Clone();
         s[d] = length; st[d] = x.strides[d] * step;
-        return AsView(x, s, st, x.offset + start * x.strides[d], name, g => Scatter(x, g, dx => dx.Detach().Slice(d, start, start + length * step, step)));
+        var y = AsView(x, s, st, x.offset + start * x.strides[d]);
+        return Autograd.Recording(x) ? Recorded(y, x, new SliceOp(name, x.shape, d, start, length, step)) : y;
     }
 
     // The index-th element along dim, which disappears (a view);  ∂ = g placed into zeros at that index
@@ -155,7 +220,8 @@ public static partial class Ops
         int i = index < 0 ? index + x.shape[d] : index;
         if ((uint)i >= (uint)x.shape[d]) throw new IndexOutOfRangeException($"select: index {index} is out of range for dimension {d} of shape {ShapeUtil.Format(x.shape)}");
         int[] s = [.. x.shape[..d], .. x.shape[(d + 1)..]], st = [.. x.strides[..d], .. x.strides[(d + 1)..]];
-        return AsView(x, s, st, x.offset + i * x.strides[d], "select", g => Scatter(x, g, dx => dx.Detach().Select(d, i)));
+        var y = AsView(x, s, st, x.offset + i * x.strides[d]);
+        return Autograd.Recording(x) ? Recorded(y, x, new SelectOp(x.shape, d, i)) : y;
     }
 
     /// <summary>Rows [start, start + count) along dimension 0 (a view; e.g. a minibatch).</summary>
@@ -166,10 +232,10 @@ public static partial class Ops
         return x.Narrow(0, start, count);
     }
 
-    /// <summary>Zeros shaped like <paramref name="x"/> with <paramref name="g"/> written into the positions <paramref name="region"/> views.</summary>
-    static Tensor Scatter(Tensor x, Tensor g, Func<Tensor, Tensor> region)
+    /// <summary>Zeros of <paramref name="shape"/> with <paramref name="g"/> written into the positions <paramref name="region"/> views.</summary>
+    static Tensor Scatter(int[] shape, Tensor g, Func<Tensor, Tensor> region)
     {
-        var dx = Tensor.Zeros(x.shape, g.DType);
+        var dx = Tensor.Zeros(shape, g.DType);
         Backends.Backend.Current.Copy(g, region(dx));
         return dx;
     }
@@ -195,7 +261,8 @@ public static partial class Ops
             s[i] = want; st[i] = 0;
         }
         if (ShapeUtil.Equal(s, x.shape)) return x;
-        return AsView(x, s, st, x.offset, "expand", g => g);
+        var y = AsView(x, s, st, x.offset);
+        return Autograd.Recording(x) ? Recorded(y, x, new ExpandOp(s)) : y;
     }
 
     /// <summary>Expands to <paramref name="other"/>'s shape.</summary>
@@ -209,7 +276,8 @@ public static partial class Ops
         for (int i = 0; i < x.Rank; i++)
             if (x.shape[i] != 1 || (d is int k && k != i)) { s.Add(x.shape[i]); st.Add(x.strides[i]); }
         if (s.Count == x.Rank) return x;
-        return AsView(x, [.. s], [.. st], x.offset, "squeeze", g => g.Reshape(x.shape));
+        var y = AsView(x, [.. s], [.. st], x.offset);
+        return Autograd.Recording(x) ? Recorded(y, x, new ReshapeOp("squeeze", x.shape)) : y;
     }
 
     // Inserts a size-1 dimension at dim (−1: last);  ∂ = g reshaped back
@@ -219,18 +287,24 @@ public static partial class Ops
         if ((uint)d > (uint)x.Rank) throw new ArgumentOutOfRangeException(nameof(dim), $"unsqueeze: dimension {dim} is out of range for a tensor of rank {x.Rank}");
         int inner = d < x.Rank ? x.strides[d] * x.shape[d] : 1;
         int[] s = [.. x.shape[..d], 1, .. x.shape[d..]], st = [.. x.strides[..d], inner, .. x.strides[d..]];
-        return AsView(x, s, st, x.offset, "unsqueeze", g => g.Reshape(x.shape));
+        var y = AsView(x, s, st, x.offset);
+        return Autograd.Recording(x) ? Recorded(y, x, new ReshapeOp("unsqueeze", x.shape)) : y;
     }
 
     // The same values in row-major order (x itself when it already is);  ∂ = g
     public static Tensor Contiguous(this Tensor x)
     {
         if (x.IsContiguous) return x;
-        return x.Copy().Record("contiguous", x, g => g, Saves.Nothing);
+        var y = x.Copy();
+        return Autograd.Recording(x) ? Recorded(y, x, new CopyOp("contiguous")) : y;
     }
 
     // A copy with its own memory, recorded as PyTorch's clone (use Detach().Clone() for a copy without history);  ∂ = g
-    public static Tensor Clone(this Tensor x) => x.Copy().Record("clone", x, g => g, Saves.Nothing);
+    public static Tensor Clone(this Tensor x)
+    {
+        var y = x.Copy();
+        return Autograd.Recording(x) ? Recorded(y, x, new CopyOp("clone")) : y;
+    }
 }
 
 public sealed partial class Tensor

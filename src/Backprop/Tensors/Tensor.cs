@@ -72,7 +72,7 @@ public sealed partial class Tensor
     public Tensor? Grad { get; set; }
 
     /// <summary>The graph node that produced this tensor, or null for a leaf.</summary>
-    internal Node? GradFn { get; set; }
+    internal Function? GradFn { get; set; }
 
     public bool IsLeaf => GradFn is null;
 

@@ -1,0 +1,109 @@
+namespace Backprop;
+
+/// <summary>
+/// A differentiable operation, as torch.autograd.Function: the node of the recorded graph. Every op is one sealed
+/// subclass — its attributes as fields, the tensors its backward reads saved with <see cref="SaveForBackward"/>,
+/// and <see cref="Backward"/> mapping the output's gradient to its inputs' gradients, with the derivative as a
+/// one-line comment. Users write custom ops the same way and call <see cref="Apply"/>.
+/// <para>
+/// Saved tensors are version-checked (an in-place change after saving makes backward throw, naming the op) and are
+/// released, with the inputs, when a backward pass without <c>retainGraph</c> goes through the node.
+/// </para>
+/// </summary>
+public abstract class Function
+{
+    Tensor[] inputs = [];
+    Tensor[]? saved;
+    int[]? savedVersions;
+
+    /// <summary>The op's name in the graph and in error messages (e.g. "matmul").</summary>
+    public abstract string Name { get; }
+
+    /// <summary>The op's named attributes (axis, transpose flags, p, …), for graph printers and exporters.</summary>
+    public virtual IEnumerable<(string Name, object Value)> Attributes => [];
+
+    /// <summary>The tensors this node was applied to (empty once the node is freed).</summary>
+    public IReadOnlyList<Tensor> Inputs => inputs;
+
+    /// <summary>True once a backward pass released the node's saved tensors.</summary>
+    public bool IsFreed { get; private set; }
+
+    /// <summary>
+    /// Custom ops: computes the output from the inputs. Runs with recording off, so it may use any op; tensors the
+    /// backward needs go to <see cref="SaveForBackward"/>.
+    /// </summary>
+    protected virtual Tensor Forward(Tensor[] inputs) =>
+        throw new NotSupportedException($"{GetType().Name}: override Forward to use Apply");
+
+    /// <summary>The gradient of the loss with respect to each input (null where an input needs none), given the output's.</summary>
+    protected internal abstract Tensor?[] Backward(Tensor gradOutput);
+
+    /// <summary>Runs <see cref="Forward"/> and records this node when any input requires a gradient (one instance per call).</summary>
+    public Tensor Apply(params Tensor[] inputs)
+    {
+        if (this.inputs.Length != 0 || IsFreed) throw new InvalidOperationException($"{Name}: a Function instance is applied once; create a new one per call");
+        Tensor y;
+        using (Autograd.NoGrad()) y = Forward(inputs);
+        if (Array.IndexOf(inputs, y) >= 0) y = y.Detach();   // never rewire an input's own history
+        return Array.Exists(inputs, t => t.RequiresGrad) && Autograd.IsEnabled ? Attach(y, inputs) : y;
+    }
+
+    /// <summary>Keeps tensors for <see cref="Backward"/>, noting their versions.</summary>
+    protected void SaveForBackward(params Tensor[] tensors)
+    {
+        saved = tensors;
+        savedVersions = new int[tensors.Length];
+        for (int i = 0; i < tensors.Length; i++) savedVersions[i] = tensors[i].Version;
+    }
+
+    /// <summary>The i-th tensor given to <see cref="SaveForBackward"/>.</summary>
+    protected Tensor Saved(int i) => saved is { } s && i < s.Length ? s[i]
+        : throw new InvalidOperationException($"{Name}: saved tensor {i} is not available (was it saved, or was the graph freed?)");
+
+    /// <summary>Whether input <paramref name="i"/> takes a gradient (skip computing the others).</summary>
+    protected bool NeedsInputGrad(int i) => i < inputs.Length && inputs[i].RequiresGrad;
+
+    /// <summary>
+    /// Where the engine accumulates input <paramref name="i"/>'s gradient when that input is a leaf (its Grad, created
+    /// as zeros if needed), so a backward can add its contribution in place — e.g. a GEMM with accumulate — and
+    /// return null for that input. Null when the gradient must be returned (a non-leaf input, or Autograd.Grad).
+    /// </summary>
+    protected Tensor? AccumulationBuffer(int i) => i < inputs.Length ? Autograd.LeafGradBuffer(inputs[i]) : null;
+
+    /// <summary>Makes this node the producer of <paramref name="output"/>. For built-in ops, which compute first and record only when needed.</summary>
+    internal Tensor Attach(Tensor output, params Tensor[] inputs)
+    {
+        this.inputs = inputs;
+        output.GradFn = this;
+        output.RequiresGrad = true;
+        return output;
+    }
+
+    internal Tensor?[] RunBackward(Tensor g)
+    {
+        if (IsFreed)
+            throw new InvalidOperationException($"backward: trying to backward through the graph a second time ('{Name}' was freed by an earlier Backward); " +
+                "pass retainGraph: true to the first Backward if you need to go through the graph again");
+        if (saved is not null)
+            for (int i = 0; i < saved.Length; i++)
+                if (saved[i].Version != savedVersions![i])
+                    throw new InvalidOperationException($"backward: a tensor needed for the gradient of '{Name}' (shape {ShapeUtil.Format(saved[i].shape)}) " +
+                        $"was modified by an in-place operation: it is at version {saved[i].Version}, it was saved at version {savedVersions[i]}");
+        return Backward(g);
+    }
+
+    /// <summary>Drops the saved tensors and inputs (keeping the name, for the error of a second pass).</summary>
+    internal void Free()
+    {
+        IsFreed = true;
+        saved = null; inputs = [];
+        Release();
+    }
+
+    /// <summary>Ops holding tensors in fields other than the saved ones drop them here.</summary>
+    protected virtual void Release() { }
+
+    public override string ToString() => Attributes.Any()
+        ? $"{Name}({string.Join(", ", Attributes.Select(a => $"{a.Name}={a.Value}"))})"
+        : Name;
+}

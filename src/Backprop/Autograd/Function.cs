@@ -36,7 +36,7 @@ public abstract class Function
         throw new NotSupportedException($"{GetType().Name}: override Forward to use Apply");
 
     /// <summary>The gradient of the loss with respect to each input (null where an input needs none), given the output's.</summary>
-    protected internal abstract Tensor?[] Backward(Tensor gradOutput);
+    protected abstract Tensor?[] Backward(Tensor gradOutput);
 
     /// <summary>Runs <see cref="Forward"/> and records this node when any input requires a gradient (one instance per call).</summary>
     public Tensor Apply(params Tensor[] inputs)

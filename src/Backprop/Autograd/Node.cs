@@ -27,7 +27,7 @@ internal sealed class Node : Function
 
     public void Save(Tensor[] tensors) => SaveForBackward(tensors);
 
-    protected internal override Tensor?[] Backward(Tensor g)
+    protected override Tensor?[] Backward(Tensor g)
     {
         if (closure is not null) return closure(g);
         Grads = new Tensor?[Inputs.Count];

@@ -58,11 +58,14 @@ internal sealed class CpuBackend : IBackend
             case BinaryOp.Mul: Elementwise.Zip<MulK>(a, b, y); break;
             case BinaryOp.Div: Elementwise.Zip<DivK>(a, b, y); break;
             case BinaryOp.Maximum: Elementwise.Zip<MaxK>(a, b, y); break;
-            case BinaryOp.Greater: Masks.Greater(a, b, y); break;
-            case BinaryOp.PassWhereGreater: Masks.PassWhereGreater(a, b, alpha, y); break;
+            case BinaryOp.Greater: Masks.Greater(Full(a, y), Full(b, y), y); break;
+            case BinaryOp.PassWhereGreater: Masks.PassWhereGreater(Full(a, y), Full(b, y), alpha, y); break;
             default: throw new NotSupportedException($"cpu backend: binary op {op}");
         }
     }
+
+    /// <summary>x broadcast to y's shape, contiguous (the gates have no broadcasting kernel of their own).</summary>
+    static Tensor Full(Tensor x, Tensor y) => ShapeUtil.Equal(x.shape, y.shape) ? x : x.Detach().Expand(y.shape).Dense();
 
     public void Axpy(double alpha, Tensor x, Tensor y)
     {

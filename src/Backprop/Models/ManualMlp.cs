@@ -1,4 +1,3 @@
-using Backprop.Backends;
 using Backprop.Nn;
 
 namespace Backprop.Models;
@@ -75,18 +74,15 @@ public sealed class ManualMlp : Module
     {
         var c = cache ?? throw new InvalidOperationException("ManualMlp.Backward: call Forward first");
         var d = Backward(c, dJdYHat);
-        using var _ = Autograd.NoGrad();
         foreach (var (p, gp) in new[] { (W1, d.DW1), (B1, d.Db1), (W2, d.DW2), (B2, d.Db2) })
-        {
-            Backend.Current.Axpy(1, gp, Autograd.LeafGradBuffer(p)!);   // the leaf's own buffer: gp may be shared
-        }
+            p.Backward(gp);   // a leaf's backward: the engine adds gp into p.Grad
         return d.DX;
     }
 
     Cache Run(Tensor x)
     {
         if (x.Rank != 2 || x.Size(1) != W1.Size(1) || x.DType != W1.DType)
-            throw new ArgumentException($"ManualMlp: input {ShapeUtil.Format(x.Shape)} {x.DType} does not match W1 {ShapeUtil.Format(W1.Shape)} {W1.DType}");
+            throw new ArgumentException($"ManualMlp: input {Fmt(x.Shape)} {x.DType} does not match W1 {Fmt(W1.Shape)} {W1.DType}");
         using var _ = Autograd.NoGrad();
         var z1 = x.Linear(W1, B1);          // z1 = x W1ᵀ + b1
         var a1 = Apply(F, z1);              // a1 = f(z1)
@@ -98,8 +94,8 @@ public sealed class ManualMlp : Module
     /// <summary>The backward pass as a pure function of a cache and ∂J/∂ŷ (rows are samples).</summary>
     public Gradients Backward(Cache c, Tensor dJdYHat)
     {
-        if (!ShapeUtil.Equal(dJdYHat.Shape, c.YHat.Shape) || dJdYHat.DType != c.YHat.DType)
-            throw new ArgumentException($"ManualMlp.Backward: ∂J/∂ŷ {ShapeUtil.Format(dJdYHat.Shape)} does not match ŷ {ShapeUtil.Format(c.YHat.Shape)}");
+        if (!dJdYHat.Shape.SequenceEqual(c.YHat.Shape) || dJdYHat.DType != c.YHat.DType)
+            throw new ArgumentException($"ManualMlp.Backward: ∂J/∂ŷ {Fmt(dJdYHat.Shape)} does not match ŷ {Fmt(c.YHat.Shape)}");
         using var _ = Autograd.NoGrad();
         var dz2 = Derivative(G, dJdYHat, c.Z2, c.YHat);     // ∂J/∂z2 = ∂J/∂ŷ ⊙ g′(z2)
         var dW2 = dz2.MatMul(c.A1, transposeA: true);       // ∂J/∂W2 = (∂J/∂z2)ᵀ a1
@@ -126,8 +122,8 @@ public sealed class ManualMlp : Module
     /// </summary>
     public static (Tensor Terms, Tensor DJdYHat) LossTerms(ManualMlpTask task, Tensor yHat, Tensor y)
     {
-        if (!ShapeUtil.Equal(yHat.Shape, y.Shape) || yHat.DType != y.DType || yHat.Rank != 2)
-            throw new ArgumentException($"ManualMlp loss: ŷ {ShapeUtil.Format(yHat.Shape)} {yHat.DType} and y {ShapeUtil.Format(y.Shape)} {y.DType} must be the same 2-D shape and dtype");
+        if (!yHat.Shape.SequenceEqual(y.Shape) || yHat.DType != y.DType || yHat.Rank != 2)
+            throw new ArgumentException($"ManualMlp loss: ŷ {Fmt(yHat.Shape)} {yHat.DType} and y {Fmt(y.Shape)} {y.DType} must be the same 2-D shape and dtype");
         using var _ = Autograd.NoGrad();
         int m = yHat.Size(0);
         if (task == ManualMlpTask.Regression)
@@ -152,12 +148,22 @@ public sealed class ManualMlp : Module
     {
         var c = Run(x);
         var (terms, dJdYHat) = LossTerms(task, c.YHat, y);
-        return terms.Record("manual_mlp_loss", [x, W1, B1, W2, B2], v =>
-        {
-            var d = Backward(c, v * dJdYHat);
-            return [d.DX, d.DW1, d.Db1, d.DW2, d.Db2];
-        });
+        return new ManualLoss(this, c, terms, dJdYHat).Apply(x, W1, B1, W2, B2);
     }
+
+    // A custom op whose backward is the hand-written one (torch.autograd.Function style, public API only).
+    sealed class ManualLoss(ManualMlp net, Cache cache, Tensor terms, Tensor dJdYHat) : Function
+    {
+        public override string Name => "manual_mlp_loss";
+        protected override Tensor Forward(Tensor[] inputs) => terms;
+        protected override Tensor?[] Backward(Tensor v)
+        {
+            var d = net.Backward(cache, v * dJdYHat);
+            return [d.DX, d.DW1, d.Db1, d.DW2, d.Db2];
+        }
+    }
+
+    static string Fmt(ReadOnlySpan<int> shape) => "(" + string.Join(",", shape.ToArray()) + ")";
 
     static Tensor Apply(ManualActivation a, Tensor z) => a switch
     {
@@ -171,7 +177,7 @@ public sealed class ManualMlp : Module
     static Tensor Derivative(ManualActivation a, Tensor upstream, Tensor z, Tensor h) => a switch
     {
         ManualActivation.Identity => upstream,
-        ManualActivation.Relu => Ops.PassWhereGreater(upstream, z, 0),
+        ManualActivation.Relu => upstream * z.Gt(0),
         ManualActivation.Sigmoid => upstream * (h * (1.0 - h)),
         _ => throw new ArgumentOutOfRangeException(nameof(a), a, null),
     };

@@ -1,4 +1,3 @@
-using Backprop.Backends;
 
 namespace Backprop.Models;
 
@@ -62,7 +61,7 @@ public sealed class MultiTaskCascadeManual
     Cache Feed(Tensor x, Tensor? mask, bool training)
     {
         if (x.Rank != 2 || x.Size(1) != P("fc1a.weight").Size(1) || x.DType != P("fc1a.weight").DType)
-            throw new ArgumentException($"multitask (manual): input {ShapeUtil.Format(x.Shape)} {x.DType} does not match fc1a.weight {ShapeUtil.Format(P("fc1a.weight").Shape)} {P("fc1a.weight").DType}");
+            throw new ArgumentException($"multitask (manual): input {Fmt(x.Shape)} {x.DType} does not match fc1a.weight {Fmt(P("fc1a.weight").Shape)} {P("fc1a.weight").DType}");
         using var _ = Autograd.NoGrad();
         var z1a = x.Linear(P("fc1a.weight"), P("fc1a.bias"));                     // z1a = x θ1aᵀ + b1a
         var a1a = z1a.Relu();                                                      // a1a = max(0, z1a)
@@ -108,8 +107,8 @@ public sealed class MultiTaskCascadeManual
         var c = Feed(x, dropoutMask, training: true);
         using var _ = Autograd.NoGrad();
         int m = x.Size(0);
-        if (!ShapeUtil.Equal(ya.Shape, c.YaHat.Shape) || !ShapeUtil.Equal(yb.Shape, c.Z2b.Shape))
-            throw new ArgumentException($"multitask (manual): targets ya {ShapeUtil.Format(ya.Shape)}, yb {ShapeUtil.Format(yb.Shape)} do not match outputs {ShapeUtil.Format(c.YaHat.Shape)}, {ShapeUtil.Format(c.Z2b.Shape)}");
+        if (!ya.Shape.SequenceEqual(c.YaHat.Shape) || !yb.Shape.SequenceEqual(c.Z2b.Shape))
+            throw new ArgumentException($"multitask (manual): targets ya {Fmt(ya.Shape)}, yb {Fmt(yb.Shape)} do not match outputs {Fmt(c.YaHat.Shape)}, {Fmt(c.Z2b.Shape)}");
 
         var ea = c.YaHat - ya;
         var logYb = c.Z2b.LogSoftmax();                                            // log ŷb, max-shifted (no overflow)
@@ -120,12 +119,12 @@ public sealed class MultiTaskCascadeManual
         var dTheta2b = d2b.MatMul(c.S, transposeA: true);                                 // ∂L/∂θ2b = δ2bᵀ s
         var db2b = d2b.Sum(0);                                                            // ∂L/∂b2b = Σᵢ δ2bᵢ
         var dS = d2b.MatMul(theta2b);                                                     // δ⊕ = δ2b θ2b                  (θ2bᵀδ2b per sample; ⊕ copies it to both addends)
-        var dBnOut = BatchNormBeforeRelu ? Ops.PassWhereGreater(dS, c.BnOut, 0) : dS;   // BN output residual: δ⊕, or δ⊕ ⊙ [BN1B(z1b) > 0]
+        var dBnOut = BatchNormBeforeRelu ? dS * c.BnOut.Gt(0) : dS;   // BN output residual: δ⊕, or δ⊕ ⊙ [BN1B(z1b) > 0]
         var dGamma = (dBnOut * c.Xhat).Sum(0);                                            // ∂L/∂γ = Σᵢ δᵢ ⊙ x̂ᵢ
         var dBeta = dBnOut.Sum(0);                                                        // ∂L/∂β = Σᵢ δᵢ
         var dBnIn = (dBnOut - dBnOut.Mean(0, keepDim: true)                               // δu = γ/√(σ²+ε) ⊙ (δ − mean(δ) − x̂ ⊙ mean(δ ⊙ x̂))   (BN1B, full)
             - c.Xhat * (dBnOut * c.Xhat).Mean(0, keepDim: true)) * (gamma * c.InvStd);
-        var d1b = BatchNormBeforeRelu ? dBnIn : Ops.PassWhereGreater(dBnIn, c.Z1b, 0);  // δ1b = δu ⊙ [z1b > 0], or δu
+        var d1b = BatchNormBeforeRelu ? dBnIn : dBnIn * c.Z1b.Gt(0);  // δ1b = δu ⊙ [z1b > 0], or δu
         var dTheta1b = d1b.MatMul(x, transposeA: true);                                   // ∂L/∂θ1b = δ1bᵀ x
         var db1b = d1b.Sum(0);                                                            // ∂L/∂b1b = Σᵢ δ1bᵢ  (= 0 when BN1B precedes the ReLU)
         var d2a = Cascade ? ea / m + dS : ea / m;                                         // δ2a = (ŷa − ya)/m + δ⊕         (FC2A: its own error plus θ2bᵀδ2b)
@@ -133,7 +132,7 @@ public sealed class MultiTaskCascadeManual
         var db2a = d2a.Sum(0);                                                            // ∂L/∂b2a = Σᵢ δ2aᵢ
         var dD1a = d2a.MatMul(theta2a);                                                   // ∂L/∂d1a = δ2a θ2a
         var dA1a = c.Mask is null ? dD1a : dD1a * c.Mask;                                 // δdp = ∂L/∂d1a ⊙ M              (DP1A)
-        var d1a = Ops.PassWhereGreater(dA1a, c.Z1a, 0);                                 // δ1a = δdp ⊙ [z1a > 0]
+        var d1a = dA1a * c.Z1a.Gt(0);                                 // δ1a = δdp ⊙ [z1a > 0]
         var dTheta1a = d1a.MatMul(x, transposeA: true);                                   // ∂L/∂θ1a = δ1aᵀ x
         var db1a = d1a.Sum(0);                                                            // ∂L/∂b1a = Σᵢ δ1aᵢ
         var dx = d1a.MatMul(theta1a) + d1b.MatMul(theta1b);                               // ∂L/∂x = δ1a θ1a + δ1b θ1b
@@ -159,7 +158,7 @@ public sealed class MultiTaskCascadeManual
     {
         var r = Gradients(x, ya, yb, dropoutMask);
         foreach (var (name, g) in r.Parameters)
-            if (Autograd.LeafGradBuffer(P(name)) is Tensor buffer) Backend.Current.Axpy(1, g, buffer);
+            if (P(name).RequiresGrad) P(name).Backward(g);   // a leaf's backward: the engine adds g into its Grad
         return (r.Loss, r.Output);
     }
 
@@ -178,6 +177,16 @@ public sealed class MultiTaskCascadeManual
         }
         var r = Gradients(x, ya, yb, dropoutMask);
         Tensor?[] grads = [r.Input, .. ParameterNames.Select(n => r.Parameters[n])];
-        return Tensor.Scalar(r.Loss, x.DType).Record("multitask_manual", inputs, g => [.. grads.Select(t => t!.Mul(g))]);
+        return new ManualLoss(r.Loss, grads).Apply(inputs);
     }
+
+    // A custom op whose backward is the hand-written one (torch.autograd.Function style, public API only).
+    sealed class ManualLoss(double loss, Tensor?[] grads) : Function
+    {
+        public override string Name => "multitask_manual";
+        protected override Tensor Forward(Tensor[] inputs) => Tensor.Scalar(loss, inputs[0].DType);
+        protected override Tensor?[] Backward(Tensor g) => [.. grads.Select(t => t?.Mul(g))];
+    }
+
+    static string Fmt(ReadOnlySpan<int> shape) => "(" + string.Join(",", shape.ToArray()) + ")";
 }

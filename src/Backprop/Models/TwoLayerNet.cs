@@ -1,4 +1,3 @@
-using Backprop.Backends;
 
 namespace Backprop.Models;
 
@@ -38,7 +37,7 @@ public sealed class TwoLayerNet
         return (standardNormal * std).To(dtype);   // scaled in float64, as numpy does, then cast
     }
 
-    static string Fmt(Tensor t) => ShapeUtil.Format(t.Shape);
+    static string Fmt(Tensor t) => "(" + string.Join(",", t.Shape.ToArray()) + ")";
 
     /// <summary>The parameters by the exercise's names: W1, b1, W2, b2 (updated in place by <see cref="Train"/>).</summary>
     public IReadOnlyDictionary<string, Tensor> Params => parameters;
@@ -66,18 +65,21 @@ public sealed class TwoLayerNet
             if ((uint)label >= (uint)c) throw new ArgumentException($"two-layer net: label {label} is outside 0…{c - 1}");
 
         // J = (1/N) Σᵢ (log Σⱼ exp z3ᵢⱼ − z3ᵢ,yᵢ) + λ(‖W1‖² + ‖W2‖²), the log-sum-exp max-shifted (no overflow)
-        var (softmax, lse) = Ops.SoftmaxRows(z3, "two_layer_net");
+        var max = z3.Max(1, keepDim: true);
+        var exp = (z3 - max).Exp();
+        var sum = exp.Sum(1, keepDim: true);
+        var softmax = exp / sum;
         double dataLoss = 0;
-        for (int i = 0; i < n; i++) dataLoss += lse.GetFlat(i) - z3.GetFlat(i * c + y[i]);
+        for (int i = 0; i < n; i++) dataLoss += max[i, 0] + Math.Log(sum[i, 0]) - z3[i, y[i]];
         double loss = dataLoss / n + reg * (w1.Mul(w1).Sum().Item() + w2.Mul(w2).Sum().Item());
 
         var delta = Tensor.Zeros([n, c], x.DType);
-        for (int i = 0; i < n; i++) delta.SetFlat(i * c + y[i], 1);
+        for (int i = 0; i < n; i++) delta[i, y[i]] = 1;
         var dz3 = (softmax - delta) / n;                                      // dZ3 = (softmax − Δ) / N
         var dw2 = a2.MatMul(dz3, transposeA: true) + w2 * (2 * reg);         // dW2 = a2ᵀ dZ3 + 2λ W2
         var db2 = dz3.Sum(0);                                                 // db2 = Σᵢ dZ3ᵢ
         var da2 = dz3.MatMul(w2, transposeB: true);                           // da2 = dZ3 W2ᵀ
-        var dz2 = Ops.PassWhereGreater(da2, z2, 0);                         // dZ2 = da2 ⊙ [z2 > 0]
+        var dz2 = da2 * z2.Gt(0);                                             // dZ2 = da2 ⊙ [z2 > 0]
         var dw1 = x.MatMul(dz2, transposeA: true) + w1 * (2 * reg);          // dW1 = Xᵀ dZ2 + 2λ W1
         var db1 = dz2.Sum(0);                                                 // db1 = Σᵢ dZ2ᵢ
 

@@ -19,7 +19,7 @@ public static partial class Ops
     internal sealed class AddOp : Function
     {
         public override string Name => "add";
-        protected internal override Tensor?[] Backward(Tensor g) => [g, g];
+        protected override Tensor?[] Backward(Tensor g) => [g, g];
     }
 
     // y = a − b;  ∂y/∂a = 1, ∂y/∂b = −1
@@ -32,7 +32,7 @@ public static partial class Ops
     internal sealed class SubOp : Function
     {
         public override string Name => "sub";
-        protected internal override Tensor?[] Backward(Tensor g) => [g, NeedsInputGrad(1) ? g.Neg() : null];
+        protected override Tensor?[] Backward(Tensor g) => [g, NeedsInputGrad(1) ? g.Neg() : null];
     }
 
     // y = a ⊙ b;  ∂y/∂a = b, ∂y/∂b = a
@@ -46,7 +46,7 @@ public static partial class Ops
     {
         public MulOp(Tensor a, Tensor b) => SaveForBackward(a, b);
         public override string Name => "mul";
-        protected internal override Tensor?[] Backward(Tensor g) =>
+        protected override Tensor?[] Backward(Tensor g) =>
             [NeedsInputGrad(0) ? g.Mul(Saved(1)) : null, NeedsInputGrad(1) ? g.Mul(Saved(0)) : null];
     }
 
@@ -61,7 +61,7 @@ public static partial class Ops
     {
         public DivOp(Tensor b, Tensor y) => SaveForBackward(b, y);
         public override string Name => "div";
-        protected internal override Tensor?[] Backward(Tensor g)
+        protected override Tensor?[] Backward(Tensor g)
         {
             var ga = g.Div(Saved(0));
             return [NeedsInputGrad(0) ? ga : null, NeedsInputGrad(1) ? ga.Mul(Saved(1)).Neg() : null];
@@ -78,7 +78,7 @@ public static partial class Ops
     internal sealed class NegOp : Function
     {
         public override string Name => "neg";
-        protected internal override Tensor?[] Backward(Tensor g) => [g.Neg()];
+        protected override Tensor?[] Backward(Tensor g) => [g.Neg()];
     }
 
     /// <summary>A one-element tensor of <paramref name="like"/>'s dtype, for scalar arithmetic.</summary>

@@ -26,7 +26,7 @@ public static partial class Ops
     {
         Tensor? s = softmax;
         public override string Name => "cross_entropy";
-        protected internal override Tensor?[] Backward(Tensor g)
+        protected override Tensor?[] Backward(Tensor g)
         {
             int m = targetPositions.Length, c = s!.Size(1);
             var d = s.Copy();
@@ -61,7 +61,7 @@ public static partial class Ops
         Tensor? logp;   // log softmax(z): the op's own intermediate
         public CrossEntropyProbsOp(Tensor logp, Tensor targets) { this.logp = logp; SaveForBackward(targets); }
         public override string Name => "cross_entropy_probs";
-        protected internal override Tensor?[] Backward(Tensor g)
+        protected override Tensor?[] Backward(Tensor g)
         {
             var p = Saved(0).Detach();
             int m = p.Size(0);
@@ -113,7 +113,7 @@ public static partial class Ops
         Tensor? logOdds;   // log(1 − p) − log p, clamped: the op's own intermediate
         public BceOp(Tensor p, Tensor target, Tensor logOdds) { SaveForBackward(p, target); this.logOdds = logOdds; }
         public override string Name => "bce";
-        protected internal override Tensor?[] Backward(Tensor g)
+        protected override Tensor?[] Backward(Tensor g)
         {
             Tensor p = Saved(0), y = Saved(1);
             int n = p.Length;
@@ -142,7 +142,7 @@ public static partial class Ops
     {
         public BceWithLogitsOp(Tensor z, Tensor target) => SaveForBackward(z, target);
         public override string Name => "bce_with_logits";
-        protected internal override Tensor?[] Backward(Tensor g)
+        protected override Tensor?[] Backward(Tensor g)
         {
             Tensor z = Saved(0), y = Saved(1);
             int n = z.Length;
@@ -173,7 +173,7 @@ public static partial class Ops
         public L2PenaltyOp(double lambda, Tensor[] weights) { this.lambda = lambda; SaveForBackward(weights); }
         public override string Name => "l2_penalty";
         public override IEnumerable<(string, object)> Attributes => [("lambda", lambda)];
-        protected internal override Tensor?[] Backward(Tensor g)
+        protected override Tensor?[] Backward(Tensor g)
         {
             double scale = 2 * lambda * g.Item();
             var grads = new Tensor?[Inputs.Count];

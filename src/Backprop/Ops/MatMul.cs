@@ -23,7 +23,7 @@ public static partial class Ops
         public MatMulOp(Tensor a, Tensor b, bool transposeA, bool transposeB) { this.transposeA = transposeA; this.transposeB = transposeB; SaveForBackward(a, b); }
         public override string Name => "matmul";
         public override IEnumerable<(string, object)> Attributes => [("transpose_a", transposeA), ("transpose_b", transposeB)];
-        protected internal override Tensor?[] Backward(Tensor g)
+        protected override Tensor?[] Backward(Tensor g)
         {
             Tensor a = Saved(0), b = Saved(1);
             return [
@@ -73,7 +73,7 @@ public static partial class Ops
     {
         public BatchedMatMulOp(Tensor a, Tensor b) => SaveForBackward(a, b);
         public override string Name => "bmm";
-        protected internal override Tensor?[] Backward(Tensor g)
+        protected override Tensor?[] Backward(Tensor g)
         {
             Tensor ad = Saved(0), bd = Saved(1);
             int count = ad.shape[0], m = ad.shape[1], k = ad.shape[2], n = bd.shape[2];
@@ -118,7 +118,7 @@ public static partial class Ops
     {
         public LinearOp(Tensor x, Tensor weight) => SaveForBackward(x, weight);
         public override string Name => "linear";
-        protected internal override Tensor?[] Backward(Tensor g)
+        protected override Tensor?[] Backward(Tensor g)
         {
             Tensor x = Saved(0), weight = Saved(1);
             return [

@@ -54,7 +54,7 @@ public static partial class Ops
         public BatchNormOp(Tensor gamma, Tensor xhat, Tensor invStd, double eps) { SaveForBackward(gamma); this.xhat = xhat; this.invStd = invStd; this.eps = eps; }
         public override string Name => "batch_norm";
         public override IEnumerable<(string, object)> Attributes => [("eps", eps), ("training", true)];
-        protected internal override Tensor?[] Backward(Tensor g)
+        protected override Tensor?[] Backward(Tensor g)
         {
             var gx = g.Mul(xhat!);
             var dx = NeedsInputGrad(0)
@@ -76,7 +76,7 @@ public static partial class Ops
     {
         public DropoutOp(Tensor mask) => SaveForBackward(mask);
         public override string Name => "dropout";
-        protected internal override Tensor?[] Backward(Tensor g) => [g.Mul(Saved(0))];
+        protected override Tensor?[] Backward(Tensor g) => [g.Mul(Saved(0))];
     }
 
     /// <summary>A dropout mask: Mⱼ = 0 if rⱼ &lt; p else 1/(1 − p), with rⱼ ~ U[0, 1) from <paramref name="generator"/>.</summary>

@@ -11,7 +11,7 @@ public static partial class Ops
     {
         public ExpOp(Tensor y) => SaveForBackward(y);
         public override string Name => "exp";
-        protected internal override Tensor?[] Backward(Tensor g) => [g.Mul(Saved(0))];
+        protected override Tensor?[] Backward(Tensor g) => [g.Mul(Saved(0))];
     }
 
     // y = ln x;  ∂y/∂x = 1/x
@@ -21,7 +21,7 @@ public static partial class Ops
     {
         public LogOp(Tensor x) => SaveForBackward(x);
         public override string Name => "log";
-        protected internal override Tensor?[] Backward(Tensor g) => [g.Div(Saved(0))];
+        protected override Tensor?[] Backward(Tensor g) => [g.Div(Saved(0))];
     }
 
     // y = √x;  ∂y/∂x = 1/(2y)
@@ -31,7 +31,7 @@ public static partial class Ops
     {
         public SqrtOp(Tensor y) => SaveForBackward(y);
         public override string Name => "sqrt";
-        protected internal override Tensor?[] Backward(Tensor g) => [g.Div(Saved(0) * 2.0)];
+        protected override Tensor?[] Backward(Tensor g) => [g.Div(Saved(0) * 2.0)];
     }
 
     // y = xᵖ;  ∂y/∂x = p·xᵖ⁻¹
@@ -43,7 +43,7 @@ public static partial class Ops
         public PowOp(Tensor x, double p) { this.p = p; SaveForBackward(x); }
         public override string Name => "pow";
         public override IEnumerable<(string, object)> Attributes => [("exponent", p)];
-        protected internal override Tensor?[] Backward(Tensor g) => [g.Mul(Saved(0).Pow(p - 1) * p)];
+        protected override Tensor?[] Backward(Tensor g) => [g.Mul(Saved(0).Pow(p - 1) * p)];
     }
 
     // y = sin x;  ∂y/∂x = cos x
@@ -53,7 +53,7 @@ public static partial class Ops
     {
         public SinOp(Tensor x) => SaveForBackward(x);
         public override string Name => "sin";
-        protected internal override Tensor?[] Backward(Tensor g) => [g.Mul(Saved(0).Cos())];
+        protected override Tensor?[] Backward(Tensor g) => [g.Mul(Saved(0).Cos())];
     }
 
     // y = cos x;  ∂y/∂x = −sin x
@@ -63,7 +63,7 @@ public static partial class Ops
     {
         public CosOp(Tensor x) => SaveForBackward(x);
         public override string Name => "cos";
-        protected internal override Tensor?[] Backward(Tensor g) => [g.Mul(Saved(0).Sin()).Neg()];
+        protected override Tensor?[] Backward(Tensor g) => [g.Mul(Saved(0).Sin()).Neg()];
     }
 
     // y = tanh x;  ∂y/∂x = 1 − y²
@@ -73,7 +73,7 @@ public static partial class Ops
     {
         public TanhOp(Tensor y) => SaveForBackward(y);
         public override string Name => "tanh";
-        protected internal override Tensor?[] Backward(Tensor g) { var y = Saved(0); return [g.Mul(1.0 - y.Mul(y))]; }
+        protected override Tensor?[] Backward(Tensor g) { var y = Saved(0); return [g.Mul(1.0 - y.Mul(y))]; }
     }
 
     // y = σ(x) = 1/(1 + e⁻ˣ);  ∂y/∂x = y(1 − y), from the saved output (the kernels' σ is stable for large |x|)
@@ -83,7 +83,7 @@ public static partial class Ops
     {
         public SigmoidOp(Tensor y) => SaveForBackward(y);
         public override string Name => "sigmoid";
-        protected internal override Tensor?[] Backward(Tensor g) { var y = Saved(0); return [g.Mul(y.Mul(1.0 - y))]; }
+        protected override Tensor?[] Backward(Tensor g) { var y = Saved(0); return [g.Mul(y.Mul(1.0 - y))]; }
     }
 
     // y = max(x, 0);  ∂y/∂x = [x > 0] (0 at the kink, as PyTorch)
@@ -93,7 +93,15 @@ public static partial class Ops
     {
         public ReluOp(Tensor x) => SaveForBackward(x);
         public override string Name => "relu";
-        protected internal override Tensor?[] Backward(Tensor g) => [PassWhereGreater(g, Saved(0), 0)];
+        protected override Tensor?[] Backward(Tensor g) => [PassWhereGreater(g, Saved(0), 0)];
+    }
+
+    /// <summary>1 where x &gt; <paramref name="threshold"/>, else 0, in x's dtype (PyTorch's <c>x &gt; t</c>): a mask, not differentiated.</summary>
+    public static Tensor Gt(this Tensor x, double threshold)
+    {
+        var y = Tensor.EmptyLike(x);
+        Backend.Current.Binary(BinaryOp.Greater, x, Tensor.Scalar(threshold, x.DType), y);
+        return y;
     }
 
     /// <summary>g where x &gt; threshold, else 0 (equal shapes): the gate of ReLU's backward.</summary>
@@ -115,7 +123,7 @@ public static partial class Ops
     {
         public MaximumOp(Tensor a, Tensor b) => SaveForBackward(a, b);
         public override string Name => "maximum";
-        protected internal override Tensor?[] Backward(Tensor g)
+        protected override Tensor?[] Backward(Tensor g)
         {
             var m = Tensor.EmptyLike(g);
             Backend.Current.Binary(BinaryOp.Greater, Saved(0).Detach().Expand(g.shape), Saved(1).Detach().Expand(g.shape), m);
@@ -137,7 +145,7 @@ public static partial class Ops
         public ClampOp(Tensor x, double min, double max) { this.min = min; this.max = max; SaveForBackward(x); }
         public override string Name => "clamp";
         public override IEnumerable<(string, object)> Attributes => [("min", min), ("max", max)];
-        protected internal override Tensor?[] Backward(Tensor g) => [g.Mul(Map(UnaryOp.Inside, Saved(0), min, max))];
+        protected override Tensor?[] Backward(Tensor g) => [g.Mul(Map(UnaryOp.Inside, Saved(0), min, max))];
     }
 
     // y = |x|;  ∂y/∂x = sign(x) (0 at 0, as PyTorch)
@@ -147,7 +155,7 @@ public static partial class Ops
     {
         public AbsOp(Tensor x) => SaveForBackward(x);
         public override string Name => "abs";
-        protected internal override Tensor?[] Backward(Tensor g) => [g.Mul(Map(UnaryOp.Sign, Saved(0)))];
+        protected override Tensor?[] Backward(Tensor g) => [g.Mul(Map(UnaryOp.Sign, Saved(0)))];
     }
 
     // y = condition ? a : b elementwise (condition non-zero = true; all three broadcast);  ∂y/∂a = [c], ∂y/∂b = [¬c]
@@ -165,7 +173,7 @@ public static partial class Ops
     {
         public WhereOp(Tensor condition) => SaveForBackward(condition);
         public override string Name => "where";
-        protected internal override Tensor?[] Backward(Tensor g)
+        protected override Tensor?[] Backward(Tensor g)
         {
             var m = Map(UnaryOp.NonZero, Saved(0));
             return [NeedsInputGrad(0) ? g.Mul(m) : null, NeedsInputGrad(1) ? g.Mul(1.0 - m) : null];

@@ -22,7 +22,7 @@ public static partial class Ops
     {
         public override string Name => "sum";
         public override IEnumerable<(string, object)> Attributes => axis is int a ? [("axis", a)] : [];
-        protected internal override Tensor?[] Backward(Tensor g)
+        protected override Tensor?[] Backward(Tensor g)
         {
             if (axis is not int a) return [g.Expand(shape)];
             var kept = (int[])shape.Clone();
@@ -56,7 +56,7 @@ public static partial class Ops
     {
         public override string Name => "max";
         public override IEnumerable<(string, object)> Attributes => [("axis", axis)];
-        protected internal override Tensor?[] Backward(Tensor g)
+        protected override Tensor?[] Backward(Tensor g)
         {
             var (outer, n, inner) = ShapeUtil.Around(shape, axis);
             var at = new int[outer * inner];   // flat position of each maximum

@@ -22,7 +22,7 @@ public static partial class Ops
     {
         public override string Name => "index_select";
         public override IEnumerable<(string, object)> Attributes => [("rows", rows)];
-        protected internal override Tensor?[] Backward(Tensor g)
+        protected override Tensor?[] Backward(Tensor g)
         {
             var dx = Tensor.Zeros(inputShape, g.DType);
             Backend.Current.IndexAdd(g, rows, dx);
@@ -82,7 +82,7 @@ public static partial class Ops
     {
         public override string Name => "cat";
         public override IEnumerable<(string, object)> Attributes => [("dim", dim)];
-        protected internal override Tensor?[] Backward(Tensor g)
+        protected override Tensor?[] Backward(Tensor g)
         {
             var grads = new Tensor?[starts.Length];
             for (int k = 0; k < grads.Length; k++) grads[k] = g.Narrow(dim, starts[k], lengths[k]);
@@ -146,6 +146,6 @@ public static partial class Ops
     {
         public override string Name => "to";
         public override IEnumerable<(string, object)> Attributes => [("dtype", source)];
-        protected internal override Tensor?[] Backward(Tensor g) => [g.To(source)];
+        protected override Tensor?[] Backward(Tensor g) => [g.To(source)];
     }
 }

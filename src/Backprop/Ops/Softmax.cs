@@ -15,7 +15,7 @@ public static partial class Ops
     {
         public SoftmaxOp(Tensor y) => SaveForBackward(y);
         public override string Name => "softmax";
-        protected internal override Tensor?[] Backward(Tensor g) { var y = Saved(0); return [y.Mul(g.Sub(g.Mul(y).Sum(-1, keepDim: true)))]; }
+        protected override Tensor?[] Backward(Tensor g) { var y = Saved(0); return [y.Mul(g.Sub(g.Mul(y).Sum(-1, keepDim: true)))]; }
     }
 
     // log sᵢ = xᵢ − log Σⱼ e^{xⱼ} along dim;  ∂L/∂x = g − s · Σⱼ gⱼ
@@ -33,7 +33,7 @@ public static partial class Ops
     {
         Tensor? s = softmax;
         public override string Name => "log_softmax";
-        protected internal override Tensor?[] Backward(Tensor g) => [g.Sub(s!.Mul(g.Sum(-1, keepDim: true)))];
+        protected override Tensor?[] Backward(Tensor g) => [g.Sub(s!.Mul(g.Sum(-1, keepDim: true)))];
         protected override void Release() => s = null;
     }
 

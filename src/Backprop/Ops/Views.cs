@@ -16,7 +16,7 @@ public static partial class Ops
     {
         public override string Name => name;
         public override IEnumerable<(string, object)> Attributes => [("shape", inputShape)];
-        protected internal override Tensor?[] Backward(Tensor g) => [g.Reshape(inputShape)];
+        protected override Tensor?[] Backward(Tensor g) => [g.Reshape(inputShape)];
     }
 
     // Swaps two dimensions;  ∂ = the same swap of g
@@ -24,7 +24,7 @@ public static partial class Ops
     {
         public override string Name => "transpose";
         public override IEnumerable<(string, object)> Attributes => [("dim0", dim0), ("dim1", dim1)];
-        protected internal override Tensor?[] Backward(Tensor g) => [g.Transpose(dim0, dim1)];
+        protected override Tensor?[] Backward(Tensor g) => [g.Transpose(dim0, dim1)];
     }
 
     // Reorders dimensions;  ∂ = g permuted by the inverse order
@@ -32,7 +32,7 @@ public static partial class Ops
     {
         public override string Name => "permute";
         public override IEnumerable<(string, object)> Attributes => [("dims", dims)];
-        protected internal override Tensor?[] Backward(Tensor g) => [g.Permute(inverse)];
+        protected override Tensor?[] Backward(Tensor g) => [g.Permute(inverse)];
     }
 
     // Elements start, start + step, … (length of them) along dim;  ∂ = g placed into zeros at those positions
@@ -40,7 +40,7 @@ public static partial class Ops
     {
         public override string Name => name;
         public override IEnumerable<(string, object)> Attributes => [("dim", dim), ("start", start), ("length", length), ("step", step)];
-        protected internal override Tensor?[] Backward(Tensor g) =>
+        protected override Tensor?[] Backward(Tensor g) =>
             [Scatter(inputShape, g, dx => dx.Slice(dim, start, start + length * step, step))];
     }
 
@@ -49,7 +49,7 @@ public static partial class Ops
     {
         public override string Name => "select";
         public override IEnumerable<(string, object)> Attributes => [("dim", dim), ("index", index)];
-        protected internal override Tensor?[] Backward(Tensor g) => [Scatter(inputShape, g, dx => dx.Select(dim, index))];
+        protected override Tensor?[] Backward(Tensor g) => [Scatter(inputShape, g, dx => dx.Select(dim, index))];
     }
 
     // Broadcast without copying;  ∂ = g summed over the broadcast dims (the engine's SumTo does it)
@@ -57,14 +57,14 @@ public static partial class Ops
     {
         public override string Name => "expand";
         public override IEnumerable<(string, object)> Attributes => [("shape", shape)];
-        protected internal override Tensor?[] Backward(Tensor g) => [g];
+        protected override Tensor?[] Backward(Tensor g) => [g];
     }
 
     // contiguous, clone: the same values in new memory;  ∂ = g
     internal sealed class CopyOp(string name) : Function
     {
         public override string Name => name;
-        protected internal override Tensor?[] Backward(Tensor g) => [g];
+        protected override Tensor?[] Backward(Tensor g) => [g];
     }
 
     // Same elements, new shape, shared memory (one dimension may be −1); the layout must allow it;  ∂ = g viewed back

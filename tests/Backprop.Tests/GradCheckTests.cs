@@ -57,6 +57,28 @@ public class GradCheckTests
     }
 
     [Fact]
+    public void Every_op_in_the_registry_appears_in_some_rows_graph()
+    {
+        var covered = new HashSet<string>();
+        foreach (var c in GradCheckSuite.Cases)
+        {
+            var p = c.Build(new Generator(GradCheckSuite.DefaultSeed));
+            covered.UnionWith(OpRegistry.OpsIn(p.Function()));
+        }
+        Assert.Equal([], OpRegistry.All.Select(o => o.Name).Where(n => !covered.Contains(n)).ToArray());
+    }
+
+    [Fact]
+    public void Every_function_type_of_the_library_is_in_the_registry()
+    {
+        var registered = OpRegistry.All.Select(o => o.Function).ToHashSet();
+        var types = typeof(Function).Assembly.GetTypes()
+            .Where(t => t.IsSubclassOf(typeof(Function)) && !t.IsAbstract && t.Namespace == "Backprop")
+            .Where(t => !registered.Contains(t)).Select(t => t.FullName ?? t.Name).ToArray();
+        Assert.Equal([], types);
+    }
+
+    [Fact]
     public void A_wrong_backward_is_caught()
     {
         // sin with cos's derivative: the checker must report a large error, not pass it.

@@ -9,7 +9,11 @@ public sealed record GradCheckCase(string Name, Func<Generator, GradCheckProblem
 }
 
 /// <summary>A function of named float64 leaves, ready for <see cref="GradCheck.Run"/>.</summary>
-public sealed record GradCheckProblem(Func<Tensor> Function, (string Name, Tensor Tensor)[] Inputs);
+public sealed record GradCheckProblem(Func<Tensor> Function, (string Name, Tensor Tensor)[] Inputs)
+{
+    /// <summary>The finite-difference step (only a row whose function is exact on a grid, such as a cast, sets another).</summary>
+    public double Step { get; init; } = GradCheck.DefaultStep;
+}
 
 /// <summary>
 /// The table of every op, module and loss whose backward pass Backprop checks: random shapes with batch ≥ 3,
@@ -35,7 +39,7 @@ public static class GradCheckSuite
     public static GradCheckError[] Run(GradCheckCase c, ulong seed = DefaultSeed, double fault = 0)
     {
         var p = c.Build(new Generator(seed));
-        return GradCheck.Run(p.Function, p.Inputs, seed: seed + 1, fault: fault);   // v must not replay the inputs' stream
+        return GradCheck.Run(p.Function, p.Inputs, p.Step, seed: seed + 1, fault: fault);   // v must not replay the inputs' stream
     }
 
     // ---- input helpers ----------------------------------------------------------------------------
@@ -141,6 +145,15 @@ public static class GradCheckSuite
         Add("index_select", g => { var x = Normal(g, 5, 3); return P(() => x.IndexSelect([4, 0, 4, 2]), ("x", x)); });
         Add("gather", g => { var x = Normal(g, 4, 3); var t = Labels(g, 4, 3); return P(() => x.Gather(t), ("x", x)); });
         Add("concat", g => { var a = Normal(g, 3, 2); var b = Normal(g, 3, 4); return P(() => Ops.Concat([a, b], 1), ("a", a), ("b", b)); });
+        // A cast to float32 and back is exact on a grid of multiples of 2⁻⁷ below 2¹⁶, so inputs and steps on that grid
+        // make the differences exact too (at h = 1e-5 float32's rounding alone would be a 1e-3 error).
+        Add("to", g =>
+        {
+            var grid = Tensor.Uniform([3, 4], -64, 64, g, DType.Float64).ToDoubleArray().Select(v => Math.Round(v * 128) / 128).ToArray();
+            var x = Leaf(Tensor.From(grid, [3, 4]));
+            return P(() => x.To(DType.Float32).To(DType.Float64), ("x", x)) with { Step = 1.0 / 128 };
+        });
+        Add("clone", g => { var x = Normal(g, 3, 4); return P(() => x.Clone() * x, ("x", x)); });
         Add("stack", g => { var a = Normal(g, 3, 2); var b = Normal(g, 3, 2); return P(() => Ops.Stack([a, b], -1), ("a", a), ("b", b)); });
         Add("split_chunk", g => { var x = Normal(g, 5, 4); return P(() => { var p = x.Split([2, 3]); var q = x.Chunk(2, 1); return p[0].Sum(0) * 2.0 + p[1].Max(0) + Ops.Cat([q[1], q[0]], 1).Sum(0); }, ("x", x)); });
 

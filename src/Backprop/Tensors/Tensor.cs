@@ -71,8 +71,8 @@ public sealed partial class Tensor
     /// <summary>Accumulated gradient of a leaf after <see cref="Backward"/>.</summary>
     public Tensor? Grad { get; set; }
 
-    /// <summary>The graph node that produced this tensor, or null for a leaf.</summary>
-    internal Function? GradFn { get; set; }
+    /// <summary>The graph node that produced this tensor, or null for a leaf (PyTorch's grad_fn).</summary>
+    public Function? GradFn { get; internal set; }
 
     public bool IsLeaf => GradFn is null;
 

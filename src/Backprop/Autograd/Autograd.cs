@@ -1,43 +1,5 @@
 namespace Backprop;
 
-/// <summary>Which tensors an op's backward reads, so in-place changes to them can be detected (PyTorch's saved tensors).</summary>
-internal enum Saves { Inputs, Nothing, InputsAndOutput, Output }
-
-/// <summary>
-/// Legacy adapter: an op recorded as a closure (being replaced by one <see cref="Function"/> subclass per op), or with a
-/// static backward reading untyped slots.
-/// </summary>
-internal sealed class Node : Function
-{
-    readonly string name;
-    Func<Tensor, Tensor?[]>? closure;
-
-    public Node(string name, Func<Tensor, Tensor?[]> backward) { this.name = name; closure = backward; }
-
-    public Node(string name) { this.name = name; }
-
-    public override string Name => name;
-
-    /// <summary>Static backward: reads the saved state, writes <see cref="Grads"/>.</summary>
-    public Action<Node, Tensor>? Function { get; set; }
-    public Tensor?[] Grads { get; private set; } = [];
-    public Tensor? Saved0, Saved1;
-    public int[]? SavedInts;
-    public Tensor Input(int i) => Inputs[i];
-
-    public void Save(Tensor[] tensors) => SaveForBackward(tensors);
-
-    protected override Tensor?[] Backward(Tensor g)
-    {
-        if (closure is not null) return closure(g);
-        Grads = new Tensor?[Inputs.Count];
-        Function!(this, g);
-        return Grads;
-    }
-
-    protected override void Release() { closure = null; Function = null; Saved0 = Saved1 = null; SavedInts = null; Grads = []; }
-}
-
 /// <summary>Graph recording (define-by-run), the no-grad scope, and the reverse pass.</summary>
 public static class Autograd
 {
@@ -73,49 +35,12 @@ public static class Autograd
         }
     }
 
-    // ---- recording helpers used by ops ----------------------------------------------------------
-
-    internal static Tensor Record(this Tensor output, string name, Tensor input, Func<Tensor, Tensor> backward, Saves saves = Saves.Inputs)
-    {
-        if (!Recording(input)) return output;
-        return Attach(output, new Node(name, g => [backward(g)]), [input], saves);
-    }
-
-    internal static Tensor Record(this Tensor output, string name, Tensor a, Tensor b, Func<Tensor, (Tensor?, Tensor?)> backward, Saves saves = Saves.Inputs)
-    {
-        if (!Recording(a, b)) return output;
-        return Attach(output, new Node(name, g => { var (ga, gb) = backward(g); return [ga, gb]; }), [a, b], saves);
-    }
-
-    internal static Tensor Record(this Tensor output, string name, Tensor[] inputs, Func<Tensor, Tensor?[]> backward, Saves saves = Saves.Inputs)
-    {
-        if (!IsEnabled || !Array.Exists(inputs, t => t.RequiresGrad)) return output;
-        return Attach(output, new Node(name, backward), inputs, saves);
-    }
-
-    static Tensor Attach(Tensor output, Node node, Tensor[] inputs, Saves saves)
-    {
-        switch (saves)
-        {
-            case Saves.Inputs: node.Save(inputs); break;
-            case Saves.InputsAndOutput: node.Save([.. inputs, output]); break;
-            case Saves.Output: node.Save([output]); break;
-        }
-        return node.Attach(output, inputs);
-    }
+    // ---- recording ----------------------------------------------------------------------------
 
     /// <summary>Whether an op with these inputs records a node (so it can skip building its backward state).</summary>
     internal static bool Recording(Tensor a) => a.RequiresGrad && IsEnabled;
     internal static bool Recording(Tensor a, Tensor b) => (a.RequiresGrad || b.RequiresGrad) && IsEnabled;
     internal static bool Recording(Tensor a, Tensor b, Tensor? c) => (a.RequiresGrad || b.RequiresGrad || c is { RequiresGrad: true }) && IsEnabled;
-
-    /// <summary>Records an op with a static backward; the caller fills the node's saved state. Call only when <see cref="Recording(Tensor)"/>.</summary>
-    internal static Node RecordStatic(Tensor output, string name, Action<Node, Tensor> backward, Tensor a, Tensor? b = null, Tensor? c = null, Saves saves = Saves.Inputs)
-    {
-        var node = new Node(name) { Function = backward };
-        Attach(output, node, c is not null ? [a, b!, c] : b is not null ? [a, b] : [a], saves);
-        return node;
-    }
 
     // ---- the reverse pass -----------------------------------------------------------------------
 

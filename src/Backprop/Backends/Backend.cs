@@ -16,6 +16,10 @@ public enum UnaryOp
     Inside,
     /// <summary>log(1 + eˣ) = max(x, 0) + log1p(e^{−|x|}), accurate for large |x| (1e-9-sized results keep their digits).</summary>
     Softplus,
+    /// <summary>The error function, (2/√π) ∫₀ˣ e^{−t²} dt.</summary>
+    Erf,
+    /// <summary>eˣ − 1, accurate near 0.</summary>
+    Expm1,
 }
 
 /// <summary>Elementwise maps of two tensors; the arithmetic ones broadcast, the gates need equal shapes.</summary>

@@ -44,6 +44,12 @@ internal sealed class CpuBackend : IBackend
             case UnaryOp.Softplus:
                 for (int i = 0; i < x.Length; i++) y[i] = T.CreateTruncating(ReferenceBackend.Softplus(double.CreateTruncating(x[i])));
                 break;
+            case UnaryOp.Erf:
+                for (int i = 0; i < x.Length; i++) y[i] = T.CreateTruncating(ScalarMath.Erf(double.CreateTruncating(x[i])));
+                break;
+            case UnaryOp.Expm1:
+                for (int i = 0; i < x.Length; i++) y[i] = T.CreateTruncating(ScalarMath.Expm1(double.CreateTruncating(x[i])));
+                break;
             default: throw new NotSupportedException($"cpu backend: unary op {op}");
         }
     }

@@ -37,6 +37,8 @@ internal sealed class ReferenceBackend : IBackend
                 UnaryOp.Clamp => Math.Min(Math.Max(v, alpha), beta),
                 UnaryOp.Inside => v > alpha && v < beta ? 1 : 0,
                 UnaryOp.Softplus => Softplus(v),
+                UnaryOp.Erf => Kernels.ScalarMath.Erf(v),
+                UnaryOp.Expm1 => Kernels.ScalarMath.Expm1(v),
                 _ => throw new NotSupportedException($"reference backend: unary op {op}"),
             });
         }

@@ -133,6 +133,25 @@ public static class GradCheckSuite
         Add("relu", g => { var x = AwayFromZero(g, 3, 4); return P(() => x.Relu(), ("x", x)); });
         Add("maximum", g => { var a = AwayFromZero(g, 3, 4); var b = Tensor.ZerosLike(a) + 0.0; b = Leaf(b.Detach()); return P(() => a.Maximum(b), ("a", a), ("b", b)); });
         Add("clamp", g => { var x = AwayFromZero(g, 3, 4); return P(() => x.Clamp(-0.1, 0.1), ("x", x)); });
+        Add("leaky_relu", g => { var x = AwayFromZero(g, 3, 4); return P(() => x.LeakyRelu(0.1), ("x", x)); });
+        Add("elu", g => { var x = AwayFromZero(g, 3, 4); return P(() => x.Elu(1.3), ("x", x)); });
+        Add("gelu", g => { var x = Normal(g, 3, 4) * 2.0; x = Leaf(x.Detach()); return P(() => x.Gelu(), ("x", x)); });
+        Add("gelu_tanh", g => { var x = Normal(g, 3, 4) * 2.0; x = Leaf(x.Detach()); return P(() => x.Gelu(GeluApproximation.Tanh), ("x", x)); });
+        Add("softplus", g => { var x = Normal(g, 3, 4) * 3.0; x = Leaf(x.Detach()); return P(() => x.Softplus(2, 4), ("x", x)); });   // some βx past the threshold, none within 1e-3 of it (almost surely)
+        Add("silu", g => { var x = Normal(g, 3, 4) * 2.0; x = Leaf(x.Detach()); return P(() => x.Silu(), ("x", x)); });
+        Add("layer_norm", g =>
+        {
+            var x = Normal(g, 2, 3, 4); var w = Uniform(g, 0.5, 1.5, 3, 4); var b = Normal(g, 3, 4);
+            return P(() => x.LayerNorm([3, 4], w, b), ("x", x), ("weight", w), ("bias", b));
+        });
+        Add("embedding", g =>
+        {
+            // The padding row gets no gradient by definition (PyTorch's padding_idx), so it is one the indices do not use.
+            var w = Normal(g, 8, 3);
+            int[] idx = [.. Labels(g, 6, 8)];
+            int padding = Enumerable.Range(0, 8).First(r => !idx.Contains(r));
+            return P(() => Ops.Embedding(idx, w, [2, 3], padding), ("weight", w));
+        });
         Add("softmax", g => { var x = Normal(g, 3, 5); return P(() => x.Softmax(), ("x", x)); });
         Add("log_softmax", g => { var x = Normal(g, 3, 5); return P(() => x.LogSoftmax(), ("x", x)); });
         Add("softmax_dim0", g => { var x = Normal(g, 4, 3); return P(() => x.Softmax(0), ("x", x)); });

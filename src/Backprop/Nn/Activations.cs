@@ -26,3 +26,29 @@ public sealed class Flatten(int startDim = 1) : Module
 {
     public override Tensor Forward(Tensor input) => input.Flatten(startDim);
 }
+
+public sealed class LeakyReLU(double negativeSlope = 0.01) : Module
+{
+    public override Tensor Forward(Tensor input) => input.LeakyRelu(negativeSlope);
+    protected override string ExtraRepr() => $"negative_slope={negativeSlope}";
+}
+
+public sealed class ELU(double alpha = 1.0) : Module
+{
+    public override Tensor Forward(Tensor input) => input.Elu(alpha);
+    protected override string ExtraRepr() => $"alpha={alpha}";
+}
+
+public sealed class GELU(GeluApproximation approximate = GeluApproximation.None) : Module
+{
+    public override Tensor Forward(Tensor input) => input.Gelu(approximate);
+    protected override string ExtraRepr() => $"approximate='{(approximate == GeluApproximation.None ? "none" : "tanh")}'";
+}
+
+public sealed class Softplus(double beta = 1, double threshold = 20) : Module
+{
+    public override Tensor Forward(Tensor input) => input.Softplus(beta, threshold);
+    protected override string ExtraRepr() => $"beta={beta}, threshold={threshold}";
+}
+
+public sealed class SiLU : Module { public override Tensor Forward(Tensor input) => input.Silu(); }

@@ -23,7 +23,7 @@ internal static class GradCheckCommand
     {
         var rows = new List<(string Name, double Error)>();
         int failures = 0;
-        foreach (var c in GradCheckSuite.Cases)
+        foreach (var c in GradCheckSuite.Cases.Concat(Models.ClassicGradCheck.Cases))
         {
             if (filter is not null && !c.Name.Contains(filter, StringComparison.OrdinalIgnoreCase)) continue;
             double worst = 0;

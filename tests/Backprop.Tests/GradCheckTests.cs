@@ -8,7 +8,7 @@ public class GradCheckTests
     public static TheoryData<string> CaseNames()
     {
         var data = new TheoryData<string>();
-        foreach (var c in GradCheckSuite.Cases) data.Add(c.Name);
+        foreach (var c in Helpers.AllCases) data.Add(c.Name);
         return data;
     }
 
@@ -16,7 +16,7 @@ public class GradCheckTests
     [MemberData(nameof(CaseNames))]
     public void Backward_matches_central_differences(string name)
     {
-        var c = GradCheckSuite.Cases.Single(x => x.Name == name);
+        var c = Helpers.AllCases.Single(x => x.Name == name);
         foreach (var e in GradCheckSuite.Run(c))
             Assert.True(e.MaxRelError < GradCheckSuite.Tolerance, $"{name}: input '{e.Tensor}' max relative error {e.MaxRelError:E2}");
     }
@@ -26,7 +26,7 @@ public class GradCheckTests
     [MemberData(nameof(CaseNames))]
     public void Backward_matches_central_differences_at_other_seeds(string name)
     {
-        var c = GradCheckSuite.Cases.Single(x => x.Name == name);
+        var c = Helpers.AllCases.Single(x => x.Name == name);
         foreach (var seed in GradCheckSuite.Seeds(5).Skip(1))
             foreach (var e in GradCheckSuite.Run(c, seed))
                 Assert.True(e.MaxRelError < GradCheckSuite.Tolerance, $"{name}, seed {seed}: input '{e.Tensor}' error {e.MaxRelError:E2}");
@@ -36,7 +36,7 @@ public class GradCheckTests
     [MemberData(nameof(CaseNames))]
     public void A_backward_wrong_by_one_part_in_a_million_in_one_element_is_caught(string name)
     {
-        var c = GradCheckSuite.Cases.Single(x => x.Name == name);
+        var c = Helpers.AllCases.Single(x => x.Name == name);
         var errors = GradCheckSuite.Run(c, fault: 1e-6);
         var clean = GradCheckSuite.Run(c);
         for (int i = 0; i < errors.Length; i++)
@@ -52,7 +52,7 @@ public class GradCheckTests
     {
         string[] required = ["add", "sub", "mul", "div", "matmul", "sum", "mean", "exp", "log", "pow", "sqrt", "relu", "sigmoid", "tanh",
             "sin", "softmax", "log_softmax", "dropout", "batchnorm1d", "linear", "mse", "cross_entropy", "nll", "bce", "bce_with_logits", "l2_penalty"];
-        var names = GradCheckSuite.Cases.Select(c => c.Name).ToHashSet();
+        var names = Helpers.AllCases.Select(c => c.Name).ToHashSet();
         Assert.Equal([], required.Where(r => !names.Contains(r)).ToArray());
     }
 

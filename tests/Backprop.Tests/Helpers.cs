@@ -2,6 +2,9 @@ namespace Backprop.Tests;
 
 internal static class Helpers
 {
+    /// <summary>The library's gradient-check table and the hand-derived models' rows (Backprop.Classic).</summary>
+    public static IReadOnlyList<Diagnostics.GradCheckCase> AllCases { get; } = [.. Diagnostics.GradCheckSuite.Cases, .. Models.ClassicGradCheck.Cases];
+
     public static void Close(double expected, double actual, double tol, string what = "")
         => Assert.True(Math.Abs(expected - actual) <= tol, $"{what} expected {expected:R}, got {actual:R} (tolerance {tol})");
 

@@ -225,13 +225,6 @@ public static class GradCheckSuite
             var (model, x, ya, yb, mask) = MultiTask(g);
             return new GradCheckProblem(() => MultiTaskCascade.Loss(model.Outputs(x, mask), ya, yb), [("x", x), .. model.NamedParameters()]);
         });
-        Add("multitask_manual", g =>
-        {
-            var (model, x, ya, yb, mask) = MultiTask(g);
-            var manual = MultiTaskCascadeManual.From(model);
-            return new GradCheckProblem(() => manual.Loss(x, ya, yb, mask), [("x", x), .. model.NamedParameters()]);
-        });
-
         // losses
         Add("mse", g => { var p = Normal(g, 4, 3); var y = Normal(g, 4, 3); return P(() => p.Mse(y), ("input", p), ("target", y)); });
         Add("mse_sum", g => { var p = Normal(g, 4, 3); var y = Normal(g, 4, 3); return P(() => p.Mse(y, Reduction.Sum), ("input", p), ("target", y)); });
@@ -248,11 +241,6 @@ public static class GradCheckSuite
         Add("bce_with_logits", g => { var z = Normal(g, 4, 3); var y = Uniform(g, 0, 1, 4, 3); return P(() => z.BceWithLogits(y), ("logits", z), ("target", y)); });
         Add("l2_penalty", g => { var w1 = Normal(g, 4, 3); var w2 = Normal(g, 3, 2); return P(() => Ops.L2Penalty(0.05, w1, w2), ("W1", w1), ("W2", w2)); });
 
-        // models with hand-written backward passes: the function is the loss's terms (J = their sum) with the manual
-        // backward recorded as their op, so the row measures the hand-written gradients of x, W1, b1, W2, b2, not autograd's.
-        Add("mlp_manual_regression", g => ManualMlpCase(g, ManualMlpTask.Regression));
-        Add("mlp_manual_classification", g => ManualMlpCase(g, ManualMlpTask.Classification));
-
         // The VAE's negative ELBO through autograd with its noise ε held fixed. 0/1-like pixels make the residuals σ(logit) − x
         // about ½, so the gradients stay well above the ~1e-11 round-off floor of the differences of an O(1) loss.
         Add("vae", g =>
@@ -264,26 +252,5 @@ public static class GradCheckSuite
             var eps = Tensor.Normal([4, 2], 0, 1, g, DType.Float64);
             return new GradCheckProblem(() => vae.Loss(x, eps).Loss, [("x", x), .. vae.NamedParameters()]);
         });
-    }
-
-    // Classification: two σ′ ≤ ¼ and default ±1/√fan-in weights leave some entries of ∂J/∂x and ∂J/∂W1 near 1e-4, where
-    // the ~1e-11 round-off of the differences alone is a 1e-7 relative error; unit-scale weights and 0/1 targets keep
-    // the back-propagated residuals larger.
-    static GradCheckProblem ManualMlpCase(Generator g, ManualMlpTask task)
-    {
-        bool classification = task == ManualMlpTask.Classification;
-        var net = classification ? ManualMlp.For(task, inFeatures: 5, hidden: 3, outFeatures: 2, g, DType.Float64)
-            : ManualMlp.For(task, inFeatures: 5, hidden: 4, outFeatures: 3, g, DType.Float64);
-        if (classification)
-            foreach (var w in new[] { net.W1, net.W2 }) w.CopyFrom(Tensor.Normal(w.Shape, 0, 1, g, DType.Float64));
-        var x = Normal(g, classification ? 4 : 6, 5);
-        var y = classification ? Tensor.Uniform([4, 2], 0, 1, g, DType.Float64) : Tensor.Normal([6, 3], 0, 1, g, DType.Float64);
-        if (classification)
-        {
-            var ys = y.AsDoubleSpan();
-            for (int i = 0; i < ys.Length; i++) ys[i] = ys[i] < 0.5 ? 0 : 1;
-        }
-        return new GradCheckProblem(() => net.LossTermsWithManualBackward(task, x, y),
-            [("x", x), ("W1", net.W1), ("b1", net.B1), ("W2", net.W2), ("b2", net.B2)]);
     }
 }

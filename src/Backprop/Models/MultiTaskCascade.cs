@@ -14,7 +14,7 @@ public readonly record struct MultiTaskOutput(Tensor YaHat, Tensor Logits);
 /// </code>
 /// ⊕ is element-wise, so Task A's width n_ya is also FC1B's. ŷa feeds its own loss and Task B; the engine sums
 /// both gradients at FC2A. Without the cascade, ⊕ is dropped and the tasks share only the input.
-/// See docs/derivations.md; <see cref="MultiTaskCascadeManual"/> is the same network differentiated by hand.
+/// See docs/derivations.md; MultiTaskCascadeManual (Backprop.Classic) is the same network differentiated by hand.
 /// </summary>
 public sealed class MultiTaskCascade : Module
 {

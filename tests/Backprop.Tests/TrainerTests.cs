@@ -59,5 +59,80 @@ public class TrainerTests
         Assert.Equal(new[,] { { 1, 0 }, { 1, 1 } }, confusion);
     }
 
+    [Fact]
+    public void Cancelling_a_fit_mid_epoch_stops_at_a_step_boundary_with_a_consistent_model_and_a_partial_history()
+    {
+        var g = new Generator(4);
+        var (x, y) = Blobs(640, g);
+        var model = Mlp.Create(4, [16], 3, g);
+        var opt = new Sgd(model.Parameters(), 0.1);
+        using var cancel = new CancellationTokenSource();
+        var trainer = new Trainer(model, opt, (o, t) => o.CrossEntropy(t));
+        trainer.Callbacks.Add(new CancelAt(epoch: 2, step: 7, cancel));
+        var history = trainer.Fit(_ => new DataLoader(x, y, 32, shuffle: true, generator: g), 5, (Func<double>?)null, cancel.Token);
+        Assert.Equal(2, history.Count);
+        Assert.True(history[0].Completed);
+        Assert.Equal(20, history[0].Steps);
+        Assert.False(history[1].Completed);
+        Assert.Equal(7, history[1].Steps);   // the 7th step finished, the 8th never started
+        Assert.Equal(27, opt.Steps);
+        Assert.All(model.Parameters(), p => Assert.True(p.ToFloatArray().All(float.IsFinite)));
+        Assert.True(history[1].TrainLoss < history[0].TrainLoss);
+    }
+
+    [Fact]
+    public void Any_model_and_loss_train_through_the_one_loop_with_named_metrics_clipping_and_own_threads()
+    {
+        // A regression with two outputs: the step returns the loss and metrics of its own.
+        var g = new Generator(5);
+        var x = Tensor.Uniform([256, 3], -1, 1, g);
+        var target = x.MatMul(Tensor.From(new float[,] { { 1, -2 }, { 0.5f, 1 }, { -1, 0.3f } }));
+        var model = new Nn.Sequential(new Nn.Linear(3, 16, g), new Nn.Tanh(), new Nn.Linear(16, 2, g));
+        var opt = new Adam(model.Parameters(), 0.01);
+        var trainer = new Trainer<(Tensor X, Tensor Y)>(model, opt, b =>
+        {
+            var p = model.Forward(b.X);
+            var err = p - b.Y;
+            return new StepResult(p.Mse(b.Y), b.X.Size(0)).With("abs_error", err.Abs().Sum().Item() / 2);
+        }) { ClipGradNorm = 1.0, Threads = 1 };
+        var batches = Enumerable.Range(0, 8).Select(i => (x.SliceRows(i * 32, 32), target.SliceRows(i * 32, 32))).ToArray();
+        var history = trainer.Fit(_ => batches, 30, () => Evaluation.Run(model, batches, b => (b.Item1.Size(0), [("mse", model.Forward(b.Item1).Mse(b.Item2).Item() * b.Item1.Size(0))])));
+        Assert.Equal(30, history.Count);
+        Assert.True(history[^1].Metrics["abs_error"] < history[0].Metrics["abs_error"] / 3);
+        Assert.True(history[^1].Validation!["mse"] < 0.02, $"validation mse {history[^1].Validation!["mse"]}");
+        Assert.Equal(Environment.ProcessorCount, Parallelism.MaxThreads);   // the trainer's thread count was its own
+    }
+
+    [Fact]
+    public void Gradient_clipping_scales_the_joint_norm_as_pytorch()
+    {
+        var a = Helpers.Leaf(Tensor.From([1.0, 2.0])); var b = Helpers.Leaf(Tensor.From([2.0]));
+        a.Grad = Tensor.From([3.0, 4.0]); b.Grad = Tensor.From([12.0]);   // joint norm 13
+        double norm = Gradients.ClipNorm([a, b], 6.5);
+        Assert.Equal(13, norm, 12);
+        Assert.Equal(6.5, Math.Sqrt(a.Grad.ToDoubleArray().Sum(v => v * v) + b.Grad.ToDoubleArray().Sum(v => v * v)), 5);
+    }
+
+    [Fact]
+    public void An_early_stopping_callback_ends_fit_after_the_epoch_it_asks()
+    {
+        var g = new Generator(6);
+        var (x, y) = Blobs(200, g);
+        var model = Mlp.Create(4, [8], 3, g);
+        var trainer = new Trainer(model, new Sgd(model.Parameters(), 0.1), (o, t) => o.CrossEntropy(t));
+        trainer.Callbacks.Add(new StopAfter(3));
+        Assert.Equal(3, trainer.Fit(_ => new DataLoader(x, y, 50), 10, (Func<double>?)null).Count);
+    }
+
+    sealed class CancelAt(int epoch, int step, CancellationTokenSource source) : ITrainerCallback
+    {
+        public void OnStep(int e, int s, double loss) { if (e == epoch && s == step) source.Cancel(); }
+    }
+
+    sealed class StopAfter(int epochs) : ITrainerCallback
+    {
+        public bool OnEpochEnd(EpochMetrics m) => m.Epoch >= epochs;
+    }
+
     sealed class SyncProgress<T>(Action<T> report) : IProgress<T> { public void Report(T value) => report(value); }
 }

@@ -166,18 +166,21 @@ public sealed class MultiTaskCascadeManual
     /// The loss as one autograd node whose backward is this class's hand-written back-propagation (as a
     /// torch.autograd.Function), so the gradient-check table can compare it with central differences.
     /// </summary>
-    public Tensor Loss(Tensor x, Tensor ya, Tensor yb, Tensor? dropoutMask = null)
+    public Tensor Loss(Tensor x, Tensor ya, Tensor yb, Tensor? dropoutMask = null) => LossAndOutputs(x, ya, yb, dropoutMask).Loss;
+
+    /// <summary><see cref="Loss"/> and both heads' outputs of the same forward pass (training mode).</summary>
+    public (Tensor Loss, MultiTaskOutput Output) LossAndOutputs(Tensor x, Tensor ya, Tensor yb, Tensor? dropoutMask = null)
     {
         Tensor[] inputs = [x, .. ParameterNames.Select(P)];
         if (!Autograd.IsEnabled || !Array.Exists(inputs, t => t.RequiresGrad))
         {
             var (yaHat, z2b) = Forward(x, dropoutMask);
             using var _ = Autograd.NoGrad();
-            return Tensor.Scalar(LossValue(yaHat - ya, z2b.LogSoftmax(), yb, x.Size(0)), x.DType);
+            return (Tensor.Scalar(LossValue(yaHat - ya, z2b.LogSoftmax(), yb, x.Size(0)), x.DType), new MultiTaskOutput(yaHat, z2b));
         }
         var r = Gradients(x, ya, yb, dropoutMask);
         Tensor?[] grads = [r.Input, .. ParameterNames.Select(n => r.Parameters[n])];
-        return new ManualLoss(r.Loss, grads).Apply(inputs);
+        return (new ManualLoss(r.Loss, grads).Apply(inputs), r.Output);
     }
 
     // A custom op whose backward is the hand-written one (torch.autograd.Function style, public API only).

@@ -99,7 +99,6 @@ internal static class MultiTaskCommand
 
     static int Run(Settings s, string? outDir, string[] commandLine)
     {
-        Parallelism.MaxThreads = s.Threads;
         var total = Stopwatch.StartNew();
         // MNIST split and scaled to [0, 1] as `train` does: the last val-size training images are held out.
         var data = Experiment.Prepare(new TrainSettings { Dataset = "mnist", Data = s.Data, ValidationSize = s.ValidationSize }, new DatasetStore().Mnist(s.Data));
@@ -112,6 +111,7 @@ internal static class MultiTaskCommand
         var masks = new Generator(s.Seed + 2);   // DP1A's masks when the hand-written backward trains
         Optimizer optimizer = s.Optimizer == "adam" ? new Adam(model.Parameters(), s.LearningRate) : new Sgd(model.Parameters(), s.LearningRate, s.Momentum);
         LrScheduler? scheduler = s.Schedule == "cosine" ? new CosineAnnealingLR(optimizer, s.Epochs) : null;
+        var trainer = new Trainer<(Tensor X, int[] Y)>(model, optimizer, Step(model, manual, masks), scheduler) { Threads = s.Threads };
         var loader = new DataLoader(data.TrainX, data.TrainY, s.BatchSize, shuffle: true, generator: new Generator(s.Seed + 1));
 
         ConsoleOutput.Line($"mnist: {data.TrainY.Length} train / {data.ValY.Length} validation / {data.TestY.Length} test, {data.Features} features, {Classes} classes");
@@ -127,12 +127,16 @@ internal static class MultiTaskCommand
         csv.WriteLine("epoch,train_loss,train_a_squared_error,train_a_accuracy,train_b_cross_entropy,train_b_accuracy,val_loss,val_a_squared_error,val_a_accuracy,val_b_cross_entropy,val_b_accuracy,seconds,samples_per_second");
         for (int epoch = 1; epoch <= s.Epochs; epoch++)
         {
-            var clock = Stopwatch.StartNew();
-            var train = ConsoleOutput.WithProgress($"epoch {epoch}/{s.Epochs}", report => TrainEpoch(model, manual, optimizer, loader, masks, epoch, report));
-            double seconds = clock.Elapsed.TotalSeconds;
-            scheduler?.Step();
+            var metrics = ConsoleOutput.WithProgress($"epoch {epoch}/{s.Epochs}", report =>
+            {
+                trainer.StepProgress = new SyncProgress<StepProgress>(p =>
+                    report(p.Step, p.Steps, $"loss {F(p.RunningLoss)}  {p.SamplesPerSecond:N0} samples/s"));
+                return trainer.RunEpoch(epoch, loader);
+            });
+            var train = FromMeans(metrics.Metrics);
+            double seconds = metrics.Seconds;
             var val = Evaluate(model, data.ValX, data.ValY);
-            var e = new Epoch(epoch, train, val, seconds, data.TrainY.Length / seconds);
+            var e = new Epoch(epoch, train, val, seconds, metrics.SamplesPerSecond);
             history.Add(e);
             ConsoleOutput.Line($"{epoch,5} {F(train.Loss),7} {F(train.SquaredErrorA),8} {P(train.AccuracyA),7} {F(train.CrossEntropyB),7} {P(train.AccuracyB),7} | " +
                 $"{F(val.SquaredErrorA),12} {P(val.AccuracyA),7} {F(val.CrossEntropyB),7} {P(val.AccuracyB),7} {ConsoleOutput.F(seconds, "0.0"),8}");
@@ -149,46 +153,29 @@ internal static class MultiTaskCommand
         return 0;
     }
 
-    static TaskMetrics TrainEpoch(MultiTaskCascade model, MultiTaskCascadeManual? manual, Optimizer optimizer, DataLoader loader,
-        Generator masks, int epoch, Action<int, int, string> report)
+    /// <summary>The training step for the Trainer: both heads, the loss (autograd's or the hand-written backward's), and each task's figures.</summary>
+    static Func<(Tensor X, int[] Y), StepResult> Step(MultiTaskCascade model, MultiTaskCascadeManual? manual, Generator masks) => b =>
     {
-        model.Train();
-        var clock = Stopwatch.StartNew();
-        double squaredError = 0, crossEntropy = 0; long hitsA = 0, hitsB = 0, seen = 0; int step = 0;
-        using var batches = loader.GetEnumerator();
-        while (true)
+        var (x, y) = b;
+        var ya = OneHot(y, x.DType);
+        Tensor loss;
+        MultiTaskOutput output;
+        if (manual is null)
         {
-            if (!batches.MoveNext()) break;
-            var (x, y) = batches.Current;
-            step++;
-            var ya = OneHot(y, x.DType);
-            optimizer.ZeroGrad();
-            double loss;
-            MultiTaskOutput output;
-            if (manual is null)
-            {
-                output = model.Outputs(x);
-                var l = MultiTaskCascade.Loss(output, ya, y);
-                loss = l.Item();
-                if (double.IsFinite(loss)) l.Backward();
-            }
-            else
-            {
-                var mask = model.Dp1a.P > 0 ? Ops.DropoutMask([x.Size(0), model.Fc1a.OutFeatures], model.Dp1a.P, masks, x.DType) : null;
-                (loss, output) = manual.Backward(x, ya, ya, mask);   // Task B's one-hot targets are Task A's: the same digit
-            }
-            if (!double.IsFinite(loss))
-                throw new TrainingDivergedException($"training diverged at epoch {epoch}, step {step}: loss is {loss} (try a lower learning rate)");
-            optimizer.Step();
-
-            var m = Score(output, ya, y);
-            squaredError += m.SquaredError; crossEntropy += loss * y.Length - m.SquaredError;   // L·m = Σ½‖ŷa − ya‖² + Σ CE
-            hitsA += m.HitsA; hitsB += m.HitsB; seen += y.Length;
-            if (step % 50 == 0 || step == loader.Count)
-                report(step, loader.Count, $"loss {F((squaredError + crossEntropy) / seen)}  {seen / clock.Elapsed.TotalSeconds:N0} samples/s");
+            output = model.Outputs(x);
+            loss = MultiTaskCascade.Loss(output, ya, y);
         }
-        return new TaskMetrics(squaredError / seen, hitsA / (double)seen, crossEntropy / seen, hitsB / (double)seen);
-    }
+        else
+        {
+            var mask = model.Dp1a.P > 0 ? Ops.DropoutMask([x.Size(0), model.Fc1a.OutFeatures], model.Dp1a.P, masks, x.DType) : null;
+            (loss, output) = manual.LossAndOutputs(x, ya, ya, mask);   // Task B's one-hot targets are Task A's: the same digit
+        }
+        var m = Score(output, ya, y);
+        return new StepResult(loss, y.Length).With("a_sq_err", m.SquaredError).With("a_hits", m.HitsA).With("b_hits", m.HitsB)
+            .With("b_xent", loss.Item() * y.Length - m.SquaredError);   // L·m = Σ½‖ŷa − ya‖² + Σ CE
+    };
+
+    static TaskMetrics FromMeans(IReadOnlyDictionary<string, double> m) => new(m["a_sq_err"], m["a_hits"], m["b_xent"], m["b_hits"]);
 
     /// <summary>Over a batch: Σ½‖ŷa − ya‖² and the number of rows each task gets right (argmax = label).</summary>
     static (double SquaredError, int HitsA, int HitsB) Score(MultiTaskOutput output, Tensor ya, int[] y)
@@ -206,21 +193,12 @@ internal static class MultiTaskCommand
     internal static TaskMetrics Evaluate(MultiTaskCascade model, Tensor x, int[] y)
     {
         if (y.Length == 0) return new TaskMetrics(double.NaN, double.NaN, double.NaN, double.NaN);
-        model.Eval();
-        using var _ = Autograd.NoGrad();
-        double se = 0, ce = 0; long hitsA = 0, hitsB = 0;
-        using var batches = new DataLoader(x, y, 1000).GetEnumerator();
-        while (true)
+        return FromMeans(Evaluation.Run(model, new DataLoader(x, y, 1000), b =>
         {
-            if (!batches.MoveNext()) break;
-            var (bx, by) = batches.Current;
-            var output = model.Outputs(bx);
-            var m = Score(output, OneHot(by, bx.DType), by);
-            se += m.SquaredError; hitsA += m.HitsA; hitsB += m.HitsB;
-            ce += output.Logits.CrossEntropy(by).Item() * by.Length;
-        }
-        model.Train();
-        return new TaskMetrics(se / y.Length, hitsA / (double)y.Length, ce / y.Length, hitsB / (double)y.Length);
+            var output = model.Outputs(b.X);
+            var m = Score(output, OneHot(b.Y, b.X.DType), b.Y);
+            return (b.Y.Length, [("a_sq_err", m.SquaredError), ("a_hits", m.HitsA), ("b_hits", m.HitsB), ("b_xent", output.Logits.CrossEntropy(b.Y).Item() * b.Y.Length)]);
+        }));
     }
 
     static Tensor OneHot(int[] labels, DType dtype)

@@ -60,6 +60,7 @@ internal static class VaeCommand
         var optimizer = new Adam(vae.Parameters(), s.LearningRate);
         var loader = new DataLoader(trainX, data.Train.LabelsAsInts(), s.BatchSize, shuffle: true, generator: new Generator(s.Seed + 1));
         var noise = new Generator(s.Seed + 2);
+        var trainer = CreateTrainer(vae, optimizer, noise);
 
         ConsoleOutput.Line($"mnist: {data.Train.Count} train / {data.Test.Count} test images, pixels scaled to [0, 1]");
         ConsoleOutput.Line($"model: vae {Pixels}-{s.Hidden}-({s.Latent}+{s.Latent}) / {s.Latent}-{s.Hidden}-{Pixels} relu, {vae.ParameterCount():N0} parameters; adam lr {s.LearningRate}, batch {s.BatchSize}, {s.Epochs} epochs, seed {s.Seed}");
@@ -73,7 +74,7 @@ internal static class VaeCommand
         for (int epoch = 1; epoch <= s.Epochs; epoch++)
         {
             var clock = Stopwatch.StartNew();
-            var (rec, kl) = ConsoleOutput.WithProgress($"epoch {epoch}/{s.Epochs}", report => TrainEpoch(vae, optimizer, loader, noise, report));
+            var (rec, kl) = ConsoleOutput.WithProgress($"epoch {epoch}/{s.Epochs}", report => TrainEpoch(trainer, loader, epoch, report));
             double seconds = clock.Elapsed.TotalSeconds;
             var (testRec, testKl) = Evaluate(vae, testX, new Generator(s.Seed + 3));
             var e = new VaeEpoch(epoch, rec + kl, rec, kl, testRec + testKl, testRec, testKl, seconds, loader.Samples / seconds);
@@ -111,46 +112,34 @@ internal static class VaeCommand
         return 0;
     }
 
-    /// <summary>One pass over the loader; returns the mean reconstruction and KL terms per image.</summary>
-    internal static (double Reconstruction, double Kl) TrainEpoch(Vae vae, Optimizer optimizer, DataLoader loader, Generator noise, Action<int, int, string>? report = null)
-    {
-        vae.Train();
-        double rec = 0, kl = 0;
-        long seen = 0;
-        int step = 0;
-        var clock = Stopwatch.StartNew();
-        using var batches = loader.GetEnumerator();
-        while (true)
+    /// <summary>The Trainer for the VAE: the step's loss is the negative ELBO, with its two terms as metrics (nats per image).</summary>
+    internal static Trainer<(Tensor X, int[] Y)> CreateTrainer(Vae vae, Optimizer optimizer, Generator noise) =>
+        new(vae, optimizer, b =>
         {
-            if (!batches.MoveNext()) break;
-            var x = batches.Current.X;
-            optimizer.ZeroGrad();
-            var l = vae.Loss(x, noise);
-            if (!double.IsFinite(l.NegativeElbo)) throw new TrainingDivergedException($"vae: the loss became {l.NegativeElbo} at step {step + 1}; try a lower --lr");
-            l.Loss.Backward();
-            optimizer.Step();
-            int m = x.Size(0);
-            rec += l.Reconstruction * m; kl += l.Kl * m; seen += m; step++;
-            if (report is not null && (step % 20 == 0 || step == loader.Count))
-                report(step, loader.Count, $"−ELBO {ConsoleOutput.F((rec + kl) / seen, "0.00")}  {seen / clock.Elapsed.TotalSeconds:N0} samples/s");
-        }
-        return (rec / seen, kl / seen);
+            var l = vae.Loss(b.X, noise);
+            int m = b.X.Size(0);
+            return new StepResult(l.Loss, m).With("reconstruction", l.Reconstruction * m).With("kl", l.Kl * m);
+        }) { ProgressInterval = 20 };
+
+    /// <summary>One pass over the loader through the Trainer; returns the mean reconstruction and KL terms per image.</summary>
+    internal static (double Reconstruction, double Kl) TrainEpoch(Trainer<(Tensor X, int[] Y)> trainer, DataLoader loader, int epoch, Action<int, int, string>? report = null)
+    {
+        if (report is not null)
+            trainer.StepProgress = new SyncProgress<StepProgress>(p => report(p.Step, p.Steps, $"−ELBO {ConsoleOutput.F(p.RunningLoss, "0.00")}  {p.SamplesPerSecond:N0} samples/s"));
+        var m = trainer.RunEpoch(epoch, loader);
+        return (m.Metrics["reconstruction"], m.Metrics["kl"]);
     }
 
     /// <summary>The negative ELBO's terms on <paramref name="x"/>, one ε per image from <paramref name="noise"/> (nats per image).</summary>
     internal static (double Reconstruction, double Kl) Evaluate(Vae vae, Tensor x, Generator noise, int batchSize = 1000)
     {
-        vae.Eval();
-        using var _ = Autograd.NoGrad();
-        double rec = 0, kl = 0;
-        int n = x.Size(0);
-        for (int start = 0; start < n; start += batchSize)
+        var m = Evaluation.Run(vae, new DataLoader(x, new int[x.Size(0)], batchSize), b =>
         {
-            int m = Math.Min(batchSize, n - start);
-            var l = vae.Loss(x.SliceRows(start, m), noise);
-            rec += l.Reconstruction * m; kl += l.Kl * m;
-        }
-        return (rec / n, kl / n);
+            var l = vae.Loss(b.X, noise);
+            int n = b.X.Size(0);
+            return (n, [("reconstruction", l.Reconstruction * n), ("kl", l.Kl * n)]);
+        });
+        return (m["reconstruction"], m["kl"]);
     }
 
     static void WriteImages(string run, Vae vae, Tensor testX, Settings s)

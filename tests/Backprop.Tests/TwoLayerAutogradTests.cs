@@ -5,7 +5,7 @@ namespace Backprop.Tests;
 
 /// <summary>
 /// The library's 2-layer model — Linear(D,H) → ReLU → Linear(H,C), CrossEntropy + L2Penalty(λ, W1, W2), with
-/// autograd — is the hand-written TwoLayerNet: same loss and gradients (float64, 1e-10) for the same weights and
+/// autograd — is the hand-written TwoLayerNet: same loss and gradients (float64, 1e-12) for the same weights and
 /// batch. Linear stores W as (out, in), TwoLayerNet as (in, out), so the weights cross over transposed.
 /// </summary>
 public class TwoLayerAutogradTests
@@ -42,10 +42,10 @@ public class TwoLayerAutogradTests
         var loss = model.Forward(x).CrossEntropy(y) + Ops.L2Penalty(reg, fc1.Weight, fc2.Weight);
         loss.Backward();
 
-        Helpers.Close(expectedLoss, loss.Item(), 1e-10, "loss");
-        Helpers.AllClose(grads["W1"].T(), fc1.Weight.Grad!, 1e-10, "dW1ᵀ");
-        Helpers.AllClose(grads["b1"], fc1.Bias.Grad!, 1e-10, "db1");
-        Helpers.AllClose(grads["W2"].T(), fc2.Weight.Grad!, 1e-10, "dW2ᵀ");
-        Helpers.AllClose(grads["b2"], fc2.Bias.Grad!, 1e-10, "db2");
+        Helpers.Close(expectedLoss, loss.Item(), 1e-12, "loss");
+        Helpers.AllClose(grads["W1"].T(), fc1.Weight.Grad!, 1e-12, "dW1ᵀ");
+        Helpers.AllClose(grads["b1"], fc1.Bias.Grad!, 1e-12, "db1");
+        Helpers.AllClose(grads["W2"].T(), fc2.Weight.Grad!, 1e-12, "dW2ᵀ");
+        Helpers.AllClose(grads["b2"], fc2.Bias.Grad!, 1e-12, "db2");
     }
 }

@@ -31,7 +31,7 @@ internal static class BenchCommand
         var cmd = new Command("bench", "Run the performance workloads (W1 classic MLP, W2 wide MLP, W3 two-layer CIFAR — each by the Trainer and by a plain loop — W4 GEMM, alloc)") { workload, json, reps, threads, compare, peer };
         cmd.SetAction(r =>
         {
-            if (r.GetValue(threads) is int t) Parallelism.MaxThreads = t;
+            using var scope = r.GetValue(threads) is int t ? Parallelism.Use(t) : null;   // this run's kernels only, no process-wide setting
             int n = r.GetValue(reps);
             if (n < 1) throw new ArgumentException("--repetitions: must be at least 1");
             if (r.GetValue(compare)) return Compare(r.GetValue(workload)?.ToUpperInvariant(), n, Parallelism.MaxThreads, r.GetValue(peer));

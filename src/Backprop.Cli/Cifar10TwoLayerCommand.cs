@@ -75,7 +75,7 @@ internal static class Cifar10TwoLayerCommand
 
     static int Run(ParseResult r, string[] commandLine)
     {
-        if (r.GetValue(Threads) is int threads) Parallelism.MaxThreads = threads > 0 ? threads : throw new ArgumentException($"--threads: {threads} must be positive");
+        using var scope = r.GetValue(Threads) is int threads ? Parallelism.Use(threads > 0 ? threads : throw new ArgumentException($"--threads: {threads} must be positive")) : null;
         var dtype = (r.GetValue(DTypeOpt) ?? "float32") switch
         {
             "float32" => DType.Float32,

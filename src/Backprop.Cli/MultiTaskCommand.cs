@@ -99,6 +99,7 @@ internal static class MultiTaskCommand
 
     static int Run(Settings s, string? outDir, string[] commandLine)
     {
+        using var threads = Parallelism.Use(s.Threads);   // this run's kernels (training and evaluation), not a process-wide setting
         var total = Stopwatch.StartNew();
         // MNIST split and scaled to [0, 1] as `train` does: the last val-size training images are held out.
         var data = Experiment.Prepare(new TrainSettings { Dataset = "mnist", Data = s.Data, ValidationSize = s.ValidationSize }, new DatasetStore().Mnist(s.Data));
@@ -111,7 +112,7 @@ internal static class MultiTaskCommand
         var masks = new Generator(s.Seed + 2);   // DP1A's masks when the hand-written backward trains
         Optimizer optimizer = s.Optimizer == "adam" ? new Adam(model.Parameters(), s.LearningRate) : new Sgd(model.Parameters(), s.LearningRate, s.Momentum);
         LrScheduler? scheduler = s.Schedule == "cosine" ? new CosineAnnealingLR(optimizer, s.Epochs) : null;
-        var trainer = new Trainer<(Tensor X, int[] Y)>(model, optimizer, Step(model, manual, masks), scheduler) { Threads = s.Threads };
+        var trainer = new Trainer<(Tensor X, int[] Y)>(model, optimizer, Step(model, manual, masks), scheduler);
         var loader = new DataLoader(data.TrainX, data.TrainY, s.BatchSize, shuffle: true, generator: new Generator(s.Seed + 1));
 
         ConsoleOutput.Line($"mnist: {data.TrainY.Length} train / {data.ValY.Length} validation / {data.TestY.Length} test, {data.Features} features, {Classes} classes");

@@ -125,7 +125,7 @@ internal static class TrainCommand
 
     static int Run(TrainSettings s, string? outDir, string[] commandLine)
     {
-        Parallelism.MaxThreads = s.Threads;
+        using var threads = Parallelism.Use(s.Threads);   // this run's kernels (training and evaluation), not a process-wide setting
         var total = Stopwatch.StartNew();
         var raw = Experiment.Load(s);
         var data = Experiment.Prepare(s, raw);

@@ -1,4 +1,8 @@
 
+using Backprop.Nn;
+using Backprop.Optim;
+using Backprop.Training;
+
 namespace Backprop.Models;
 
 /// <summary>Per-iteration losses and per-epoch minibatch and validation accuracies, as the exercise's <c>train</c> returns them.</summary>
@@ -11,8 +15,10 @@ public readonly record struct TwoLayerNetProgress(int Iteration, int NumIters, d
 /// The classic two-layer network with its backward pass written out by hand (no autograd):
 /// scores = ReLU(X W1 + b1) W2 + b2, softmax cross-entropy, L2 penalty λ(‖W1‖² + ‖W2‖²) without the ½.
 /// W1 is (D, H) and W2 is (H, C), as the exercise stores them. Float32 or float64 (the parameters' dtype).
+/// A <see cref="Module"/> whose forward gives the scores; <see cref="Train"/> runs the exercise's SGD through the
+/// library's one training loop, with the hand-written gradients entering it as a custom <see cref="Function"/>.
 /// </summary>
-public sealed class TwoLayerNet
+public sealed class TwoLayerNet : Module
 {
     readonly Dictionary<string, Tensor> parameters;
 
@@ -29,7 +35,11 @@ public sealed class TwoLayerNet
         if (b1.DType != w1.DType || w2.DType != w1.DType || b2.DType != w1.DType)
             throw new ArgumentException("two-layer net: parameters must share one dtype");
         parameters = new() { ["W1"] = w1, ["b1"] = b1, ["W2"] = w2, ["b2"] = b2 };
+        foreach (var (name, p) in parameters) RegisterParameter(name, p);
     }
+
+    /// <summary>Class scores (N, C); no graph is recorded (the backward is the hand-written one).</summary>
+    public override Tensor Forward(Tensor input) => Scores(input);
 
     static Tensor Init(Tensor standardNormal, double std, DType dtype)
     {
@@ -45,10 +55,10 @@ public sealed class TwoLayerNet
     public DType DType => parameters["W1"].DType;
 
     /// <summary>Class scores (N, C) for inputs (N, D): the exercise's <c>loss(X)</c> without labels.</summary>
-    public Tensor Loss(Tensor x) => Forward(x).Z3;
+    public Tensor Loss(Tensor x) => Run(x).Z3;
 
     /// <inheritdoc cref="Loss(Tensor)"/>
-    public Tensor Scores(Tensor x) => Forward(x).Z3;
+    public Tensor Scores(Tensor x) => Run(x).Z3;
 
     /// <summary>
     /// The exercise's <c>loss(X, y, reg)</c>: the loss and the gradient of each parameter (W1, b1, W2, b2),
@@ -57,7 +67,7 @@ public sealed class TwoLayerNet
     public (double Loss, IReadOnlyDictionary<string, Tensor> Grads) Loss(Tensor x, int[] y, double reg = 0.0)
     {
         using var _ = Autograd.NoGrad();
-        var (z2, a2, z3) = Forward(x);
+        var (z2, a2, z3) = Run(x);
         Tensor w1 = parameters["W1"], w2 = parameters["W2"];
         int n = x.Size(0), c = w2.Size(1);
         if (y.Length != n) throw new ArgumentException($"two-layer net: {y.Length} labels for {n} inputs");
@@ -86,7 +96,7 @@ public sealed class TwoLayerNet
         return (loss, new Dictionary<string, Tensor> { ["W1"] = dw1, ["b1"] = db1, ["W2"] = dw2, ["b2"] = db2 });
     }
 
-    (Tensor Z2, Tensor A2, Tensor Z3) Forward(Tensor x)
+    (Tensor Z2, Tensor A2, Tensor Z3) Run(Tensor x)
     {
         Tensor w1 = parameters["W1"], b1 = parameters["b1"], w2 = parameters["W2"], b2 = parameters["b2"];
         if (x.Rank != 2 || x.Size(1) != w1.Size(0) || x.DType != w1.DType)
@@ -105,6 +115,8 @@ public sealed class TwoLayerNet
     /// The exercise's minibatch SGD: each iteration draws <c>np.random.choice(N, batchSize)</c> (with
     /// replacement) from <paramref name="rng"/>, steps every parameter by −lr·grad, and once per epoch
     /// records the minibatch and validation accuracies and multiplies lr by <paramref name="learningRateDecay"/>.
+    /// Runs on the library's <see cref="Trainer{TBatch}"/> (plain SGD, an exponential schedule), each of the exercise's
+    /// epochs one <see cref="Trainer{TBatch}.RunEpoch"/>.
     /// </summary>
     public TwoLayerNetHistory Train(Tensor x, int[] y, Tensor xVal, int[] yVal, NumpyRandom rng,
         double learningRate = 1e-3, double learningRateDecay = 0.95, double reg = 5e-6, int numIters = 100, int batchSize = 200,
@@ -120,27 +132,58 @@ public sealed class TwoLayerNet
         var losses = new List<double>(numIters);
         var trainAcc = new List<double>();
         var valAcc = new List<double>();
-        using var _ = Autograd.NoGrad();
-        for (int it = 0; it < numIters; it++)
+        var optimizer = new Sgd(Parameters(), learningRate);
+        (Tensor X, int[] Y) last = default;
+        var trainer = new Trainer<(Tensor X, int[] Y)>(this, optimizer, b =>
         {
-            var idx = rng.Choice(numTrain, batchSize);
-            var xBatch = x.IndexSelect(idx);
-            var yBatch = Array.ConvertAll(idx, i => y[i]);
+            last = b;
+            var f = new ManualLoss(this, b.X, b.Y, reg);
+            var loss = f.Apply(parameters["W1"], parameters["b1"], parameters["W2"], parameters["b2"]);
+            if (progress is not null && losses.Count % 100 == 0) progress.Report(new TwoLayerNetProgress(losses.Count, numIters, f.Value));
+            losses.Add(f.Value);   // in float64, as the exercise records it (the loss tensor has the parameters' dtype)
+            return new StepResult(loss, b.Y.Length);
+        }, new ExponentialLR(optimizer, learningRateDecay)) { DivergenceFactor = double.PositiveInfinity };
 
-            var (loss, grads) = Loss(xBatch, yBatch, reg);
-            losses.Add(loss);
-            foreach (var (name, p) in parameters)
-                p.CopyFrom(p - grads[name] * learningRate);                 // p ← p − lr·∂J/∂p
-
-            if (progress is not null && it % 100 == 0) progress.Report(new TwoLayerNetProgress(it, numIters, loss));
-            if (it % iterationsPerEpoch == 0)
+        // One exercise epoch: the iterations up to and including the next `it % iterations_per_epoch == 0`.
+        IEnumerable<(Tensor X, int[] Y)> Batches(int from, int to)
+        {
+            for (int it = from; it < to; it++)
             {
-                trainAcc.Add(Accuracy(Predict(xBatch), yBatch));
-                valAcc.Add(Accuracy(Predict(xVal), yVal));
-                learningRate *= learningRateDecay;
+                var idx = rng.Choice(numTrain, batchSize);
+                Tensor xBatch;
+                using (Autograd.NoGrad()) xBatch = x.IndexSelect(idx);
+                yield return (xBatch, Array.ConvertAll(idx, i => y[i]));
             }
         }
+        int start = 0, epoch = 0;
+        while (start < numIters)
+        {
+            int end = start + 1;
+            while (end < numIters && (end - 1) % iterationsPerEpoch != 0) end++;
+            bool boundary = (end - 1) % iterationsPerEpoch == 0;
+            trainer.RunEpoch(++epoch, Batches(start, end), boundary ? () =>
+            {
+                trainAcc.Add(Accuracy(Predict(last.X!), last.Y!));
+                valAcc.Add(Accuracy(Predict(xVal), yVal));
+                return new Dictionary<string, double>();
+            } : null);
+            start = end;
+        }
         return new TwoLayerNetHistory(losses, trainAcc, valAcc);
+    }
+
+    // The loss as one graph node whose backward is the hand-written one (public Function API).
+    sealed class ManualLoss(TwoLayerNet net, Tensor x, int[] y, double reg) : Function
+    {
+        IReadOnlyDictionary<string, Tensor>? grads;
+        public double Value { get; private set; }
+        public override string Name => "two_layer_net_loss";
+        protected override Tensor Forward(Tensor[] inputs)
+        {
+            (Value, grads) = net.Loss(x, y, reg);
+            return Tensor.Scalar(Value, net.DType);
+        }
+        protected override Tensor?[] Backward(Tensor g) => [.. new[] { "W1", "b1", "W2", "b2" }.Select(n => grads![n].Mul(g))];
     }
 
     static double Accuracy(int[] predicted, int[] labels)

@@ -5,6 +5,7 @@ using System.Text.Json;
 using Backprop.Data;
 using Backprop.Models;
 using Backprop.Serialization;
+using Backprop.Training;
 
 namespace Backprop.Cli;
 
@@ -141,21 +142,12 @@ internal static class Cifar10TwoLayerCommand
         return (net, history, clock.Elapsed.TotalSeconds);
     }
 
-    /// <summary>The fraction of rows of <paramref name="x"/> the net classifies correctly (in chunks, to bound memory).</summary>
+    /// <summary>The fraction of rows of <paramref name="x"/> the net classifies correctly (the one evaluation routine, in batches of 1,000).</summary>
     internal static double Accuracy(TwoLayerNet net, Tensor x, int[] y, int[,]? confusion = null)
     {
-        int hits = 0;
-        for (int start = 0; start < y.Length; start += 1000)
-        {
-            int n = Math.Min(1000, y.Length - start);
-            var predicted = net.Predict(x.SliceRows(start, n));
-            for (int i = 0; i < n; i++)
-            {
-                if (predicted[i] == y[start + i]) hits++;
-                if (confusion is not null) confusion[y[start + i], predicted[i]]++;
-            }
-        }
-        return (double)hits / y.Length;
+        var (accuracy, c) = Trainer.Evaluate(net, new DataLoader(x, y, 1000), confusion?.GetLength(0) ?? net.Params["W2"].Size(1));
+        if (confusion is not null) Array.Copy(c, confusion, c.Length);
+        return accuracy;
     }
 
     static int RunOne(TwoLayerConfig c, Split d, DType dtype, uint seed, string preset, string run, string[] commandLine)

@@ -6,6 +6,7 @@ using Backprop.Data;
 using Backprop.Models;
 using Backprop.Nn;
 using Backprop.Optim;
+using Backprop.Training;
 
 namespace Backprop.Cli;
 
@@ -109,18 +110,9 @@ internal static class BenchCommand
         var opt = new Sgd(model.Parameters(), lr, momentum);
         var loader = new DataLoader(train.X, train.Y, batch, shuffle: true, generator: g);
         var clock = Stopwatch.StartNew();
-        if (plain)
-            foreach (var (x, y) in loader) Step(model, opt, x, y);
+        if (plain) PlainLoop.Epoch(model, opt, loader, static (o, y) => o.CrossEntropy(y));
         else new Training.Trainer(model, opt, static (o, y) => o.CrossEntropy(y)).RunEpoch(1, loader);
         return train.Y.Length / clock.Elapsed.TotalSeconds;
-    }
-
-    static void Step(Module model, Optimizer opt, Tensor x, int[] y)
-    {
-        opt.ZeroGrad();
-        var loss = model.Forward(x).CrossEntropy(y);
-        loss.Backward();
-        opt.Step();
     }
 
     /// <summary>Managed bytes allocated per steady-state Trainer step (batches prepared beforehand), over the 40 steps after 20 of warm-up.</summary>
@@ -163,29 +155,11 @@ internal static class BenchCommand
         var l2 = new Linear(100, 10, g, std: 1e-4);
         var model = new Sequential(l1, new ReLU(), l2);
         var opt = new Sgd(model.Parameters(), 1e-4);
-        IEnumerable<(Tensor X, int[] Y)> Batches()
-        {
-            for (int it = 0; it < iterations; it++)
-            {
-                var idx = new int[200];
-                var y = new int[200];
-                for (int i = 0; i < idx.Length; i++) { idx[i] = g.NextInt(labels.Length); y[i] = labels[idx[i]]; }
-                Tensor batch;
-                using (Autograd.NoGrad()) batch = x.IndexSelect(idx);
-                yield return (batch, y);
-            }
-        }
+        var batches = DataLoader.WithReplacement(x, labels, 200, iterations, g);
         Tensor Loss(Tensor output, int[] y) => output.CrossEntropy(y) + Ops.L2Penalty(0.25, l1.Weight, l2.Weight);
         var clock = Stopwatch.StartNew();
-        if (plain)
-            foreach (var (batch, y) in Batches())
-            {
-                opt.ZeroGrad();
-                var loss = Loss(model.Forward(batch), y);
-                loss.Backward();
-                opt.Step();
-            }
-        else new Training.Trainer(model, opt, Loss).RunEpoch(1, Batches());
+        if (plain) PlainLoop.Epoch(model, opt, batches, Loss);
+        else new Training.Trainer(model, opt, Loss).RunEpoch(1, batches);
         return clock.Elapsed.TotalSeconds;
     }
 

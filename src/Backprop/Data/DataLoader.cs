@@ -51,4 +51,29 @@ public sealed class DataLoader : IReadOnlyCollection<(Tensor X, int[] Y)>
     }
 
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    /// <summary>
+    /// <paramref name="batches"/> minibatches of rows drawn with replacement (the classic exercise's
+    /// <c>np.random.choice(N, batch)</c>, from a Generator), each drawn as it is requested.
+    /// </summary>
+    public static IEnumerable<(Tensor X, int[] Y)> WithReplacement(Tensor inputs, int[] labels, int batchSize, int batches, Generator generator)
+    {
+        if (inputs.Rank == 0 || inputs.Size(0) != labels.Length)
+            throw new ArgumentException($"DataLoader: {labels.Length} labels for inputs of shape {ShapeUtil.Format(inputs.Shape)}");
+        if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "DataLoader: batch size must be positive");
+        return Draw();
+
+        IEnumerable<(Tensor X, int[] Y)> Draw()
+        {
+            for (int b = 0; b < batches; b++)
+            {
+                var idx = new int[batchSize];
+                var y = new int[batchSize];
+                for (int i = 0; i < idx.Length; i++) { idx[i] = generator.NextInt(labels.Length); y[i] = labels[idx[i]]; }
+                Tensor x;
+                using (Autograd.NoGrad()) x = inputs.IndexSelect(idx);
+                yield return (x, y);
+            }
+        }
+    }
 }

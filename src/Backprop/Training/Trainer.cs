@@ -202,6 +202,24 @@ public sealed class Trainer(Module model, Optimizer optimizer, Func<Tensor, int[
     }
 }
 
+/// <summary>
+/// The loop a user writes by hand — zero-grad → forward → loss → backward → step, nothing else — kept as the baseline
+/// that benchmarks measure the <see cref="Trainer"/> against (its bookkeeping must cost next to nothing).
+/// </summary>
+public static class PlainLoop
+{
+    public static void Epoch(Module model, Optimizer optimizer, IEnumerable<(Tensor X, int[] Y)> batches, Func<Tensor, int[], Tensor> loss)
+    {
+        foreach (var (x, y) in batches)
+        {
+            optimizer.ZeroGrad();
+            var l = loss(model.Forward(x), y);
+            l.Backward();
+            optimizer.Step();
+        }
+    }
+}
+
 /// <summary>The one evaluation routine: a model in eval mode, no graph, metric sums averaged per sample.</summary>
 public static class Evaluation
 {

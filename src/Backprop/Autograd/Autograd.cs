@@ -97,10 +97,35 @@ public static class Autograd
     // Set while a pass runs on this thread: where gradients are captured instead of accumulated (Grad), or null.
     [ThreadStatic] static Dictionary<Tensor, Tensor?>? capturing;
 
+    // The reverse pass's working sets, reused by the next pass on this thread (a nested pass, from inside a backward,
+    // takes fresh ones), so a steady-state step does not allocate them again.
+    [ThreadStatic] static WorkingSets? idle;
+
+    sealed class WorkingSets
+    {
+        public readonly List<Tensor> Order = [];
+        public readonly HashSet<Tensor> Visited = new(ReferenceEqualityComparer.Instance);
+        public readonly Stack<(Tensor, int)> Stack = new();
+        public readonly Dictionary<Tensor, Tensor> Pending = new(ReferenceEqualityComparer.Instance);
+        public void Clear() { Order.Clear(); Visited.Clear(); Stack.Clear(); Pending.Clear(); }
+    }
+
     static void Run(Tensor[] roots, Tensor[] seeds, bool retainGraph, Dictionary<Tensor, Tensor?>? capture)
     {
-        var order = TopologicalOrder(roots);
-        var pending = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
+        var sets = idle ?? new WorkingSets();
+        idle = null;
+        try { Run(roots, seeds, retainGraph, capture, sets); }
+        finally
+        {
+            sets.Clear();   // drop references so finished graphs can be collected
+            idle = sets;
+        }
+    }
+
+    static void Run(Tensor[] roots, Tensor[] seeds, bool retainGraph, Dictionary<Tensor, Tensor?>? capture, WorkingSets sets)
+    {
+        var order = TopologicalOrder(roots, sets);
+        var pending = sets.Pending;
         for (int i = 0; i < roots.Length; i++)
             pending[roots[i]] = pending.TryGetValue(roots[i], out var e) ? e.Add(seeds[i]) : seeds[i];
         var outer = capturing;
@@ -159,11 +184,11 @@ public static class Autograd
     }
 
     /// <summary>Tensors reachable from the roots through recorded ops, each before its inputs.</summary>
-    static List<Tensor> TopologicalOrder(Tensor[] roots)
+    static List<Tensor> TopologicalOrder(Tensor[] roots, WorkingSets sets)
     {
-        var post = new List<Tensor>();
-        var visited = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
-        var stack = new Stack<(Tensor, int)>();
+        var post = sets.Order;
+        var visited = sets.Visited;
+        var stack = sets.Stack;
         foreach (var root in roots)
         {
             if (!visited.Add(root)) continue;

@@ -174,12 +174,18 @@ public sealed class Trainer(Module model, Optimizer optimizer, Func<Tensor, int[
     public EpochMetrics RunEpoch(int epoch, IEnumerable<(Tensor X, int[] Y)> batches, Func<double>? validationAccuracy, CancellationToken cancellation = default) =>
         RunEpoch(epoch, batches, validationAccuracy is null ? null : () => new Dictionary<string, double> { ["accuracy"] = validationAccuracy() }, cancellation);
 
-    /// <summary>Number of rows whose argmax matches the label.</summary>
+    /// <summary>Number of rows whose argmax matches the label (read on the host, row by row: no allocation).</summary>
     public static int CountCorrect(Tensor logits, ReadOnlySpan<int> labels)
     {
-        var predictions = logits.ArgMax(1);
-        int ok = 0;
-        for (int i = 0; i < labels.Length; i++) if (predictions[i] == labels[i]) ok++;
+        int ok = 0, c = logits.Size(1);
+        var dense = logits.Dense();
+        for (int i = 0; i < labels.Length; i++)
+        {
+            int pred = dense.DType == DType.Float32
+                ? System.Numerics.Tensors.TensorPrimitives.IndexOfMax(dense.AsFloatSpan().Slice(i * c, c))
+                : System.Numerics.Tensors.TensorPrimitives.IndexOfMax(dense.AsDoubleSpan().Slice(i * c, c));
+            if (pred == labels[i]) ok++;
+        }
         return ok;
     }
 

@@ -87,7 +87,7 @@ public static partial class Ops
     /// <summary>y = op(x) through the current backend: the one place unary ops reach a kernel.</summary>
     internal static Tensor Map(UnaryOp op, Tensor x, double alpha = 0, double beta = 0)
     {
-        var y = Tensor.EmptyLike(x);
+        var y = Tensor.Uninitialized(x.shape, x.DType);   // every element written by the kernel
         Backend.Current.Unary(op, x, y, alpha, beta);
         return y;
     }
@@ -97,7 +97,7 @@ public static partial class Ops
     {
         if (a.DType != b.DType) throw new ArgumentException($"{name}: dtypes {a.DType} and {b.DType} differ; convert one with To()");
         var shape = ShapeUtil.Equal(a.shape, b.shape) ? (int[])a.shape.Clone() : ShapeUtil.Broadcast(a.shape, b.shape, name);
-        var y = Tensor.Empty(shape, a.DType);
+        var y = Tensor.Uninitialized(shape, a.DType);   // every element written by the kernel
         Backend.Current.Binary(op, a, b, y);
         return y;
     }

@@ -12,7 +12,7 @@ public static partial class Ops
     {
         if ((a.Rank != 2 || b.Rank != 2) && !transposeA && !transposeB) return MatMulNd(a, b);
         var (m, n, k) = MatMulShape(a, b, transposeA, transposeB);
-        var c = Tensor.Empty([m, n], a.DType);
+        var c = Tensor.Uninitialized([m, n], a.DType);   // the GEMM overwrites C
         Gemm(a, transposeA, b, transposeB, c, m, n, k, accumulate: false);
         return Autograd.Recording(a, b) ? new MatMulOp(a, b, transposeA, transposeB).Attach(c, a, b) : c;
     }
@@ -107,7 +107,7 @@ public static partial class Ops
         var (m, n, k) = MatMulShape(x, weight, false, true, "linear");
         if (bias is not null && (bias.Rank != 1 || bias.shape[0] != n || bias.DType != x.DType))
             throw new ArgumentException($"linear: bias {ShapeUtil.Format(bias.shape)} {bias.DType} does not match {n} outputs {x.DType}");
-        var y = Tensor.Empty([m, n], x.DType);
+        var y = bias is null ? Tensor.Uninitialized([m, n], x.DType) : Tensor.Empty([m, n], x.DType);   // overwritten by the rows or the GEMM
         if (bias is not null) BroadcastRows(bias, y, m, n);
         Gemm(x, false, weight, true, y, m, n, k, accumulate: bias is not null);
         if (!Autograd.Recording(x, weight, bias)) return y;

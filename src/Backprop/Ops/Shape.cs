@@ -13,7 +13,7 @@ public static partial class Ops
                 throw new IndexOutOfRangeException($"index_select: row {rows[i]} is outside dimension 0 of shape {ShapeUtil.Format(x.shape)}");
         var s = (int[])x.shape.Clone();
         s[0] = rows.Length;
-        var y = Tensor.Empty(s, x.DType);
+        var y = Tensor.Uninitialized(s, x.DType);   // every row written by the kernel
         Backend.Current.IndexSelect(x, rows, y);
         return Autograd.Recording(x) ? new IndexSelectOp(x.shape, rows.ToArray()).Attach(y, x) : y;
     }

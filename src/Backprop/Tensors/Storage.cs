@@ -21,6 +21,10 @@ internal sealed class Storage
 
     public static Storage Allocate(int length, DType dtype) => new(dtype == DType.Float32 ? new float[length] : new double[length]);
 
+    /// <summary>Storage whose contents are whatever the heap held (for outputs a kernel overwrites in full).</summary>
+    public static Storage AllocateUninitialized(int length, DType dtype) => new(dtype == DType.Float32
+        ? GC.AllocateUninitializedArray<float>(length) : GC.AllocateUninitializedArray<double>(length));
+
     public Array Data { get; }
     public DType DType { get; }
     public int Version;

@@ -19,19 +19,27 @@ public sealed partial class Tensor
 {
     internal readonly Storage storage;
     internal readonly int[] shape;
-    internal readonly int[] strides;
+    int[]? stridesOrNull;   // null for a tensor created contiguous: computed on first use (most never need it)
     internal readonly int offset;
     bool requiresGrad;
 
+    internal int[] strides => stridesOrNull ??= ShapeUtil.ContiguousStrides(shape);
+
     internal Tensor(Storage storage, int[] shape, int[] strides, int offset)
     {
-        this.storage = storage; this.shape = shape; this.strides = strides; this.offset = offset;
+        this.storage = storage; this.shape = shape; stridesOrNull = strides; this.offset = offset;
         Length = ShapeUtil.Count(shape, "tensor");
         IsContiguous = ShapeUtil.IsContiguous(shape, strides);
     }
 
+    /// <summary>A new contiguous tensor over the start of <paramref name="storage"/> (the common case, kept cheap).</summary>
+    Tensor(Storage storage, int[] shape, int length)
+    {
+        this.storage = storage; this.shape = shape; Length = length; IsContiguous = true;
+    }
+
     /// <summary>A contiguous tensor over <paramref name="data"/> (float[] or double[]), which it takes ownership of.</summary>
-    internal Tensor(Array data, int[] shape) : this(new Storage(data), shape, ShapeUtil.ContiguousStrides(shape), 0)
+    internal Tensor(Array data, int[] shape) : this(new Storage(data), shape, ShapeUtil.Count(shape, "tensor"))
     {
         if (data.Length < Length)
             throw new ArgumentException($"tensor: storage holds {data.Length} elements, shape {ShapeUtil.Format(shape)} needs {Length}");
@@ -95,7 +103,7 @@ public sealed partial class Tensor
     internal Tensor Dense()
     {
         if (IsContiguous) return this;
-        var t = EmptyLike(this);
+        var t = Uninitialized(shape, DType);
         Backends.Backend.Current.Copy(this, t);
         return t;
     }
@@ -115,7 +123,19 @@ public sealed partial class Tensor
     public static Tensor Empty(ReadOnlySpan<int> shape, DType dtype = DType.Float32)
     {
         var s = shape.ToArray();
-        return new Tensor(Storage.Allocate(ShapeUtil.Count(s, "tensor"), dtype), s, ShapeUtil.ContiguousStrides(s), 0);
+        int n = ShapeUtil.Count(s, "tensor");
+        return new Tensor(Storage.Allocate(n, dtype), s, n);
+    }
+
+    /// <summary>
+    /// A contiguous tensor whose elements are not zeroed, for an op output that a kernel writes in full (the zeroing
+    /// would be a wasted pass over memory). Never handed out before every element is written.
+    /// </summary>
+    internal static Tensor Uninitialized(ReadOnlySpan<int> shape, DType dtype)
+    {
+        var s = shape.ToArray();
+        int n = ShapeUtil.Count(s, "tensor");
+        return new Tensor(Storage.AllocateUninitialized(n, dtype), s, n);
     }
 
     internal static Tensor EmptyLike(Tensor t) => Empty(t.shape, t.DType);
@@ -308,7 +328,7 @@ public sealed partial class Tensor
 
     Tensor CloneStorage()
     {
-        var t = EmptyLike(this);
+        var t = Uninitialized(shape, DType);
         Backends.Backend.Current.Copy(this, t);
         return t;
     }

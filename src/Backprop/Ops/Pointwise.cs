@@ -99,7 +99,7 @@ public static partial class Ops
     /// <summary>1 where x &gt; <paramref name="threshold"/>, else 0, in x's dtype (PyTorch's <c>x &gt; t</c>): a mask, not differentiated.</summary>
     public static Tensor Gt(this Tensor x, double threshold)
     {
-        var y = Tensor.EmptyLike(x);
+        var y = Tensor.Uninitialized(x.shape, x.DType);   // written in full by the gate
         Backend.Current.Binary(BinaryOp.Greater, x, Tensor.Scalar(threshold, x.DType), y);
         return y;
     }
@@ -107,7 +107,7 @@ public static partial class Ops
     /// <summary>g where x &gt; threshold, else 0 (equal shapes): the gate of ReLU's backward.</summary>
     internal static Tensor PassWhereGreater(Tensor g, Tensor x, double threshold)
     {
-        var d = Tensor.EmptyLike(g);
+        var d = Tensor.Uninitialized(g.shape, g.DType);   // written in full by the gate
         Backend.Current.Binary(BinaryOp.PassWhereGreater, g, x, d, threshold);
         return d;
     }

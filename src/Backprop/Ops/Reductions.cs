@@ -91,7 +91,7 @@ public static partial class Ops
     internal static Tensor SumAlong(Tensor x, int axis, bool keepDim)
     {
         axis = ShapeUtil.Axis(axis, x.Rank, "sum");
-        var y = Tensor.Empty(ReducedShape(x.shape, axis, keepDim), x.DType);
+        var y = Tensor.Uninitialized(ReducedShape(x.shape, axis, keepDim), x.DType);   // every sum written by the kernel
         Backend.Current.Sum(x, axis, y);
         return y;
     }
@@ -100,7 +100,7 @@ public static partial class Ops
     {
         axis = ShapeUtil.Axis(axis, x.Rank, "max");
         if (x.shape[axis] == 0) throw new ArgumentException($"max: axis {axis} of shape {ShapeUtil.Format(x.shape)} is empty");
-        var y = Tensor.Empty(ReducedShape(x.shape, axis, keepDim), x.DType);
+        var y = Tensor.Uninitialized(ReducedShape(x.shape, axis, keepDim), x.DType);   // every maximum written by the kernel
         var idx = new int[y.Length];
         Backend.Current.Max(x, axis, y, idx);
         return (y, idx);

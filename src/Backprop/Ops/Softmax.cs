@@ -41,8 +41,8 @@ public static partial class Ops
     internal static (Tensor Probs, Tensor LogSumExp) SoftmaxRows(Tensor x, string op)
     {
         if (x.Rank == 0 || x.shape[^1] == 0) throw new ArgumentException($"{op}: last dimension of {ShapeUtil.Format(x.shape)} is empty");
-        var p = Tensor.EmptyLike(x);
-        var lse = Tensor.Empty([x.Length / x.shape[^1]], x.DType);
+        var p = Tensor.Uninitialized(x.shape, x.DType);   // both written in full by the kernel
+        var lse = Tensor.Uninitialized([x.Length / x.shape[^1]], x.DType);
         Backends.Backend.Current.SoftmaxRows(x, p, lse);
         return (p, lse);
     }

@@ -48,7 +48,7 @@ internal static class Cli
             return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (Exception e) when (e is ArgumentException or InvalidDataException or IOException or InvalidOperationException
-            or UnauthorizedAccessException or Training.TrainingDivergedException)
+            or UnauthorizedAccessException or Training.TrainingDivergedException or AnomalyException)
         {
             // Expected failures (bad input, missing files, divergence) get one clear line, not a stack trace.
             Console.Error.WriteLine($"backprop: {e.Message}");

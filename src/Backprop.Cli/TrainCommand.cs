@@ -38,6 +38,7 @@ internal static class TrainCommand
     static readonly Option<string?> DTypeOpt = new("--dtype") { Description = "float32 | float64 [default: float32]" };
     static readonly Option<int?> Threads = new("--threads") { Description = "Threads for the kernels [default: all cores]" };
     static readonly Option<string?> Out = new("--out") { Description = "Run folder [default: runs/<dataset>-<model>-<timestamp>]" };
+    static readonly Option<bool> DetectAnomaly = new("--detect-anomaly") { Description = "Check every op's output and gradient for NaN/Inf and stop at the first, naming the op and module (slow)" };
     static readonly Option<string?> Preset = new("--preset") { Description = "Named option set; explicit options override it: " + string.Join("; ", TrainSettings.Presets.Select(p => $"{p.Key} ({p.Value.Description})")) };
 
     public static Command Create()
@@ -45,9 +46,13 @@ internal static class TrainCommand
         var cmd = new Command("train", "Train a network and write metrics, curves, a confusion matrix and the model to a run folder")
         {
             Dataset, Data, Model, Hidden, ActivationOpt, Dropout, InputDropout, BatchNorm, OptimizerOpt, Lr, Momentum, Nesterov, WeightDecay,
-            Schedule, LrStep, LrGamma, Epochs, BatchSize, Seed, ValSize, TestSize, Normalize, DTypeOpt, Threads, Out, Preset,
+            Schedule, LrStep, LrGamma, Epochs, BatchSize, Seed, ValSize, TestSize, Normalize, DTypeOpt, Threads, Out, DetectAnomaly, Preset,
         };
-        cmd.SetAction(r => Run(Resolve(r), r.GetValue(Out), Environment.GetCommandLineArgs()));
+        cmd.SetAction(r =>
+        {
+            using var anomaly = r.GetValue(DetectAnomaly) ? Autograd.DetectAnomaly() : null;
+            return Run(Resolve(r), r.GetValue(Out), Environment.GetCommandLineArgs());
+        });
         return cmd;
     }
 

@@ -136,3 +136,45 @@ public class TrainerTests
 
     sealed class SyncProgress<T>(Action<T> report) : IProgress<T> { public void Report(T value) => report(value); }
 }
+
+/// <summary>Numerical faults stop training with a message naming where, instead of a ruined model and exit 0.</summary>
+[Collection("console")]
+public class DivergenceTests
+{
+    [Fact]
+    public void Train_with_lr_1e6_exits_non_zero_within_the_first_epoch_naming_the_step()
+    {
+        var (code, _, err) = Helpers.RunCli("train", "--preset", "mnist-quick", "--lr", "1e6", "--out", Path.Combine(Path.GetTempPath(), "bp-lr1e6-" + Guid.NewGuid()));
+        Assert.Equal(1, code);
+        Assert.Matches(@"diverged at epoch 1, step \d+", err);
+    }
+
+    [Fact]
+    public void Anomaly_mode_names_the_op_the_input_shapes_and_the_module_of_the_first_nan()
+    {
+        var g = new Generator(1);
+        var model = new Nn.Sequential(new Nn.Linear(4, 3, g), new Nn.ReLU(), new Nn.Linear(3, 2, g));
+        ((Nn.Linear)model[2]).Weight[1, 2] = double.NaN;
+        var x = Tensor.Normal([5, 4], 0, 1, g);
+        using (Autograd.DetectAnomaly())
+        {
+            var e = Assert.Throws<AnomalyException>(() => model.Forward(x).CrossEntropy([0, 1, 0, 1, 1]));
+            Assert.Contains("'linear'", e.Message);
+            Assert.Contains("(5,3), (2,3), (2)", e.Message);
+            Assert.Contains("Sequential[2] Linear", e.Message);
+        }
+        Assert.False(Autograd.IsAnomalyDetectionEnabled);
+        model.Forward(x);   // outside the scope nothing is checked
+    }
+
+    [Fact]
+    public void Anomaly_mode_catches_an_infinite_gradient_under_a_finite_loss()
+    {
+        var x = Helpers.Leaf(Tensor.From([0.0, 4.0]));
+        using var _ = Autograd.DetectAnomaly();
+        var y = (x.Sqrt() * 0.0).Sum();   // finite (0), but ∂√x/∂x at 0 is ∞
+        var e = Assert.Throws<AnomalyException>(() => y.Backward());
+        Assert.Contains("gradient", e.Message);
+        Assert.Contains("'sqrt'", e.Message);
+    }
+}

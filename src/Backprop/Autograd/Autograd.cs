@@ -1,7 +1,7 @@
 namespace Backprop;
 
 /// <summary>Graph recording (define-by-run), the no-grad scope, and the reverse pass.</summary>
-public static class Autograd
+public static partial class Autograd
 {
     // Flows with the logical call (across await), unlike a thread-static: a scope opened before an await still
     // holds after it, and the thread that started the method is not left in no-grad mode.

@@ -76,8 +76,16 @@ public abstract class Function
         this.inputs = inputs;
         output.GradFn = this;
         output.RequiresGrad = true;
+        if (Autograd.IsAnomalyDetectionEnabled)
+        {
+            RecordedIn = Autograd.ModulePath;
+            Autograd.CheckFinite(output, "the output", this, inputs);
+        }
         return output;
     }
+
+    /// <summary>In anomaly mode, the module path this node was recorded in.</summary>
+    public string? RecordedIn { get; private set; }
 
     internal Tensor?[] RunBackward(Tensor g)
     {
@@ -89,7 +97,11 @@ public abstract class Function
                 if (saved[i].Version != savedVersions![i])
                     throw new InvalidOperationException($"backward: a tensor needed for the gradient of '{Name}' (shape {ShapeUtil.Format(saved[i].shape)}) " +
                         $"was modified by an in-place operation: it is at version {saved[i].Version}, it was saved at version {savedVersions[i]}");
-        return Backward(g);
+        var grads = Backward(g);
+        if (Autograd.IsAnomalyDetectionEnabled)
+            for (int i = 0; i < grads.Length; i++)
+                if (grads[i] is { } gi) Autograd.CheckFinite(gi, $"the gradient for input {i}", this, inputs);
+        return grads;
     }
 
     /// <summary>Drops the saved tensors and inputs (keeping the name, for the error of a second pass).</summary>

@@ -22,7 +22,11 @@ public sealed class Sequential : Module
 
     public override Tensor Forward(Tensor input)
     {
-        foreach (var m in layers) input = m.Forward(input);
+        for (int i = 0; i < layers.Count; i++)
+        {
+            using var path = Autograd.EnterModule($"Sequential[{i}]", layers[i]);
+            input = layers[i].Forward(input);
+        }
         return input;
     }
 }

@@ -74,7 +74,8 @@ public class Trainer<TBatch>(Module model, Optimizer optimizer, Func<TBatch, Ste
     /// <summary>Kernel threads while this trainer runs (default: <see cref="Parallelism.MaxThreads"/>); other code is unaffected.</summary>
     public int? Threads { get; set; }
 
-    double reference = double.NaN;   // mean loss of the first steps, the yardstick for divergence
+    double reference = double.NaN;   // the first step's loss: the yardstick for divergence (later steps may already have exploded)
+    long stepsTaken;
 
     /// <summary>
     /// Runs epochs <paramref name="firstEpoch"/>..<paramref name="epochs"/>; <paramref name="batches"/> gives one epoch's
@@ -119,7 +120,9 @@ public class Trainer<TBatch>(Module model, Optimizer optimizer, Func<TBatch, Ste
             double value = r.Loss.Item();
             CheckDivergence(value, epoch, steps, expected, lossSum, seen);
             r.Loss.Backward();
-            if (ClipGradNorm is double max) Gradients.ClipNorm(Optimizer.Parameters, max);
+            if (ClipGradNorm is double max) CheckGradientNorm(Gradients.ClipNorm(Optimizer.Parameters, max), epoch, steps);
+            else if (stepsTaken % 16 == 0) CheckGradientNorm(Gradients.Norm(Optimizer.Parameters), epoch, steps);   // a pass over the gradients: not every step
+            stepsTaken++;
             Optimizer.Step();
 
             lossSum += value * r.Samples;
@@ -149,9 +152,15 @@ public class Trainer<TBatch>(Module model, Optimizer optimizer, Func<TBatch, Ste
     {
         if (!double.IsFinite(value))
             throw new TrainingDivergedException($"training diverged at epoch {epoch}, step {step}: loss is {value} (try a lower learning rate)");
-        if (double.IsNaN(reference) && step >= Math.Min(10, Math.Max(1, steps))) reference = (lossSum / Math.Max(1, seen) * (step - 1) + value) / step;
-        if (!double.IsNaN(reference) && value > DivergenceFactor * Math.Max(reference, 1e-3))
-            throw new TrainingDivergedException($"training diverged at epoch {epoch}, step {step}: loss {value:G4} is over {DivergenceFactor:G}× its starting value {reference:G4} (try a lower learning rate)");
+        if (double.IsNaN(reference)) reference = value;
+        else if (value > DivergenceFactor * Math.Max(reference, 1e-3))
+            throw new TrainingDivergedException($"training diverged at epoch {epoch}, step {step}: loss {value:G4} is over {DivergenceFactor:G}× the first step's {reference:G4} (try a lower learning rate)");
+    }
+
+    static void CheckGradientNorm(double norm, int epoch, int step)
+    {
+        if (!double.IsFinite(norm))
+            throw new TrainingDivergedException($"training diverged at epoch {epoch}, step {step}: the gradient norm is {norm} with a finite loss (Autograd.DetectAnomaly() finds the op)");
     }
 }
 
@@ -254,6 +263,14 @@ public static class Evaluation
 /// <summary>Gradient utilities (torch.nn.utils).</summary>
 public static class Gradients
 {
+    /// <summary>The joint L2 norm of the parameters' gradients (NaN or ∞ if any element is).</summary>
+    public static double Norm(IEnumerable<Tensor> parameters)
+    {
+        double total = 0;
+        foreach (var p in parameters) if (p.Grad is { } g) total += Backends.Backend.Current.Dot(g, g);
+        return Math.Sqrt(total);
+    }
+
     /// <summary>Scales the parameters' gradients in place so their joint L2 norm is at most <paramref name="maxNorm"/>; returns the norm before (torch's clip_grad_norm_).</summary>
     public static double ClipNorm(IEnumerable<Tensor> parameters, double maxNorm)
     {

@@ -178,3 +178,42 @@ public class DivergenceTests
         Assert.Contains("'sqrt'", e.Message);
     }
 }
+
+/// <summary>Evaluation and inference never change a model, so many threads can share one.</summary>
+public class SharedModelTests
+{
+    [Fact]
+    public void Eight_threads_evaluating_one_model_ten_thousand_times_each_match_sequential_results_bitwise()
+    {
+        var g = new Generator(9);
+        var model = new Nn.Sequential(new Nn.Linear(6, 16, g), new Nn.BatchNorm1d(16), new Nn.ReLU(), new Nn.Dropout(0.5, g), new Nn.Linear(16, 3, g));
+        var opt = new Sgd(model.Parameters(), 0.1);
+        var x = Tensor.Normal([32, 6], 0, 1, g);
+        for (int i = 0; i < 5; i++) { opt.ZeroGrad(); model.Forward(x).CrossEntropy(Enumerable.Range(0, 32).Select(k => k % 3).ToArray()).Backward(); opt.Step(); }
+        Assert.True(model.Training);   // left in training mode on purpose
+        var inputs = Enumerable.Range(0, 16).Select(_ => Tensor.Normal([4, 6], 0, 1, g)).ToArray();
+        var stats = model.NamedBuffers().Select(b => b.Buffer.ToFloatArray()).ToArray();
+
+        float[] Infer(Tensor input)
+        {
+            using var eval = Nn.Module.EvalContext();
+            using var _ = Autograd.NoGrad();
+            return model.Forward(input).ToFloatArray();
+        }
+        var expected = inputs.Select(Infer).ToArray();
+        int mismatches = 0;
+        Parallel.For(0, 8, new ParallelOptions { MaxDegreeOfParallelism = 8 }, t =>
+        {
+            for (int call = 0; call < 10_000; call++)
+            {
+                int k = (t * 7 + call) % inputs.Length;
+                if (!Infer(inputs[k]).AsSpan().SequenceEqual(expected[k])) Interlocked.Increment(ref mismatches);
+            }
+        });
+        Assert.Equal(0, mismatches);
+        Assert.True(model.Training);
+        Assert.Equal(stats, model.NamedBuffers().Select(b => b.Buffer.ToFloatArray()).ToArray());   // running statistics untouched
+        var (_, _) = Trainer.Evaluate(model, [(inputs[0], new[] { 0, 1, 2, 0 })], 3);
+        Assert.True(model.Training);
+    }
+}

@@ -25,7 +25,7 @@ public sealed class BatchNorm1d : Module
     public Tensor RunningVar { get; }
 
     public override Tensor Forward(Tensor input) =>
-        input.BatchNorm(Weight, Bias, RunningMean, RunningVar, Training, Momentum, Eps);
+        input.BatchNorm(Weight, Bias, RunningMean, RunningVar, IsTrainingNow, Momentum, Eps);
 
     protected override string ExtraRepr() => $"{Features}, eps={Eps}, momentum={Momentum}";
 }

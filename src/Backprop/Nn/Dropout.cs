@@ -22,7 +22,7 @@ public sealed class Dropout : Module
 
     public override Tensor Forward(Tensor input)
     {
-        if (!Training || P == 0) return input;
+        if (!IsTrainingNow || P == 0) return input;
         LastMask = Ops.DropoutMask(input.Shape, P, generator, input.DType);
         return input.Dropout(LastMask);
     }

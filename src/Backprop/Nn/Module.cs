@@ -78,6 +78,26 @@ public abstract class Module
 
     public Module Eval() => Train(false);
 
+    static readonly AsyncLocal<bool> evalContext = new();
+
+    /// <summary>
+    /// Runs every module in eval mode within this logical flow (across await) until disposed, without changing any
+    /// module's <see cref="Training"/> flag: how evaluation and inference run, so several threads can evaluate one
+    /// model while it is set to train, and none of them touches another's view of it. Disposing twice is harmless.
+    /// </summary>
+    public static IDisposable EvalContext() => new EvalScope();
+
+    /// <summary>Whether this module acts in training mode now: its flag, unless an <see cref="EvalContext"/> is active.</summary>
+    protected bool IsTrainingNow => Training && !evalContext.Value;
+
+    sealed class EvalScope : IDisposable
+    {
+        readonly bool previous = evalContext.Value;
+        bool disposed;
+        public EvalScope() => evalContext.Value = true;
+        public void Dispose() { if (!disposed) { disposed = true; evalContext.Value = previous; } }
+    }
+
     /// <summary>Sets every parameter's gradient to zero (keeping its buffer, so no allocation).</summary>
     public void ZeroGrad()
     {

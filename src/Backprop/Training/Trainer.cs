@@ -238,12 +238,14 @@ public static class PlainLoop
 /// <summary>The one evaluation routine: a model in eval mode, no graph, metric sums averaged per sample.</summary>
 public static class Evaluation
 {
-    /// <summary>Runs <paramref name="measure"/> on every batch (eval mode, no grad; the model's mode is restored) and returns each metric's per-sample mean.</summary>
+    /// <summary>
+    /// Runs <paramref name="measure"/> on every batch in an eval context (<see cref="Module.EvalContext"/>: no dropout,
+    /// batch-norm running statistics, nothing updated, the model's own mode untouched — safe while other threads use the
+    /// model) without a graph, and returns each metric's per-sample mean.
+    /// </summary>
     public static Dictionary<string, double> Run<TBatch>(Module model, IEnumerable<TBatch> batches, Func<TBatch, (int Samples, (string Name, double Sum)[] Sums)> measure)
     {
-        bool wasTraining = model.Training;
-        model.Eval();
-        try
+        using var eval = Module.EvalContext();
         {
             using var _ = Autograd.NoGrad();
             var sums = new Dictionary<string, double>();
@@ -256,7 +258,6 @@ public static class Evaluation
             }
             return sums.ToDictionary(kv => kv.Key, kv => seen == 0 ? 0 : kv.Value / seen);
         }
-        finally { model.Train(wasTraining); }
     }
 }
 

@@ -191,7 +191,7 @@ internal static class Cifar10TwoLayerCommand
                 boundary ? Validate.RoundTrip(h.TrainAccuracy[k]) : "", boundary ? Validate.RoundTrip(h.ValAccuracy[k]) : ""));
             if (boundary) { k++; lr *= c.LearningRateDecay; }
         }
-        File.WriteAllText(Path.Combine(run, "metrics.csv"), csv.ToString());
+        Serialization.AtomicFile.WriteAllText(Path.Combine(run, "metrics.csv"), csv.ToString());
 
         int wholeEpochs = (int)((long)c.Iterations * c.BatchSize / TrainCount);
         RunFolder.WriteSummary(Path.Combine(run, "summary.json"), "cifar10", "two-layer", w => c.WriteJson(w, dtype, preset), seed, wholeEpochs,
@@ -232,7 +232,7 @@ internal static class Cifar10TwoLayerCommand
             ConsoleOutput.Line($"{c.Text}: loss {ConsoleOutput.F(history.Loss[^1])}, train {Pct(trainAcc)}, validation {Pct(valAcc)} ({ConsoleOutput.F(seconds, "0")} s)");
             csv.WriteLine(string.Join(",", c.Hidden, Validate.RoundTrip(c.LearningRate), Validate.RoundTrip(c.LearningRateDecay), Validate.RoundTrip(c.Reg), c.Iterations, c.BatchSize, Validate.RoundTrip(c.Std),
                 Validate.RoundTrip(history.Loss[^1]), Validate.RoundTrip(trainAcc), Validate.RoundTrip(valAcc), seconds.ToString("F1", CultureInfo.InvariantCulture)));
-            File.WriteAllText(Path.Combine(run, "search.csv"), csv.ToString());
+            Serialization.AtomicFile.WriteAllText(Path.Combine(run, "search.csv"), csv.ToString());
         }
         var best = results.MaxBy(x => x.Val);
         ConsoleOutput.Line($"best: {best.Config.Text}: validation {Pct(best.Val)}");

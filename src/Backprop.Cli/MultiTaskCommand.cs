@@ -144,7 +144,7 @@ internal static class MultiTaskCommand
             csv.WriteLine(string.Join(",", epoch.ToString(CultureInfo.InvariantCulture), Validate.RoundTrip(train.Loss), Validate.RoundTrip(train.SquaredErrorA), Validate.RoundTrip(train.AccuracyA), Validate.RoundTrip(train.CrossEntropyB), Validate.RoundTrip(train.AccuracyB),
                 Validate.RoundTrip(val.Loss), Validate.RoundTrip(val.SquaredErrorA), Validate.RoundTrip(val.AccuracyA), Validate.RoundTrip(val.CrossEntropyB), Validate.RoundTrip(val.AccuracyB),
                 seconds.ToString("F3", CultureInfo.InvariantCulture), e.SamplesPerSecond.ToString("F0", CultureInfo.InvariantCulture)));
-            File.WriteAllText(Path.Combine(run, "metrics.csv"), csv.ToString());
+            Serialization.AtomicFile.WriteAllText(Path.Combine(run, "metrics.csv"), csv.ToString());
         }
 
         var test = Evaluate(model, data.TestX, data.TestY);
@@ -236,7 +236,7 @@ internal static class MultiTaskCommand
             [("B train", Series(e => e.Train.AccuracyB)), ("B validation", Series(e => e.Val.AccuracyB)),
              ("A argmax train", Series(e => e.Train.AccuracyA)), ("A argmax validation", Series(e => e.Val.AccuracyA))]);
         SafeTensors.Save(Path.Combine(run, "model.safetensors"), model.StateDict(), new Dictionary<string, string> { ["format"] = "pt" });
-        File.WriteAllText(Path.Combine(run, "command.txt"), string.Join(" ", commandLine.Select(RunFolder.Quote)) + Environment.NewLine);
+        Serialization.AtomicFile.WriteAllText(Path.Combine(run, "command.txt"), string.Join(" ", commandLine.Select(RunFolder.Quote)) + Environment.NewLine);
     }
 
     static void Number(Utf8JsonWriter w, string key, double v)

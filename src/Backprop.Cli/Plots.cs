@@ -20,7 +20,7 @@ internal static class Plots
         plt.XLabel(x is null ? "epoch" : "iteration");
         plt.YLabel(yLabel);
         plt.ShowLegend(Alignment.UpperRight);
-        plt.SavePng(path, 900, 550);
+        Serialization.AtomicFile.Write(path, f => f.Write(plt.GetImageBytes(900, 550, ScottPlot.ImageFormat.Png)));
     }
 
     /// <summary>
@@ -86,8 +86,7 @@ internal static class Plots
                 bmp.SetPixel(x, y, new SkiaSharp.SKColor(C(0), C(1), C(2)));
             }
         using var png = bmp.Encode(SkiaSharp.SKEncodedImageFormat.Png, 100);
-        using var f = File.Create(path);
-        png.SaveTo(f);
+        Serialization.AtomicFile.Write(path, png.SaveTo);
     }
 
     public static void Confusion(string path, int[,] confusion, IReadOnlyList<string> classNames)
@@ -119,6 +118,6 @@ internal static class Plots
         plt.XLabel("predicted");
         plt.YLabel("true");
         plt.Title("Confusion matrix (test set; colour = row fraction)");
-        plt.SavePng(path, 800, 750);
+        Serialization.AtomicFile.Write(path, f => f.Write(plt.GetImageBytes(800, 750, ScottPlot.ImageFormat.Png)));
     }
 }

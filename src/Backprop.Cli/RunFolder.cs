@@ -33,28 +33,30 @@ internal static class RunFolder
 
     /// <summary>command.txt: the command line, shell-quoted, so the run can be repeated.</summary>
     public static void WriteCommand(string run, string[] commandLine) =>
-        File.WriteAllText(Path.Combine(run, "command.txt"), string.Join(" ", commandLine.Select(Quote)) + Environment.NewLine);
+        Serialization.AtomicFile.WriteAllText(Path.Combine(run, "command.txt"), string.Join(" ", commandLine.Select(Quote)) + Environment.NewLine);
 
     /// <summary>summary.json with the keys every run folder shares (accuracies as fractions in [0, 1]; null where a model has none).</summary>
     public static void WriteSummary(string path, string dataset, string model, Action<Utf8JsonWriter> hyperparameters, ulong seed, int epochs,
         double? trainAccuracy, double? valAccuracy, double? testAccuracy, double finalTrainLoss, double seconds, Action<Utf8JsonWriter>? extra = null)
     {
-        using var f = File.Create(path);
-        using var w = new Utf8JsonWriter(f, new JsonWriterOptions { Indented = true });
-        w.WriteStartObject();
-        w.WriteString("dataset", dataset);
-        w.WriteString("model", model);
-        w.WritePropertyName("hyperparameters");
-        hyperparameters(w);
-        w.WriteNumber("seed", seed);
-        w.WriteNumber("epochs", epochs);
-        if (trainAccuracy is double a) w.WriteNumber("train_accuracy", a); else w.WriteNull("train_accuracy");
-        if (valAccuracy is double v) w.WriteNumber("val_accuracy", v); else w.WriteNull("val_accuracy");
-        if (testAccuracy is double t) w.WriteNumber("test_accuracy", t); else w.WriteNull("test_accuracy");
-        w.WriteNumber("final_train_loss", finalTrainLoss);
-        w.WriteNumber("seconds", Math.Round(seconds, 3));
-        extra?.Invoke(w);
-        w.WriteEndObject();
+        Serialization.AtomicFile.Write(path, f =>
+        {
+            using var w = new Utf8JsonWriter(f, new JsonWriterOptions { Indented = true });
+            w.WriteStartObject();
+            w.WriteString("dataset", dataset);
+            w.WriteString("model", model);
+            w.WritePropertyName("hyperparameters");
+            hyperparameters(w);
+            w.WriteNumber("seed", seed);
+            w.WriteNumber("epochs", epochs);
+            if (trainAccuracy is double a) w.WriteNumber("train_accuracy", a); else w.WriteNull("train_accuracy");
+            if (valAccuracy is double v) w.WriteNumber("val_accuracy", v); else w.WriteNull("val_accuracy");
+            if (testAccuracy is double t) w.WriteNumber("test_accuracy", t); else w.WriteNull("test_accuracy");
+            w.WriteNumber("final_train_loss", finalTrainLoss);
+            w.WriteNumber("seconds", Math.Round(seconds, 3));
+            extra?.Invoke(w);
+            w.WriteEndObject();
+        });
     }
 
     internal static string Quote(string a) => a.Length > 0 && a.All(c => char.IsLetterOrDigit(c) || "-_./=,:".Contains(c)) ? a : "'" + a.Replace("'", "'\\''") + "'";

@@ -165,7 +165,7 @@ internal static class TrainCommand
             ConsoleOutput.Line($"{m.Epoch,5} {ConsoleOutput.F(m.TrainLoss),11} {ConsoleOutput.F(m.TrainAccuracy * 100, "0.00") + "%",9} {val,8} {m.LearningRate.ToString("G4", CultureInfo.InvariantCulture),9} {ConsoleOutput.F(m.Seconds, "0.0"),8} {m.SamplesPerSecond,10:N0}");
             csv.WriteLine(string.Join(",", m.Epoch.ToString(CultureInfo.InvariantCulture), Validate.RoundTrip(m.TrainLoss), Validate.RoundTrip(m.TrainAccuracy), m.ValAccuracy is double v2 ? Validate.RoundTrip(v2) : "",
                 Validate.RoundTrip(m.LearningRate), m.Seconds.ToString("F3", CultureInfo.InvariantCulture), m.SamplesPerSecond.ToString("F0", CultureInfo.InvariantCulture)));
-            File.WriteAllText(Path.Combine(run, "metrics.csv"), csv.ToString());
+            Serialization.AtomicFile.WriteAllText(Path.Combine(run, "metrics.csv"), csv.ToString());
         }
 
         var (testAccuracy, confusion) = Trainer.Evaluate(model, Experiment.Batches(data.TestX, data.TestY), data.Classes);

@@ -82,7 +82,7 @@ internal static class VaeCommand
             ConsoleOutput.Line($"{epoch,5} {ConsoleOutput.F(e.TrainNegElbo, "0.00"),11} {ConsoleOutput.F(e.TestNegElbo, "0.00"),10} {ConsoleOutput.F(testRec, "0.00"),9} {ConsoleOutput.F(testKl, "0.00"),8} {ConsoleOutput.F(seconds, "0.0"),8} {e.SamplesPerSecond,10:N0}");
             csv.WriteLine(string.Join(",", epoch.ToString(CultureInfo.InvariantCulture), Validate.RoundTrip(e.TrainNegElbo), Validate.RoundTrip(rec), Validate.RoundTrip(kl), Validate.RoundTrip(e.TestNegElbo), Validate.RoundTrip(testRec), Validate.RoundTrip(testKl),
                 seconds.ToString("F3", CultureInfo.InvariantCulture), e.SamplesPerSecond.ToString("F0", CultureInfo.InvariantCulture)));
-            File.WriteAllText(Path.Combine(run, "metrics.csv"), csv.ToString());
+            Serialization.AtomicFile.WriteAllText(Path.Combine(run, "metrics.csv"), csv.ToString());
         }
 
         var last = history[^1];

@@ -48,31 +48,20 @@ public static class SafeTensors
         // Pad the header with spaces so the data starts 8-byte aligned, as the reference writer does.
         while (header.Length % 8 != 0) header.WriteByte((byte)' ');
 
-        string dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        Directory.CreateDirectory(dir);
-        string tmp = Path.Combine(dir, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
-        try
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("safetensors: big-endian hosts are not supported");
+        AtomicFile.Write(path, f =>
         {
-            using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write))
+            Span<byte> len = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(len, (ulong)header.Length);
+            f.Write(len);
+            header.Position = 0;
+            header.CopyTo(f);
+            foreach (var t in tensors.Values)
             {
-                Span<byte> len = stackalloc byte[8];
-                BinaryPrimitives.WriteUInt64LittleEndian(len, (ulong)header.Length);
-                f.Write(len);
-                header.Position = 0;
-                header.CopyTo(f);
-                foreach (var t in tensors.Values)
-                {
-                    if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("safetensors: big-endian hosts are not supported");
-                    if (t.DType == DType.Float32) f.Write(MemoryMarshal.AsBytes(t.Dense().AsFloatSpan()));
-                    else f.Write(MemoryMarshal.AsBytes(t.Dense().AsDoubleSpan()));
-                }
+                if (t.DType == DType.Float32) f.Write(MemoryMarshal.AsBytes(t.Dense().AsFloatSpan()));
+                else f.Write(MemoryMarshal.AsBytes(t.Dense().AsDoubleSpan()));
             }
-            File.Move(tmp, path, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
+        });
     }
 
     /// <summary>Reads every tensor (in header order) and the metadata; validates the header against the file.</summary>

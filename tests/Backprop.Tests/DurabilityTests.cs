@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Backprop.Serialization;
+
+namespace Backprop.Tests;
+
+/// <summary>Files are replaced atomically: readers, racing writers and killed processes never see a torn file or leave temporaries.</summary>
+public class DurabilityTests
+{
+    [Fact]
+    public async Task Racing_writers_and_a_reader_only_ever_see_whole_files_and_no_temporary_is_left()
+    {
+        string dir = Directory.CreateTempSubdirectory("bp-atomic-").FullName;
+        string path = Path.Combine(dir, "model.bin");
+        AtomicFile.Write(path, s => s.Write(Content(0)));
+        int torn = 0, reads = 0;
+        using var stop = new CancellationTokenSource();
+        var reader = Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var bytes = File.ReadAllBytes(path);
+                reads++;
+                if (!IsWhole(bytes)) Interlocked.Increment(ref torn);
+            }
+        });
+        Parallel.For(0, 8, t => { for (int i = 1; i <= 25; i++) AtomicFile.Write(path, s => s.Write(Content(t * 100 + i))); });
+        stop.Cancel();
+        await reader;
+        Assert.Equal(0, torn);
+        Assert.True(reads > 0);
+        Assert.Equal(["model.bin"], Directory.GetFiles(dir).Select(f => Path.GetFileName(f)).ToArray());
+    }
+
+    [Fact]
+    public void A_failing_write_leaves_the_previous_file_and_no_temporary()
+    {
+        string dir = Directory.CreateTempSubdirectory("bp-atomic-").FullName;
+        string path = Path.Combine(dir, "summary.json");
+        AtomicFile.WriteAllText(path, "{\"ok\": true}");
+        Assert.Throws<InvalidOperationException>(() => AtomicFile.Write(path, s => { s.Write(new byte[100]); throw new InvalidOperationException("disk full"); }));
+        Assert.Equal("{\"ok\": true}", File.ReadAllText(path));
+        Assert.Single(Directory.GetFiles(dir));
+    }
+
+    // 64 KB of one byte value, prefixed by that value: whole iff every byte matches.
+    static byte[] Content(int k) => Enumerable.Repeat((byte)(k % 251), 65536).ToArray();
+    static bool IsWhole(byte[] b) => b.Length == 65536 && Array.TrueForAll(b, v => v == b[0]);
+
+    [Fact]
+    public void Killing_training_at_random_moments_never_leaves_a_corrupt_file_or_a_temporary()
+    {
+        string cli = typeof(Cli.Cli).Assembly.Location;
+        var random = new Random(12345);
+        string dir = Directory.CreateTempSubdirectory("bp-kill-").FullName;
+        int killed = 0, finished = 0;
+        for (int trial = 0; trial < 50; trial++)
+        {
+            var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var a in new[] { cli, "train", "--preset", "mnist-quick", "--epochs", "2", "--hidden", "8", "--out", dir, "--threads", "1" }) psi.ArgumentList.Add(a);
+            using var p = Process.Start(psi)!;
+            p.StandardOutput.ReadToEndAsync();
+            p.StandardError.ReadToEndAsync();
+            if (!p.WaitForExit(random.Next(300, 2500))) { p.Kill(); killed++; }
+            else finished++;
+            p.WaitForExit();
+            AtomicFile.RemoveStale(dir);   // what the next write into the folder does first
+            CheckFolder(dir, trial);
+        }
+        Assert.True(killed >= 25, $"only {killed} of 50 runs were killed before finishing");
+        Assert.True(finished + killed == 50);
+    }
+
+    static void CheckFolder(string dir, int trial)
+    {
+        var names = Directory.GetFiles(dir).Select(Path.GetFileName).ToArray();
+        Assert.DoesNotContain(names, n => n!.EndsWith(".tmp", StringComparison.Ordinal));
+        string model = Path.Combine(dir, "model.safetensors");
+        if (File.Exists(model))
+        {
+            var (tensors, _) = SafeTensors.Load(model);
+            Assert.True(tensors.Count > 0, $"trial {trial}: empty model");
+        }
+        string summary = Path.Combine(dir, "summary.json");
+        if (File.Exists(summary)) using (JsonDocument.Parse(File.ReadAllText(summary))) { }
+        string metrics = Path.Combine(dir, "metrics.csv");
+        if (File.Exists(metrics))
+        {
+            var lines = File.ReadAllLines(metrics);
+            Assert.All(lines, l => Assert.Equal(lines[0].Count(c => c == ','), l.Count(c => c == ',')));
+        }
+        foreach (var png in names.Where(n => n!.EndsWith(".png", StringComparison.Ordinal)))
+            Assert.Equal(new byte[] { 0x89, 0x50, 0x4E, 0x47 }, File.ReadAllBytes(Path.Combine(dir, png!))[..4]);
+    }
+}

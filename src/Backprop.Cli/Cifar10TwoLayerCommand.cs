@@ -68,7 +68,7 @@ internal static class Cifar10TwoLayerCommand
     {
         var cmd = new Command("cifar10-two-layer", "The classic two-layer net (manual backward) on CIFAR-10: 49,000 train / 1,000 validation / 1,000 test, mean image subtracted")
         {
-            Data, Out, Tuned, Search, Hidden, Lr, Decay, Reg, Iters, BatchSize, Std, Seed, DTypeOpt, Threads,
+            Data, Out, RunFolder.OverwriteOption, Tuned, Search, Hidden, Lr, Decay, Reg, Iters, BatchSize, Std, Seed, DTypeOpt, Threads,
         };
         cmd.SetAction(r => Run(r, Environment.GetCommandLineArgs()));
         return cmd;
@@ -98,10 +98,8 @@ internal static class Cifar10TwoLayerCommand
         if (configs.Length > 1 && !search) throw new ArgumentException("several values given: add --search to try every combination");
         uint seed = r.GetValue(Seed) ?? 0;
         string preset = search ? "search" : tuned ? "tuned" : "classic";
-        string run = r.GetValue(Out) ?? Path.Combine("runs", $"cifar10-two-layer-{preset}-{DateTime.Now:yyyyMMdd-HHmmss}");
-        Directory.CreateDirectory(run);
-
-        var data = Load(r.GetValue(Data), dtype);
+        var data = Load(r.GetValue(Data), dtype);   // before the run folder: a missing or corrupt dataset leaves no empty folder
+        string run = RunFolder.Prepare(r.GetValue(Out) ?? Path.Combine("runs", $"cifar10-two-layer-{preset}-{DateTime.Now:yyyyMMdd-HHmmss}"), r.GetValue(RunFolder.OverwriteOption));
         return search ? RunSearch(configs, data, dtype, seed, run, commandLine) : RunOne(configs[0], data, dtype, seed, preset, run, commandLine);
     }
 

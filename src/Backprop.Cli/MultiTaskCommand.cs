@@ -71,9 +71,9 @@ internal static class MultiTaskCommand
     {
         var cmd = new Command("multitask", "Train the multi-task cascade network on MNIST (Task A regresses the one-hot digit, Task B classifies it)")
         {
-            Data, Hidden, Dropout, BnBeforeRelu, NoCascade, Manual, OptimizerOpt, Lr, Momentum, Schedule, Epochs, BatchSize, Seed, ValSize, Threads, Out,
+            Data, Hidden, Dropout, BnBeforeRelu, NoCascade, Manual, OptimizerOpt, Lr, Momentum, Schedule, Epochs, BatchSize, Seed, ValSize, Threads, Out, RunFolder.OverwriteOption,
         };
-        cmd.SetAction(r => Run(Resolve(r), r.GetValue(Out), Environment.GetCommandLineArgs()));
+        cmd.SetAction(r => Run(Resolve(r), r.GetValue(Out), r.GetValue(RunFolder.OverwriteOption), Environment.GetCommandLineArgs()));
         return cmd;
     }
 
@@ -97,15 +97,14 @@ internal static class MultiTaskCommand
     }
 
 
-    static int Run(Settings s, string? outDir, string[] commandLine)
+    static int Run(Settings s, string? outDir, bool overwrite, string[] commandLine)
     {
         using var threads = Parallelism.Use(s.Threads);   // this run's kernels (training and evaluation), not a process-wide setting
         var total = Stopwatch.StartNew();
         // MNIST split and scaled to [0, 1] as `train` does: the last val-size training images are held out.
         var data = Experiment.Prepare(new TrainSettings { Dataset = "mnist", Data = s.Data, ValidationSize = s.ValidationSize }, new DatasetStore().Mnist(s.Data));
         if (data.Classes != Classes) throw new InvalidDataException($"multitask: expected {Classes} classes, the data has {data.Classes}");
-        string run = outDir ?? Path.Combine("runs", $"mnist-multitask-{DateTime.Now:yyyyMMdd-HHmmss}");
-        Directory.CreateDirectory(run);
+        string run = RunFolder.Prepare(outDir ?? Path.Combine("runs", $"mnist-multitask-{DateTime.Now:yyyyMMdd-HHmmss}"), overwrite);
 
         var model = new MultiTaskCascade(data.Features, s.HiddenA, Classes, Classes, new Generator(s.Seed), s.Dropout, s.BatchNormBeforeRelu, s.Cascade);
         var manual = s.Manual ? MultiTaskCascadeManual.From(model) : null;

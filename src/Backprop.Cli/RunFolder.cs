@@ -9,6 +9,33 @@ namespace Backprop.Cli;
 /// <summary>The files a run leaves behind: summary, curves, weights, confusion matrix, model and command line.</summary>
 internal static class RunFolder
 {
+    public static readonly System.CommandLine.Option<bool> OverwriteOption = new("--overwrite") { Description = "Replace the files of an earlier run in --out (without it, an existing run folder is refused)" };
+
+    // What a run writes: the only files --overwrite removes (never anything else a user keeps in the folder).
+    static readonly string[] RunFiles = ["metrics.csv", "summary.json", "model.safetensors", "command.txt", "search.csv"];
+
+    /// <summary>
+    /// Creates the run folder — called once the data has loaded, so a failed load leaves nothing behind. An existing folder
+    /// with files in it is refused unless <paramref name="overwrite"/>, which removes the files an earlier run wrote
+    /// there, so two runs never mix.
+    /// </summary>
+    public static string Prepare(string run, bool overwrite)
+    {
+        if (Directory.Exists(run) && Directory.EnumerateFileSystemEntries(run).Any())
+        {
+            if (!overwrite)
+                throw new ArgumentException($"--out: {run} already holds files (an earlier run?); pass --overwrite to replace that run's files, or choose another folder");
+            foreach (var f in Directory.EnumerateFiles(run))
+            {
+                string name = Path.GetFileName(f);
+                if (RunFiles.Contains(name) || name.EndsWith(".png", StringComparison.Ordinal) || name.EndsWith(".tmp", StringComparison.Ordinal)) File.Delete(f);
+            }
+        }
+        Directory.CreateDirectory(run);
+        Serialization.AtomicFile.RemoveStale(run);
+        return run;
+    }
+
     public const string ConfigKey = "backprop.settings";
 
     public static void Write(string run, TrainSettings s, string dataset, IReadOnlyList<EpochMetrics> history, double testAccuracy,

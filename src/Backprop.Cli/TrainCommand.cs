@@ -46,12 +46,12 @@ internal static class TrainCommand
         var cmd = new Command("train", "Train a network and write metrics, curves, a confusion matrix and the model to a run folder")
         {
             Dataset, Data, Model, Hidden, ActivationOpt, Dropout, InputDropout, BatchNorm, OptimizerOpt, Lr, Momentum, Nesterov, WeightDecay,
-            Schedule, LrStep, LrGamma, Epochs, BatchSize, Seed, ValSize, TestSize, Normalize, DTypeOpt, Threads, Out, DetectAnomaly, Preset,
+            Schedule, LrStep, LrGamma, Epochs, BatchSize, Seed, ValSize, TestSize, Normalize, DTypeOpt, Threads, Out, RunFolder.OverwriteOption, DetectAnomaly, Preset,
         };
         cmd.SetAction(r =>
         {
             using var anomaly = r.GetValue(DetectAnomaly) ? Autograd.DetectAnomaly() : null;
-            return Run(Resolve(r), r.GetValue(Out), Environment.GetCommandLineArgs());
+            return Run(Resolve(r), r.GetValue(Out), r.GetValue(RunFolder.OverwriteOption), Environment.GetCommandLineArgs());
         });
         return cmd;
     }
@@ -128,7 +128,7 @@ internal static class TrainCommand
         _ => null,
     };
 
-    static int Run(TrainSettings s, string? outDir, string[] commandLine)
+    static int Run(TrainSettings s, string? outDir, bool overwrite, string[] commandLine)
     {
         using var threads = Parallelism.Use(s.Threads);   // this run's kernels (training and evaluation), not a process-wide setting
         var total = Stopwatch.StartNew();
@@ -136,7 +136,7 @@ internal static class TrainCommand
         var data = Experiment.Prepare(s, raw);
         string dataset = s.Dataset == "idx" ? Path.GetFileName(Path.GetFullPath(s.Data!).TrimEnd('/')) : s.Dataset;
         string run = outDir ?? Path.Combine("runs", $"{dataset}-{s.Model}-{DateTime.Now:yyyyMMdd-HHmmss}");
-        Directory.CreateDirectory(run);
+        RunFolder.Prepare(run, overwrite);
 
         var g = new Generator(s.Seed);
         var model = Experiment.BuildModel(s, data.Features, data.Classes, g);

@@ -30,11 +30,11 @@ internal static class VaeCommand
     {
         var cmd = new Command("vae", "Train a variational autoencoder on MNIST; report the test negative ELBO and draw samples and reconstructions")
         {
-            Epochs, Latent, Hidden, Lr, BatchSize, Seed, Data, Out,
+            Epochs, Latent, Hidden, Lr, BatchSize, Seed, Data, Out, RunFolder.OverwriteOption,
         };
         cmd.SetAction(r => Run(new Settings(Validate.Positive(r.GetValue(Epochs), "--epochs"), Validate.Positive(r.GetValue(Latent), "--latent"),
             Validate.Positive(r.GetValue(Hidden), "--hidden"), r.GetValue(Lr) is > 0 and var lr && double.IsFinite(lr) ? lr : throw new ArgumentException($"--lr: {r.GetValue(Lr)} must be positive"),
-            Validate.Positive(r.GetValue(BatchSize), "--batch-size"), r.GetValue(Seed), r.GetValue(Data)), r.GetValue(Out)));
+            Validate.Positive(r.GetValue(BatchSize), "--batch-size"), r.GetValue(Seed), r.GetValue(Data)), r.GetValue(Out), r.GetValue(RunFolder.OverwriteOption)));
         return cmd;
     }
 
@@ -45,7 +45,7 @@ internal static class VaeCommand
     internal sealed record VaeEpoch(int Epoch, double TrainNegElbo, double TrainReconstruction, double TrainKl,
         double TestNegElbo, double TestReconstruction, double TestKl, double Seconds, double SamplesPerSecond);
 
-    static int Run(Settings s, string? outDir)
+    static int Run(Settings s, string? outDir, bool overwrite)
     {
         var total = Stopwatch.StartNew();
         var data = new DatasetStore().Mnist(s.Data);
@@ -53,8 +53,7 @@ internal static class VaeCommand
         var prep = Preprocessor.Fit(data.Train, Normalization.Scale);   // pixels in [0, 1]: Bernoulli means
         var trainX = prep.Apply(data.Train);
         var testX = prep.Apply(data.Test);
-        string run = outDir ?? Path.Combine("runs", $"mnist-vae-{DateTime.Now:yyyyMMdd-HHmmss}");
-        Directory.CreateDirectory(run);
+        string run = RunFolder.Prepare(outDir ?? Path.Combine("runs", $"mnist-vae-{DateTime.Now:yyyyMMdd-HHmmss}"), overwrite);
 
         var vae = new Vae(Pixels, s.Hidden, s.Latent, new Generator(s.Seed));
         var optimizer = new Adam(vae.Parameters(), s.LearningRate);

@@ -57,7 +57,7 @@ public class DurabilityTests
         for (int trial = 0; trial < 50; trial++)
         {
             var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (var a in new[] { cli, "train", "--preset", "mnist-quick", "--epochs", "2", "--hidden", "8", "--out", dir, "--threads", "1" }) psi.ArgumentList.Add(a);
+            foreach (var a in new[] { cli, "train", "--preset", "mnist-quick", "--epochs", "2", "--hidden", "8", "--out", dir, "--overwrite", "--threads", "1" }) psi.ArgumentList.Add(a);
             using var p = Process.Start(psi)!;
             p.StandardOutput.ReadToEndAsync();
             p.StandardError.ReadToEndAsync();
@@ -91,5 +91,35 @@ public class DurabilityTests
         }
         foreach (var png in names.Where(n => n!.EndsWith(".png", StringComparison.Ordinal)))
             Assert.Equal(new byte[] { 0x89, 0x50, 0x4E, 0x47 }, File.ReadAllBytes(Path.Combine(dir, png!))[..4]);
+    }
+}
+
+/// <summary>A run folder holds one run: an earlier run's folder is refused unless --overwrite, and a failed load creates none.</summary>
+[Collection("console")]
+public class RunFolderTests
+{
+    [Fact]
+    public void An_existing_run_folder_is_refused_without_overwrite_and_replaced_with_it()
+    {
+        string dir = Directory.CreateTempSubdirectory("bp-out-").FullName;
+        File.WriteAllText(Path.Combine(dir, "metrics.csv"), "old");
+        File.WriteAllText(Path.Combine(dir, "notes.txt"), "the user's own file");
+        var (code, _, err) = Helpers.RunCli("train", "--preset", "mnist-quick", "--epochs", "1", "--hidden", "8", "--out", dir);
+        Assert.Equal(2, code);
+        Assert.Contains("--overwrite", err);
+        Assert.Equal("old", File.ReadAllText(Path.Combine(dir, "metrics.csv")));
+        (code, _, _) = Helpers.RunCli("train", "--preset", "mnist-quick", "--epochs", "1", "--hidden", "8", "--out", dir, "--overwrite");
+        Assert.Equal(0, code);
+        Assert.StartsWith("epoch,", File.ReadAllText(Path.Combine(dir, "metrics.csv")));
+        Assert.Equal("the user's own file", File.ReadAllText(Path.Combine(dir, "notes.txt")));   // only a run's own files are replaced
+    }
+
+    [Fact]
+    public void A_dataset_that_fails_to_load_leaves_no_run_folder()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "bp-noload-" + Guid.NewGuid());
+        var (code, _, _) = Helpers.RunCli("cifar10-two-layer", "--data", Path.Combine(dir, "missing-data"), "--out", dir);
+        Assert.NotEqual(0, code);
+        Assert.False(Directory.Exists(dir));
     }
 }

@@ -38,6 +38,9 @@ internal static class TrainCommand
     static readonly Option<string?> DTypeOpt = new("--dtype") { Description = "float32 | float64 [default: float32]" };
     static readonly Option<int?> Threads = new("--threads") { Description = "Threads for the kernels [default: all cores]" };
     static readonly Option<string?> Out = new("--out") { Description = "Run folder [default: runs/<dataset>-<model>-<timestamp>]" };
+    static readonly Option<int?> CheckpointEvery = new("--checkpoint-every") { Description = "Write checkpoint.safetensors (model, optimizer, generators, metrics) every N epochs [default: off]" };
+    static readonly Option<string?> Resume = new("--resume") { Description = "Continue the run in this folder from its checkpoint (same options; the result equals an uninterrupted run)" };
+    static readonly Option<int?> StopAfter = new("--stop-after") { Description = "Stop after this many epochs of the schedule, leaving a checkpoint to --resume from (a time-boxed job)" };
     static readonly Option<bool> DetectAnomaly = new("--detect-anomaly") { Description = "Check every op's output and gradient for NaN/Inf and stop at the first, naming the op and module (slow)" };
     static readonly Option<string?> Preset = new("--preset") { Description = "Named option set; explicit options override it: " + string.Join("; ", TrainSettings.Presets.Select(p => $"{p.Key} ({p.Value.Description})")) };
 
@@ -46,12 +49,19 @@ internal static class TrainCommand
         var cmd = new Command("train", "Train a network and write metrics, curves, a confusion matrix and the model to a run folder")
         {
             Dataset, Data, Model, Hidden, ActivationOpt, Dropout, InputDropout, BatchNorm, OptimizerOpt, Lr, Momentum, Nesterov, WeightDecay,
-            Schedule, LrStep, LrGamma, Epochs, BatchSize, Seed, ValSize, TestSize, Normalize, DTypeOpt, Threads, Out, RunFolder.OverwriteOption, DetectAnomaly, Preset,
+            Schedule, LrStep, LrGamma, Epochs, BatchSize, Seed, ValSize, TestSize, Normalize, DTypeOpt, Threads, Out, RunFolder.OverwriteOption, CheckpointEvery, Resume, StopAfter, DetectAnomaly, Preset,
         };
         cmd.SetAction(r =>
         {
             using var anomaly = r.GetValue(DetectAnomaly) ? Autograd.DetectAnomaly() : null;
-            return Run(Resolve(r), r.GetValue(Out), r.GetValue(RunFolder.OverwriteOption), Environment.GetCommandLineArgs());
+            var resume = r.GetValue(Resume);
+            if (resume is not null && r.GetValue(Out) is string o && Path.GetFullPath(o) != Path.GetFullPath(resume))
+                throw new ArgumentException($"--resume {resume} continues that folder; --out {o} would be another");
+            int every = r.GetValue(CheckpointEvery) ?? 0, stop = r.GetValue(StopAfter) ?? int.MaxValue;
+            if (every < 0) throw new ArgumentException($"--checkpoint-every: {every} must be ≥ 0");
+            if (stop < 1) throw new ArgumentException($"--stop-after: {stop} must be positive");
+            return Run(Resolve(r), resume ?? r.GetValue(Out), r.GetValue(RunFolder.OverwriteOption), Environment.GetCommandLineArgs(),
+                every, resume is not null, stop);
         });
         return cmd;
     }
@@ -128,7 +138,7 @@ internal static class TrainCommand
         _ => null,
     };
 
-    static int Run(TrainSettings s, string? outDir, bool overwrite, string[] commandLine)
+    static int Run(TrainSettings s, string? outDir, bool overwrite, string[] commandLine, int checkpointEvery = 0, bool resume = false, int stopAfter = int.MaxValue)
     {
         using var threads = Parallelism.Use(s.Threads);   // this run's kernels (training and evaluation), not a process-wide setting
         var total = Stopwatch.StartNew();
@@ -136,13 +146,16 @@ internal static class TrainCommand
         var data = Experiment.Prepare(s, raw);
         string dataset = s.Dataset == "idx" ? Path.GetFileName(Path.GetFullPath(s.Data!).TrimEnd('/')) : s.Dataset;
         string run = outDir ?? Path.Combine("runs", $"{dataset}-{s.Model}-{DateTime.Now:yyyyMMdd-HHmmss}");
-        RunFolder.Prepare(run, overwrite);
+        if (!resume) RunFolder.Prepare(run, overwrite);
 
         var g = new Generator(s.Seed);
         var model = Experiment.BuildModel(s, data.Features, data.Classes, g);
         var optimizer = CreateOptimizer(s, model.Parameters());
-        var trainer = new Trainer(model, optimizer, static (logits, y) => logits.CrossEntropy(y), CreateSchedule(s, optimizer));
-        var loader = new DataLoader(data.TrainX, data.TrainY, s.BatchSize, shuffle: true, generator: new Generator(s.Seed + 1));
+        var schedule = CreateSchedule(s, optimizer);
+        var trainer = new Trainer(model, optimizer, static (logits, y) => logits.CrossEntropy(y), schedule);
+        var shuffling = new Generator(s.Seed + 1);
+        var loader = new DataLoader(data.TrainX, data.TrainY, s.BatchSize, shuffle: true, generator: shuffling);
+        string settings = (s with { Threads = 1, Preset = null }).ToJson();   // what must match to resume: results do not depend on threads
 
         ConsoleOutput.Line($"{dataset}: {data.TrainY.Length} train / {data.ValY.Length} validation / {data.TestY.Length} test, {data.Features} features, {data.Classes} classes");
         ConsoleOutput.Line($"model: {s.Model} {data.Features}-{s.HiddenText}-{data.Classes} {s.Activation.ToString().ToLowerInvariant()}, {model.ParameterCount():N0} parameters; {s.Optimizer} lr {s.LearningRate}, batch {s.BatchSize}, {s.Epochs} epochs, seed {s.Seed}");
@@ -151,8 +164,22 @@ internal static class TrainCommand
 
         var history = new List<EpochMetrics>();
         var csv = new StringWriter(CultureInfo.InvariantCulture);
-        csv.WriteLine("epoch,train_loss,train_accuracy,val_accuracy,lr,seconds,samples_per_second");
-        for (int epoch = 1; epoch <= s.Epochs; epoch++)
+        int done = 0;
+        if (resume)
+        {
+            var state = Checkpoint.Load(run, model, optimizer);
+            if (state.Settings != settings)
+                throw new ArgumentException($"--resume: {run} was trained with other options ({state.Settings}); resume with the same options");
+            if (state.Generators.Length != 2) throw new InvalidDataException($"{run}: the checkpoint holds {state.Generators.Length} generator states, not 2");
+            (g.State, shuffling.State) = (state.Generators[0], state.Generators[1]);
+            if (schedule is not null) schedule.Epoch = state.Epoch;
+            done = state.Epoch;
+            csv.Write(state.MetricsCsv);
+            history.AddRange(Checkpoint.ParseHistory(state.MetricsCsv));
+            ConsoleOutput.Line($"resuming after epoch {done} from {Path.Combine(run, Checkpoint.FileName)}");
+        }
+        else csv.WriteLine("epoch,train_loss,train_accuracy,val_accuracy,lr,seconds,samples_per_second");
+        for (int epoch = done + 1; epoch <= s.Epochs; epoch++)
         {
             var m = ConsoleOutput.WithProgress($"epoch {epoch}/{s.Epochs}", report =>
             {
@@ -166,6 +193,14 @@ internal static class TrainCommand
             csv.WriteLine(string.Join(",", m.Epoch.ToString(CultureInfo.InvariantCulture), Validate.RoundTrip(m.TrainLoss), Validate.RoundTrip(m.TrainAccuracy), m.ValAccuracy is double v2 ? Validate.RoundTrip(v2) : "",
                 Validate.RoundTrip(m.LearningRate), m.Seconds.ToString("F3", CultureInfo.InvariantCulture), m.SamplesPerSecond.ToString("F0", CultureInfo.InvariantCulture)));
             Serialization.AtomicFile.WriteAllText(Path.Combine(run, "metrics.csv"), csv.ToString());
+            bool stopping = epoch >= stopAfter && epoch < s.Epochs;
+            if ((checkpointEvery > 0 && epoch % checkpointEvery == 0) || stopping)
+                Checkpoint.Save(run, model, optimizer, new Checkpoint.State(epoch, settings, [g.State, shuffling.State], csv.ToString()));
+            if (stopping)
+            {
+                ConsoleOutput.Line($"stopped after epoch {epoch} of {s.Epochs}; continue with: backprop train --resume {run} (and the same options)");
+                return 0;
+            }
         }
 
         var (testAccuracy, confusion) = Trainer.Evaluate(model, Experiment.Batches(data.TestX, data.TestY), data.Classes);

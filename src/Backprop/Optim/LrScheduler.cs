@@ -7,13 +7,24 @@ namespace Backprop.Optim;
 public abstract class LrScheduler(Optimizer optimizer)
 {
     public Optimizer Optimizer { get; } = optimizer;
-    public int Epoch { get; private set; }
+    /// <summary>Completed epochs; setting it (to resume a run) sets the optimizer's rate for that point.</summary>
+    public int Epoch
+    {
+        get => epoch;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            epoch = value;
+            Optimizer.LearningRate = RateAt(value);
+        }
+    }
+
+    int epoch;
 
     /// <summary>Advances one epoch and sets the optimizer's learning rate.</summary>
     public void Step()
     {
-        Epoch++;
-        Optimizer.LearningRate = RateAt(Epoch);
+        Epoch = epoch + 1;
     }
 
     /// <summary>The learning rate after <paramref name="epoch"/> completed epochs.</summary>

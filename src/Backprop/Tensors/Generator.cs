@@ -65,6 +65,17 @@ public sealed class Generator
     }
 
     /// <summary>Fisher–Yates shuffle in place.</summary>
+    /// <summary>The generator's whole state (xoshiro words and the spare normal deviate), to checkpoint and restore a run exactly.</summary>
+    public GeneratorState State
+    {
+        get => new(s0, s1, s2, s3, spareNormal);
+        set
+        {
+            if ((value.S0 | value.S1 | value.S2 | value.S3) == 0) throw new ArgumentException("Generator: an all-zero state is not a valid xoshiro state");
+            (s0, s1, s2, s3, spareNormal) = (value.S0, value.S1, value.S2, value.S3, value.SpareNormal);
+        }
+    }
+
     public void Shuffle<T>(Span<T> items)
     {
         for (int i = items.Length - 1; i > 0; i--)
@@ -74,3 +85,19 @@ public sealed class Generator
         }
     }
 }
+
+/// <summary>A <see cref="Generator"/>'s state: its four xoshiro256** words and the pending second normal deviate, if any.</summary>
+public readonly record struct GeneratorState(ulong S0, ulong S1, ulong S2, ulong S3, double? SpareNormal)
+{
+    /// <summary>A text form that round-trips exactly ("s0,s1,s2,s3[,spare bits]" in hex).</summary>
+    public override string ToString() => $"{S0:x},{S1:x},{S2:x},{S3:x}" + (SpareNormal is double d ? $",{BitConverter.DoubleToInt64Bits(d):x}" : "");
+
+    public static GeneratorState Parse(string text)
+    {
+        var p = text.Split(',');
+        if (p.Length is not (4 or 5)) throw new FormatException($"generator state: '{text}' is not 4 or 5 hex words");
+        ulong W(int i) => ulong.Parse(p[i], System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture);
+        return new(W(0), W(1), W(2), W(3), p.Length == 5 ? BitConverter.Int64BitsToDouble((long)W(4)) : null);
+    }
+}
+

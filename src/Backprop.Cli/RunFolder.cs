@@ -39,11 +39,12 @@ internal static class RunFolder
     public const string ConfigKey = "backprop.settings";
 
     public static void Write(string run, TrainSettings s, string dataset, IReadOnlyList<EpochMetrics> history, double testAccuracy,
-        int[,] confusion, PreparedData data, Module model, double seconds, string[] commandLine)
+        int[,] confusion, PreparedData data, Module model, double seconds, string[] commandLine, string? interrupted = null)
     {
-        var last = history[^1];
+        var last = history.Count > 0 ? history[^1] : new EpochMetrics(0, double.NaN, double.NaN, null, double.NaN, 0, 0);
         WriteSummary(Path.Combine(run, "summary.json"), dataset, s.Model, s.WriteJson, s.Seed, history.Count,
-            last.TrainAccuracy, last.ValAccuracy, testAccuracy, last.TrainLoss, seconds);
+            last.TrainAccuracy, last.ValAccuracy, testAccuracy, last.TrainLoss, seconds,
+            interrupted is null ? null : w => { w.WriteBoolean("interrupted", true); w.WriteString("interrupted_at", interrupted); });
 
         Plots.Curves(Path.Combine(run, "loss.png"), $"{dataset} {s.Model}: training loss", "cross-entropy",
             [("train loss", history.Select(m => m.TrainLoss).ToArray())]);

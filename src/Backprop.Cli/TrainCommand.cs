@@ -38,7 +38,7 @@ internal static class TrainCommand
     static readonly Option<string?> DTypeOpt = new("--dtype") { Description = "float32 | float64 [default: float32]" };
     static readonly Option<int?> Threads = new("--threads") { Description = "Threads for the kernels [default: all cores]" };
     static readonly Option<string?> Out = new("--out") { Description = "Run folder [default: runs/<dataset>-<model>-<timestamp>]" };
-    static readonly Option<int?> CheckpointEvery = new("--checkpoint-every") { Description = "Write checkpoint.safetensors (model, optimizer, generators, metrics) every N epochs [default: off]" };
+    static readonly Option<int?> CheckpointEvery = new("--checkpoint-every") { Description = "Write checkpoint.safetensors (model, optimizer, generators, metrics) every N epochs; 0: never [default: 1]" };
     static readonly Option<string?> Resume = new("--resume") { Description = "Continue the run in this folder from its checkpoint (same options; the result equals an uninterrupted run)" };
     static readonly Option<int?> StopAfter = new("--stop-after") { Description = "Stop after this many epochs of the schedule, leaving a checkpoint to --resume from (a time-boxed job)" };
     static readonly Option<bool> DetectAnomaly = new("--detect-anomaly") { Description = "Check every op's output and gradient for NaN/Inf and stop at the first, naming the op and module (slow)" };
@@ -57,7 +57,7 @@ internal static class TrainCommand
             var resume = r.GetValue(Resume);
             if (resume is not null && r.GetValue(Out) is string o && Path.GetFullPath(o) != Path.GetFullPath(resume))
                 throw new ArgumentException($"--resume {resume} continues that folder; --out {o} would be another");
-            int every = r.GetValue(CheckpointEvery) ?? 0, stop = r.GetValue(StopAfter) ?? int.MaxValue;
+            int every = r.GetValue(CheckpointEvery) ?? 1, stop = r.GetValue(StopAfter) ?? int.MaxValue;
             if (every < 0) throw new ArgumentException($"--checkpoint-every: {every} must be ≥ 0");
             if (stop < 1) throw new ArgumentException($"--stop-after: {stop} must be positive");
             return Run(Resolve(r), resume ?? r.GetValue(Out), r.GetValue(RunFolder.OverwriteOption), Environment.GetCommandLineArgs(),
@@ -164,7 +164,7 @@ internal static class TrainCommand
 
         var history = new List<EpochMetrics>();
         var csv = new StringWriter(CultureInfo.InvariantCulture);
-        int done = 0;
+        int done = 0, lastCheckpoint = 0;
         if (resume)
         {
             var state = Checkpoint.Load(run, model, optimizer);
@@ -173,20 +173,34 @@ internal static class TrainCommand
             if (state.Generators.Length != 2) throw new InvalidDataException($"{run}: the checkpoint holds {state.Generators.Length} generator states, not 2");
             (g.State, shuffling.State) = (state.Generators[0], state.Generators[1]);
             if (schedule is not null) schedule.Epoch = state.Epoch;
-            done = state.Epoch;
+            done = lastCheckpoint = state.Epoch;
             csv.Write(state.MetricsCsv);
             history.AddRange(Checkpoint.ParseHistory(state.MetricsCsv));
             ConsoleOutput.Line($"resuming after epoch {done} from {Path.Combine(run, Checkpoint.FileName)}");
         }
         else csv.WriteLine("epoch,train_loss,train_accuracy,val_accuracy,lr,seconds,samples_per_second");
+        // Ctrl-C or SIGTERM: finish the current step, then write what there is and exit 130 (no half-written file, cursor restored).
+        using var interrupt = new CancellationTokenSource();
+        using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; interrupt.Cancel(); });
+        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; interrupt.Cancel(); });
         for (int epoch = done + 1; epoch <= s.Epochs; epoch++)
         {
             var m = ConsoleOutput.WithProgress($"epoch {epoch}/{s.Epochs}", report =>
             {
                 trainer.StepProgress = new SyncProgress<StepProgress>(p =>
                     report(p.Step, p.Steps, $"loss {ConsoleOutput.F(p.RunningLoss)}  {p.SamplesPerSecond:N0} samples/s"));
-                return trainer.RunEpoch(epoch, loader, () => Trainer.Evaluate(model, Experiment.Batches(data.ValX, data.ValY), data.Classes).Accuracy);
+                return trainer.RunEpoch(epoch, loader, () => Trainer.Evaluate(model, Experiment.Batches(data.ValX, data.ValY), data.Classes).Accuracy, interrupt.Token);
             });
+            if (!m.Completed)
+            {
+                var (partialAccuracy, partialConfusion) = Trainer.Evaluate(model, Experiment.Batches(data.TestX, data.TestY), data.Classes);
+                string at = $"epoch {epoch}, step {m.Steps}";
+                RunFolder.Write(run, s, dataset, history, partialAccuracy, partialConfusion, data, model, total.Elapsed.TotalSeconds, commandLine, interrupted: at);
+                Console.Error.WriteLine($"backprop: interrupted at {at}; wrote summary.json, plots and the current model to {run}" +
+                    (lastCheckpoint > 0 ? $"; continue from the checkpoint of epoch {lastCheckpoint} with: backprop train --resume {run} (and the same options)"
+                        : " (no checkpoint yet to resume from)"));
+                return 130;
+            }
             history.Add(m);
             string val = m.ValAccuracy is double va ? ConsoleOutput.F(va * 100, "0.00") + "%" : "-";
             ConsoleOutput.Line($"{m.Epoch,5} {ConsoleOutput.F(m.TrainLoss),11} {ConsoleOutput.F(m.TrainAccuracy * 100, "0.00") + "%",9} {val,8} {m.LearningRate.ToString("G4", CultureInfo.InvariantCulture),9} {ConsoleOutput.F(m.Seconds, "0.0"),8} {m.SamplesPerSecond,10:N0}");
@@ -195,7 +209,10 @@ internal static class TrainCommand
             Serialization.AtomicFile.WriteAllText(Path.Combine(run, "metrics.csv"), csv.ToString());
             bool stopping = epoch >= stopAfter && epoch < s.Epochs;
             if ((checkpointEvery > 0 && epoch % checkpointEvery == 0) || stopping)
+            {
                 Checkpoint.Save(run, model, optimizer, new Checkpoint.State(epoch, settings, [g.State, shuffling.State], csv.ToString()));
+                lastCheckpoint = epoch;
+            }
             if (stopping)
             {
                 ConsoleOutput.Line($"stopped after epoch {epoch} of {s.Epochs}; continue with: backprop train --resume {run} (and the same options)");

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Backprop.Cli;
 using Backprop.Serialization;
 
 namespace Backprop.Tests;
@@ -81,6 +82,8 @@ public class DurabilityTests
             var (tensors, _) = SafeTensors.Load(model);
             Assert.True(tensors.Count > 0, $"trial {trial}: empty model");
         }
+        string checkpoint = Path.Combine(dir, Checkpoint.FileName);
+        if (File.Exists(checkpoint)) Assert.NotEmpty(SafeTensors.Load(checkpoint).Tensors);
         string summary = Path.Combine(dir, "summary.json");
         if (File.Exists(summary)) using (JsonDocument.Parse(File.ReadAllText(summary))) { }
         string metrics = Path.Combine(dir, "metrics.csv");
@@ -173,5 +176,37 @@ public class ResumeTests
         var (code, _, err) = Helpers.RunCli([.. Options.Select(o => o == "0.002" ? "0.003" : o), "--resume", dir]);
         Assert.Equal(2, code);
         Assert.Contains("other options", err);
+    }
+}
+
+/// <summary>Ctrl-C (SIGINT) ends a run cleanly: the current step finishes, everything is written, exit 130.</summary>
+public class InterruptTests
+{
+    [Fact]
+    public async Task Sigint_during_training_leaves_checkpoint_summary_and_plots_and_exits_130()
+    {
+        string cli = typeof(Cli.Cli).Assembly.Location;
+        string dir = Directory.CreateTempSubdirectory("bp-sigint-").FullName;
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { cli, "train", "--preset", "mnist-quick", "--epochs", "40", "--hidden", "16", "--out", dir, "--overwrite", "--threads", "1" }) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        string checkpoint = Path.Combine(dir, Checkpoint.FileName);
+        var clock = Stopwatch.StartNew();
+        while (!File.Exists(checkpoint) && clock.Elapsed < TimeSpan.FromSeconds(60)) await Task.Delay(50);
+        Assert.True(File.Exists(checkpoint), "no checkpoint within 60 s");
+        await Task.Delay(300);   // into the next epoch
+        using (var kill = Process.Start("kill", ["-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) await kill.WaitForExitAsync();
+        await p.WaitForExitAsync();
+        string err = await stderr; await stdout;
+        Assert.Equal(130, p.ExitCode);
+        Assert.Matches(@"interrupted at epoch \d+, step \d+", err);
+        Assert.Contains("--resume", err);
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "summary.json")));
+        Assert.True(summary.RootElement.GetProperty("interrupted").GetBoolean());
+        Assert.True(File.Exists(Path.Combine(dir, "loss.png")));
+        Assert.True(File.Exists(Path.Combine(dir, "model.safetensors")));
+        Assert.Empty(Directory.GetFiles(dir, "*.tmp"));
     }
 }

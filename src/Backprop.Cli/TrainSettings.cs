@@ -88,8 +88,26 @@ internal sealed record TrainSettings
         return System.Text.Encoding.UTF8.GetString(ms.ToArray());
     }
 
-    /// <summary>Reads back what <see cref="ToJson"/> wrote (to rebuild a saved model for evaluation).</summary>
+    /// <summary>
+    /// Reads back what <see cref="ToJson"/> wrote (to rebuild a saved model for evaluation). Anything else — bad JSON, a
+    /// missing or mistyped key, an unknown name, a non-positive width — raises one <see cref="InvalidDataException"/>
+    /// naming the key.
+    /// </summary>
     public static TrainSettings FromJson(string json)
+    {
+        try
+        {
+            var s = ParseJson(json);
+            if (s.Hidden.Length == 0 || s.Hidden.Any(h => h <= 0)) throw new FormatException($"hidden widths ({string.Join(",", s.Hidden)}) must be positive");
+            return s;
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or OverflowException or ArgumentException)
+        {
+            throw new InvalidDataException($"model settings ({RunFolder.ConfigKey}): {e.Message}");
+        }
+    }
+
+    static TrainSettings ParseJson(string json)
     {
         using var doc = JsonDocument.Parse(json);
         var r = doc.RootElement;

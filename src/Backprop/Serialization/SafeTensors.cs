@@ -64,10 +64,16 @@ public static class SafeTensors
         });
     }
 
-    /// <summary>Reads every tensor (in header order) and the metadata; validates the header against the file.</summary>
+    /// <summary>
+    /// Reads every tensor (in header order) and the metadata. The whole header is validated before anything is allocated:
+    /// a JSON object whose entries have a known dtype, a shape of non-negative 32-bit dimensions whose byte size does not
+    /// overflow, and <c>data_offsets</c> that together cover the data exactly once (no overlap, no gap, no duplicate
+    /// name), so a file can never make the reader allocate more than it holds. Any defect raises
+    /// <see cref="InvalidDataException"/> naming the file, the field and the offending value.
+    /// </summary>
     public static (Dictionary<string, Tensor> Tensors, Dictionary<string, string> Metadata) Load(string path)
     {
-        using var f = File.OpenRead(path);
+        using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         long fileLength = f.Length;
         if (fileLength < 8) throw new InvalidDataException($"{path}: not a safetensors file (only {fileLength} bytes)");
         Span<byte> len = stackalloc byte[8];
@@ -79,41 +85,102 @@ public static class SafeTensors
         f.ReadExactly(headerBytes);
         long dataStart = 8 + (long)headerLength, dataLength = fileLength - dataStart;
 
+        var (entries, metadata) = ParseHeader(path, headerBytes, dataLength);
         var tensors = new Dictionary<string, Tensor>();
-        var metadata = new Dictionary<string, string>();
+        foreach (var e in entries)
+        {
+            var t = Tensor.Empty(e.Shape, e.ElementSize == 4 ? DType.Float32 : DType.Float64);
+            f.Position = dataStart + e.Start;
+            if (e.ElementSize == 4) f.ReadExactly(MemoryMarshal.AsBytes(t.AsFloatSpan()));
+            else f.ReadExactly(MemoryMarshal.AsBytes(t.AsDoubleSpan()));
+            tensors[e.Name] = t;
+        }
+        return (tensors, metadata);
+    }
+
+    sealed record Entry(string Name, int ElementSize, int[] Shape, long Start, long End);
+
+    static (List<Entry> Entries, Dictionary<string, string> Metadata) ParseHeader(string path, byte[] header, long dataLength)
+    {
+        if (!System.Text.Unicode.Utf8.IsValid(header)) throw new InvalidDataException($"{path}: header is not valid UTF-8");
         JsonDocument doc;
-        try { doc = JsonDocument.Parse(headerBytes); }
+        try { doc = JsonDocument.Parse(header, new JsonDocumentOptions { MaxDepth = 8 }); }
         catch (JsonException e) { throw new InvalidDataException($"{path}: header is not valid JSON ({e.Message})"); }
         using (doc)
         {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                throw new InvalidDataException($"{path}: header is a JSON {doc.RootElement.ValueKind}, not an object");
+            var entries = new List<Entry>();
+            var metadata = new Dictionary<string, string>();
+            var names = new HashSet<string>();
             foreach (var entry in doc.RootElement.EnumerateObject())
             {
+                if (!names.Add(entry.Name)) throw new InvalidDataException($"{path}: '{entry.Name}' appears twice in the header");
                 if (entry.Name == "__metadata__")
                 {
-                    foreach (var m in entry.Value.EnumerateObject()) metadata[m.Name] = m.Value.GetString() ?? "";
+                    if (entry.Value.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{path}: __metadata__ is a {entry.Value.ValueKind}, not an object");
+                    foreach (var m in entry.Value.EnumerateObject())
+                    {
+                        if (m.Value.ValueKind != JsonValueKind.String) throw new InvalidDataException($"{path}: __metadata__ '{m.Name}' is a {m.Value.ValueKind}, not a string");
+                        metadata[m.Name] = m.Value.GetString()!;
+                    }
                     continue;
                 }
-                string where = $"{path}: tensor '{entry.Name}'";
-                string dtype = entry.Value.GetProperty("dtype").GetString() ?? "";
-                int elementSize = dtype switch
-                {
-                    "F32" => 4,
-                    "F64" => 8,
-                    _ => throw new InvalidDataException($"{where} has dtype {dtype}; Backprop reads F32 and F64"),
-                };
-                var shape = entry.Value.GetProperty("shape").EnumerateArray().Select(e => e.GetInt32()).ToArray();
-                var offsets = entry.Value.GetProperty("data_offsets").EnumerateArray().Select(e => e.GetInt64()).ToArray();
-                long count = 1;
-                foreach (int d in shape) { if (d < 0) throw new InvalidDataException($"{where} has a negative dimension"); count *= d; }
-                if (offsets.Length != 2 || offsets[0] < 0 || offsets[1] < offsets[0] || offsets[1] > dataLength || offsets[1] - offsets[0] != count * elementSize)
-                    throw new InvalidDataException($"{where}: data_offsets [{string.Join(", ", offsets)}] do not match shape ({string.Join(",", shape)}) {dtype} within {dataLength} data bytes");
-                var t = Tensor.Empty(shape, elementSize == 4 ? DType.Float32 : DType.Float64);
-                f.Position = dataStart + offsets[0];
-                if (elementSize == 4) f.ReadExactly(MemoryMarshal.AsBytes(t.AsFloatSpan()));
-                else f.ReadExactly(MemoryMarshal.AsBytes(t.AsDoubleSpan()));
-                tensors[entry.Name] = t;
+                entries.Add(ParseEntry(path, entry, dataLength));
             }
+            // The offsets must tile the data: sorted by start, each begins where the previous ended, the last ends the file.
+            long at = 0;
+            foreach (var e in entries.OrderBy(e => e.Start).ThenBy(e => e.End))
+            {
+                if (e.Start != at)
+                    throw new InvalidDataException(e.Start < at
+                        ? $"{path}: tensor '{e.Name}': data_offsets [{e.Start}, {e.End}] overlap another tensor's data (which ends at {at})"
+                        : $"{path}: tensor '{e.Name}': data_offsets start at {e.Start}, leaving bytes {at}–{e.Start} of the data unused");
+                at = e.End;
+            }
+            if (at != dataLength) throw new InvalidDataException($"{path}: the tensors cover {at} of the {dataLength} data bytes");
+            return (entries, metadata);
         }
-        return (tensors, metadata);
+    }
+
+    static Entry ParseEntry(string path, JsonProperty entry, long dataLength)
+    {
+        string where = $"{path}: tensor '{entry.Name}'";
+        var v = entry.Value;
+        if (v.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{where} is a {v.ValueKind}, not an object");
+        JsonElement Field(string name, JsonValueKind kind) =>
+            v.TryGetProperty(name, out var x) ? x.ValueKind == kind ? x : throw new InvalidDataException($"{where}: '{name}' is a {x.ValueKind}, not a {kind}")
+                : throw new InvalidDataException($"{where} has no '{name}'");
+        string dtype = Field("dtype", JsonValueKind.String).GetString()!;
+        int elementSize = dtype switch
+        {
+            "F32" => 4,
+            "F64" => 8,
+            _ => throw new InvalidDataException($"{where} has dtype '{dtype}'; Backprop reads F32 and F64"),
+        };
+        var shapeJson = Field("shape", JsonValueKind.Array);
+        if (shapeJson.GetArrayLength() > 32) throw new InvalidDataException($"{where}: shape has {shapeJson.GetArrayLength()} dimensions (at most 32)");
+        var shape = new int[shapeJson.GetArrayLength()];
+        long bytes = elementSize;
+        int k = 0;
+        foreach (var d in shapeJson.EnumerateArray())
+        {
+            if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt32(out int n) || n < 0)
+                throw new InvalidDataException($"{where}: shape entry {k} is {d.GetRawText()}, not a dimension in [0, 2³¹)");
+            shape[k++] = n;
+            // Checked against the data size at every factor, so the product never overflows.
+            bytes = n == 0 ? 0 : bytes > dataLength / n ? long.MaxValue : bytes * n;
+        }
+        var offsets = Field("data_offsets", JsonValueKind.Array);
+        long start = 0, end = 0;
+        if (offsets.GetArrayLength() != 2 || offsets[0].ValueKind != JsonValueKind.Number || offsets[1].ValueKind != JsonValueKind.Number
+            || !offsets[0].TryGetInt64(out start) || !offsets[1].TryGetInt64(out end))
+            throw new InvalidDataException($"{where}: data_offsets {offsets.GetRawText()} are not two integers");
+        if (start < 0 || end < start || end > dataLength)
+            throw new InvalidDataException($"{where}: data_offsets [{start}, {end}] are outside the {dataLength} data bytes");
+        if (bytes == long.MaxValue || end - start != bytes)
+            throw new InvalidDataException($"{where}: shape ({string.Join(",", shape)}) {dtype} needs {(bytes == long.MaxValue ? "more than the file's" : bytes.ToString(System.Globalization.CultureInfo.InvariantCulture))} bytes, data_offsets [{start}, {end}] hold {end - start}");
+        if (bytes / elementSize > Array.MaxLength) throw new InvalidDataException($"{where}: {bytes / elementSize} elements are more than one tensor holds");
+        return new Entry(entry.Name, elementSize, shape, start, end);
     }
 }

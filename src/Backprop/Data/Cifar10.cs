@@ -52,13 +52,13 @@ public static class Cifar10
                     string name = Path.GetFileName(entry.Name);
                     if (entry.DataStream is null || !(name == TestBatch || name == Meta || TrainBatches.Contains(name))) continue;
                     if (name != Meta) CheckSize(where, entry.Name, entry.Length);
-                    else if (entry.Length > 1 << 16) throw new InvalidDataException($"{where}: {entry.Name} is {entry.Length:N0} bytes, too large for a class list");
-                    var data = new byte[entry.Length];
-                    entry.DataStream.ReadExactly(data);
-                    files[name] = data;
+                    else CheckMetaSize(where, entry.Name, entry.Length);
+                    files[name] = ReadBounded(entry.DataStream, entry.Length, where, entry.Name);
                 }
             }
-            catch (Exception e) when (e is EndOfStreamException or InvalidDataException or FormatException && !e.Message.StartsWith(where, StringComparison.Ordinal))
+            // TarReader reports hostile entries (sparse files, absurd long names, bad checksums) with several exception types.
+            catch (Exception e) when (e is EndOfStreamException or InvalidDataException or FormatException or NotSupportedException
+                or InvalidOperationException or ArgumentException or OverflowException or IOException && !e.Message.StartsWith(where, StringComparison.Ordinal))
             {
                 throw new InvalidDataException($"{where}: not a readable cifar-10-binary.tar.gz, truncated or corrupt ({e.Message})", e);
             }
@@ -69,18 +69,50 @@ public static class Cifar10
             {
                 var p = Path.Combine(where, name);
                 if (!File.Exists(p)) continue;
-                if (name != Meta) CheckSize(where, name, new FileInfo(p).Length);
-                files[name] = File.ReadAllBytes(p);
+                // Follow links to the final target and size that: a link to /dev/zero or a FIFO has no size of a batch.
+                var info = new FileInfo(p);
+                if (info.LinkTarget is not null)
+                    info = info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? throw new InvalidDataException($"{where}: {name} is a link to something that is not a file");
+                if (name != Meta) CheckSize(where, name, info.Length);
+                else CheckMetaSize(where, name, info.Length);
+                using var f = new FileStream(info.FullName, FileMode.Open, FileAccess.Read, FileShare.Read);
+                files[name] = ReadBounded(f, info.Length, where, name);
             }
         }
         var missing = TrainBatches.Append(TestBatch).Where(b => !files.ContainsKey(b)).ToList();
-        if (missing.Count > 0) throw new FileNotFoundException($"{where}: missing {string.Join(", ", missing)} (CIFAR-10 needs {string.Join(", ", TrainBatches)} and {TestBatch})");
+        if (missing.Count > 0)
+        {
+            string message = $"{where}: missing {string.Join(", ", missing)} (CIFAR-10 needs {string.Join(", ", TrainBatches)} and {TestBatch})";
+            // An archive without its batches is a bad archive (truncated, or not CIFAR-10's); a folder is merely incomplete.
+            throw File.Exists(where) ? new InvalidDataException(message) : new FileNotFoundException(message);
+        }
         IReadOnlyList<string> classes = files.TryGetValue(Meta, out var meta)
             ? System.Text.Encoding.ASCII.GetString(meta).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             : DefaultClassNames;
         if (classes.Count != 10) throw new InvalidDataException($"{where}: {Meta} names {classes.Count} classes, expected 10");
         return new DatasetPair(Parse(where, "cifar10/train", TrainBatches.Select(b => (b, files[b])).ToList(), classes),
             Parse(where, "cifar10/test", [(TestBatch, files[TestBatch])], classes));
+    }
+
+    static void CheckMetaSize(string where, string file, long length)
+    {
+        if (length <= 0 || length > 1 << 16) throw new InvalidDataException($"{where}: {file} holds {length:N0} bytes, not a class list (1 B–64 KB)");
+    }
+
+    // Reads exactly the declared length, growing the buffer as bytes actually arrive: an archive that declares a huge entry
+    // but holds 91 bytes costs 91 bytes, not the declaration; a source longer than declared is refused.
+    static byte[] ReadBounded(Stream s, long length, string where, string file)
+    {
+        var buffer = new byte[Math.Min(length, 1 << 20)];
+        long read = 0;
+        while (read < length)
+        {
+            if (read == buffer.Length) Array.Resize(ref buffer, (int)Math.Min(length, (long)buffer.Length * 2));
+            int n = s.Read(buffer, (int)read, (int)Math.Min(buffer.Length - read, int.MaxValue));
+            if (n == 0) throw new InvalidDataException($"{where}: {file} ends after {read:N0} of its {length:N0} bytes (truncated)");
+            read += n;
+        }
+        return buffer;
     }
 
     static void CheckSize(string where, string file, long length)

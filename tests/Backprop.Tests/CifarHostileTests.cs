@@ -93,3 +93,26 @@ public class CifarHostileTests
         Assert.Equal(1, pair.Test.Count);
     }
 }
+
+/// <summary>A gzip IDX file of zeros allocates its payload once, not three times over by buffer doubling.</summary>
+public class IdxAllocationTests
+{
+    [Fact]
+    public void A_zero_filled_gzip_payload_is_read_into_one_buffer_of_its_size()
+    {
+        const int n = 2000, side = 28;
+        var raw = new byte[16 + n * side * side];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(raw, Idx.ImageMagic);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(raw.AsSpan(4), n);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(raw.AsSpan(8), side);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(raw.AsSpan(12), side);
+        string path = Path.Combine(Directory.CreateTempSubdirectory("bp-idx-").FullName, "zeros-idx3-ubyte.gz");
+        using (var f = File.Create(path))
+        using (var gz = new GZipStream(f, CompressionLevel.Optimal)) gz.Write(raw);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var (pixels, count, _, _) = Idx.ReadImages(path);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(n, count);
+        Assert.True(allocated < 1.3 * pixels.Length + 200_000, $"{allocated:N0} bytes allocated for a {pixels.Length:N0}-byte payload");
+    }
+}

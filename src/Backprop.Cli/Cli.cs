@@ -24,7 +24,7 @@ internal static class Cli
         new VersionOption(),
         TrainCommand.Create(),
         EvalCommand.Create(),
-        GradCheckCommand.Create(),
+        GradCheckCommand.Create(), FuzzCommand.Create(),
         ToyCommand.Create(),
         BenchCommand.Create(),
         VaeCommand.Create(),

@@ -39,6 +39,15 @@ internal static class Experiment
     public static Sequential BuildModel(TrainSettings s, int features, int classes, Generator g)
     {
         if (s.Model != "mlp") throw new ArgumentException($"--model: unknown model '{s.Model}' (mlp)");
+        // Refuse up front what cannot fit: weights, gradients and up to two optimizer buffers each, in the model's dtype.
+        int[] widths = [features, .. s.Hidden, classes];
+        double parameters = 0;
+        for (int i = 0; i + 1 < widths.Length; i++) parameters += (double)widths[i] * widths[i + 1] + widths[i + 1];
+        double needed = parameters * (s.DType == DType.Float64 ? 8 : 4) * 4;
+        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        if (needed > available)
+            throw new ArgumentException($"--hidden: a {string.Join("-", widths)} network has {parameters:N0} parameters and needs about {needed / (1 << 30):N1} GiB " +
+                $"(weights, gradients, optimizer state); this machine offers {available / (1 << 30):N1} GiB");
         return Mlp.Create(features, s.Hidden, classes, g, s.Activation, s.Dropout, s.InputDropout, s.BatchNorm, dtype: s.DType);
     }
 

@@ -146,10 +146,9 @@ internal static class TrainCommand
         var data = Experiment.Prepare(s, raw);
         string dataset = s.Dataset == "idx" ? Path.GetFileName(Path.GetFullPath(s.Data!).TrimEnd('/')) : s.Dataset;
         string run = outDir ?? Path.Combine("runs", $"{dataset}-{s.Model}-{DateTime.Now:yyyyMMdd-HHmmss}");
-        if (!resume) RunFolder.Prepare(run, overwrite);
-
         var g = new Generator(s.Seed);
-        var model = Experiment.BuildModel(s, data.Features, data.Classes, g);
+        var model = Experiment.BuildModel(s, data.Features, data.Classes, g);   // refuses a model that cannot fit, before any folder exists
+        if (!resume) RunFolder.Prepare(run, overwrite);
         var optimizer = CreateOptimizer(s, model.Parameters());
         var schedule = CreateSchedule(s, optimizer);
         var trainer = new Trainer(model, optimizer, static (logits, y) => logits.CrossEntropy(y), schedule);

@@ -545,6 +545,41 @@ public sealed class DataTests : IDisposable
         Assert.Empty(Directory.GetFiles(cache));
     }
 
+    // A body that sends a few bytes and then nothing: the download must give up after the idle timeout, not hang.
+    sealed class StallingStream : Stream
+    {
+        int sent;
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken token = default)
+        {
+            if (sent++ == 0) { buffer.Span[0] = 0x1F; return 1; }
+            await Task.Delay(Timeout.Infinite, token);
+            return 0;
+        }
+        public override bool CanRead => true; public override bool CanSeek => false; public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException(); public override long Position { get => 0; set => throw new NotSupportedException(); }
+        public override void Flush() { } public override long Seek(long o, SeekOrigin s) => throw new NotSupportedException();
+        public override void SetLength(long v) => throw new NotSupportedException(); public override void Write(byte[] b, int o, int c) => throw new NotSupportedException();
+    }
+
+    [Fact]
+    public void A_download_whose_body_stalls_fails_after_the_idle_timeout()
+    {
+        var stalling = new FakeHandler(_ => new HttpResponseMessage(HttpStatusCode.OK) { Content = new StreamContent(new StallingStream()) });
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var e = Assert.Throws<IOException>(() => new DatasetStore(stalling) { Timeout = TimeSpan.FromMilliseconds(300) }.EnsureMnist(Path.Combine(dir, "stall")));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30));
+        Assert.Contains("no data", e.InnerException?.Message ?? e.Message);
+    }
+
+    [Fact]
+    public void A_download_larger_than_the_dataset_is_cut_off()
+    {
+        var huge = new FakeHandler(_ => new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent(new byte[25_000_000]) });
+        var e = Assert.Throws<IOException>(() => new DatasetStore(huge).EnsureMnist(Path.Combine(dir, "huge")));
+        Assert.Contains("more than the dataset", e.InnerException?.Message ?? e.Message);
+    }
+
     [Fact]
     public void Downloads_are_kept_only_when_the_md5_matches()
     {

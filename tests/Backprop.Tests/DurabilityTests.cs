@@ -210,3 +210,17 @@ public class InterruptTests
         Assert.Empty(Directory.GetFiles(dir, "*.tmp"));
     }
 }
+
+[Collection("console")]
+public class MemoryRefusalTests
+{
+    [Fact]
+    public void A_model_that_cannot_fit_in_memory_is_refused_up_front_with_the_size_it_needs_and_no_folder()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "bp-huge-" + Guid.NewGuid());
+        var (code, _, err) = Helpers.RunCli("train", "--hidden", "100000,100000", "--out", dir);
+        Assert.Equal(2, code);
+        Assert.Matches(@"needs about [\d.,]+ GiB", err);
+        Assert.False(Directory.Exists(dir));
+    }
+}

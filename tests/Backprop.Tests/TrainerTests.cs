@@ -150,6 +150,19 @@ public class DivergenceTests
     }
 
     [Fact]
+    public void A_nan_gradient_under_a_finite_loss_stops_training_before_the_weights_are_ruined()
+    {
+        var model = new Nn.Sequential(new Nn.Identity());
+        var w = Helpers.Leaf(Tensor.From([0.0, 1.0]));
+        var opt = new Sgd([w], 0.1);
+        var trainer = new Trainer<int>(model, opt, _ => new StepResult((w.Sqrt() * 0.0).Sum() + (w * w).Sum(), 1));   // ∂√w/∂w at 0 is ∞; ∞·0 = NaN
+        var e = Assert.Throws<TrainingDivergedException>(() => trainer.RunEpoch(1, [0, 0, 0]));
+        Assert.Contains("gradient norm", e.Message);
+        Assert.Contains("step 1", e.Message);
+        Assert.Equal([0.0, 1.0], w.ToDoubleArray());   // no step was taken with it
+    }
+
+    [Fact]
     public void Anomaly_mode_names_the_op_the_input_shapes_and_the_module_of_the_first_nan()
     {
         var g = new Generator(1);

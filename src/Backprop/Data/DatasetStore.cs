@@ -111,8 +111,7 @@ public sealed class DatasetStore(HttpMessageHandler? handler = null, string? cac
                 using (var file = File.Create(part))
                 using (var md5 = IncrementalHash.CreateHash(HashAlgorithmName.MD5))
                 {
-                    var buffer = new byte[1 << 16];
-                    for (int n; (n = body.Read(buffer)) > 0;) { md5.AppendData(buffer, 0, n); file.Write(buffer, 0, n); }
+                    CopyBounded(body, (buffer, n) => { md5.AppendData(buffer, 0, n); file.Write(buffer, 0, n); }, MaxCifarBytes, url);
                     Verify(url, "archive", Convert.ToHexStringLower(md5.GetHashAndReset()), CifarMd5);
                 }
                 File.Move(part, Path.Combine(folder, Data.Cifar10.Archive), overwrite: true);
@@ -148,8 +147,34 @@ public sealed class DatasetStore(HttpMessageHandler? handler = null, string? cac
         using var response = Send(http, url);
         using var body = response.Content.ReadAsStream();
         var ms = new MemoryStream();
-        body.CopyTo(ms);
+        CopyBounded(body, (buffer, n) => ms.Write(buffer, 0, n), MaxMnistFileBytes, url);
         return ms.ToArray();
+    }
+
+    // The published files are 170,052,171 bytes (CIFAR-10) and at most 9,912,422 (MNIST): anything far larger is not them.
+    const long MaxCifarBytes = 200_000_000, MaxMnistFileBytes = 20_000_000;
+
+    /// <summary>
+    /// Copies a response body chunk by chunk, each read bounded by <see cref="Timeout"/> (a body that stalls fails
+    /// instead of blocking forever) and the total by <paramref name="maxBytes"/>.
+    /// </summary>
+    void CopyBounded(Stream body, Action<byte[], int> sink, long maxBytes, string url)
+    {
+        var buffer = new byte[1 << 16];
+        long total = 0;
+        while (true)
+        {
+            int n;
+            using (var idle = new CancellationTokenSource(Timeout))
+            {
+                try { n = body.ReadAsync(buffer, idle.Token).AsTask().GetAwaiter().GetResult(); }
+                catch (OperationCanceledException) { throw new IOException($"{url}: no data for {Timeout.TotalSeconds:0} s after {total:N0} bytes; giving up"); }
+            }
+            if (n == 0) return;
+            total += n;
+            if (total > maxBytes) throw new InvalidDataException($"{url}: the download passed {maxBytes:N0} bytes, more than the dataset's files; refusing the rest");
+            sink(buffer, n);
+        }
     }
 
     static bool IsDownloadFailure(Exception e) => e is HttpRequestException or TaskCanceledException or OperationCanceledException or InvalidDataException or IOException;

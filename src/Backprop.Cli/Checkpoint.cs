@@ -40,8 +40,12 @@ internal static class Checkpoint
         if (!File.Exists(path)) throw new FileNotFoundException($"--resume: {path} not found (was the run started with --checkpoint-every?)");
         var (tensors, meta) = SafeTensors.Load(path);
         string Meta(string key) => meta.TryGetValue(key, out var v) ? v : throw new InvalidDataException($"{path}: metadata '{key}' is missing");
-        model.LoadStateDict(tensors.Where(kv => kv.Key.StartsWith("model.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key["model.".Length..], kv => kv.Value));
-        optimizer.LoadStateDict(tensors.Where(kv => kv.Key.StartsWith("optimizer.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key["optimizer.".Length..], kv => kv.Value));
+        try
+        {
+            model.LoadStateDict(tensors.Where(kv => kv.Key.StartsWith("model.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key["model.".Length..], kv => kv.Value));
+            optimizer.LoadStateDict(tensors.Where(kv => kv.Key.StartsWith("optimizer.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key["optimizer.".Length..], kv => kv.Value));
+        }
+        catch (ArgumentException e) { throw new InvalidDataException($"{path}: does not fit this run's model and optimizer ({e.Message})", e); }
         if (!int.TryParse(Meta("backprop.epoch"), NumberStyles.None, CultureInfo.InvariantCulture, out int epoch) || epoch < 0)
             throw new InvalidDataException($"{path}: epoch '{Meta("backprop.epoch")}' is not a count");
         GeneratorState[] generators;

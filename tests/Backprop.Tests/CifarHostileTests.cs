@@ -120,13 +120,13 @@ public class IdxAllocationTests
 /// <summary>The fuzz suite that stays: a few hundred mutated files per reader in every CI run (<c>backprop fuzz</c> runs thousands).</summary>
 public class ReaderFuzzTests
 {
-    public static TheoryData<string> ReaderNames() => new(Diagnostics.ReaderFuzz.Readers);
+    public static TheoryData<string> ReaderNames() => new(Cli.FuzzCommand.Targets.Select(t => t.Name));
 
     [Theory]
     [MemberData(nameof(ReaderNames))]
     public void Three_hundred_mutations_per_reader_load_or_raise_the_documented_error_in_time_and_bounded_memory(string reader)
     {
-        var report = Diagnostics.ReaderFuzz.Run(reader, 300, seed: 20261130);
+        var report = Diagnostics.ReaderFuzz.Run(Cli.FuzzCommand.Targets.Single(t => t.Name == reader), 300, seed: 20261130);
         Assert.True(report.Clean, $"{reader}: {report.FirstFailure}");
         Assert.True(report.Refused > 0);
     }

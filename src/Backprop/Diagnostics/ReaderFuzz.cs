@@ -14,6 +14,13 @@ public sealed record FuzzReport(string Reader, int Cases, int Accepted, int Refu
 }
 
 /// <summary>
+/// A reader to fuzz: how to make a valid file, how to read one, the exception types it documents, the file's name, and
+/// (optionally) how to lay the mutated bytes out on disk, returning the path to read (default: the file alone).
+/// </summary>
+public sealed record FuzzTarget(string Name, Func<Generator, byte[]> Seed, Action<string> Load, Type[] Documented, string FileName,
+    Func<string, byte[], string>? Write = null);
+
+/// <summary>
 /// Mutation fuzzing of every file reader: a valid file is made, then mutated — truncated, bits flipped, bytes set to
 /// boundary values, 32- and 64-bit fields overwritten with extreme integers, chunks duplicated — and read. A reader passes
 /// when every case either loads or raises its documented exception type, within a time bound and allocating at most
@@ -21,26 +28,32 @@ public sealed record FuzzReport(string Reader, int Cases, int Accepted, int Refu
 /// </summary>
 public static class ReaderFuzz
 {
-    sealed record Reader(Func<Generator, string, byte[]> Seed, Action<string> Load, Type[] Documented, string FileName);
+    static readonly FuzzTarget[] targets =
+    [
+        new("safetensors", SafeTensorsSeed, p => SafeTensors.Load(p), [typeof(InvalidDataException)], "model.safetensors"),
+        new("idx", IdxSeed, p => Idx.ReadImages(p), [typeof(InvalidDataException)], "images-idx3-ubyte"),
+        new("idx-gz", g => Gzip(IdxSeed(g)), p => Idx.ReadImages(p), [typeof(InvalidDataException)], "images-idx3-ubyte.gz"),
+        new("idx-labels", LabelsSeed, p => Idx.ReadLabels(p), [typeof(InvalidDataException)], "labels-idx1-ubyte"),
+        new("cifar-tar", CifarSeed, p => Cifar10.Load(p), [typeof(InvalidDataException)], Cifar10.Archive),
+        // Folder mode: the mutated file is one batch among valid ones.
+        new("cifar-folder", g => CifarBatch(g), p => Cifar10.Load(p), [typeof(InvalidDataException)], "data_batch_1.bin", WriteCifarFolder),
+    ];
 
-    static readonly Dictionary<string, Reader> readers = new()
+    /// <summary>The library's readers; the CLI adds its own (run settings, checkpoints).</summary>
+    public static IReadOnlyList<FuzzTarget> Targets => targets;
+
+    public static IReadOnlyList<string> Readers => [.. targets.Select(t => t.Name)];
+
+    public static FuzzReport Run(string reader, int cases, ulong seed = 1, TimeSpan? perCase = null) =>
+        Run(Array.Find(targets, t => t.Name == reader) ?? throw new ArgumentException($"fuzz: unknown reader '{reader}' ({string.Join(", ", Readers)})"), cases, seed, perCase);
+
+    public static FuzzReport Run(FuzzTarget r, int cases, ulong seed = 1, TimeSpan? perCase = null)
     {
-        ["safetensors"] = new((g, _) => SafeTensorsSeed(g), p => SafeTensors.Load(p), [typeof(InvalidDataException)], "model.safetensors"),
-        ["idx"] = new((g, _) => IdxSeed(g), p => Idx.ReadImages(p), [typeof(InvalidDataException)], "images-idx3-ubyte"),
-        ["idx-gz"] = new((g, _) => Gzip(IdxSeed(g)), p => Idx.ReadImages(p), [typeof(InvalidDataException)], "images-idx3-ubyte.gz"),
-        ["cifar-tar"] = new((g, _) => CifarSeed(g), p => Cifar10.Load(p), [typeof(InvalidDataException)], Cifar10.Archive),
-    };
-
-    public static IReadOnlyList<string> Readers => [.. readers.Keys];
-
-    public static FuzzReport Run(string reader, int cases, ulong seed = 1, TimeSpan? perCase = null)
-    {
-        if (!readers.TryGetValue(reader, out var r)) throw new ArgumentException($"fuzz: unknown reader '{reader}' ({string.Join(", ", readers.Keys)})");
+        var reader = r.Name;
         var timeout = perCase ?? TimeSpan.FromSeconds(10);
         var g = new Generator(seed);
         string dir = Directory.CreateTempSubdirectory("backprop-fuzz-").FullName;
-        string path = Path.Combine(dir, r.FileName);
-        var valid = r.Seed(g, dir);
+        var valid = r.Seed(g);
         long justified = 4L * Math.Max(valid.Length, Decompressed(valid)) + (2 << 20);
         int accepted = 0, refused = 0, hangs = 0, over = 0;
         var undocumented = new Dictionary<string, int>();
@@ -50,7 +63,9 @@ public static class ReaderFuzz
             for (int i = 0; i < cases; i++)
             {
                 var bytes = Mutate(valid, g);
-                File.WriteAllBytes(path, bytes);
+                string path;
+                if (r.Write is { } write) path = write(dir, bytes);
+                else File.WriteAllBytes(path = Path.Combine(dir, r.FileName), bytes);
                 long allocated = 0;
                 Exception? error = null;
                 var task = Task.Run(() =>
@@ -135,6 +150,33 @@ public static class ReaderFuzz
         BinaryPrimitives.WriteInt32BigEndian(b.AsSpan(12), side);
         for (int i = 16; i < b.Length; i++) b[i] = (byte)g.NextInt(256);
         return b;
+    }
+
+    static byte[] LabelsSeed(Generator g)
+    {
+        var b = new byte[8 + 40];
+        BinaryPrimitives.WriteInt32BigEndian(b, Idx.LabelMagic);
+        BinaryPrimitives.WriteInt32BigEndian(b.AsSpan(4), 40);
+        for (int i = 8; i < b.Length; i++) b[i] = (byte)g.NextInt(10);
+        return b;
+    }
+
+    static byte[] CifarBatch(Generator g)
+    {
+        var data = new byte[2 * Cifar10.Record];
+        for (int i = 0; i < data.Length; i++) data[i] = (byte)(i % Cifar10.Record == 0 ? g.NextInt(10) : g.NextInt(256));
+        return data;
+    }
+
+    static string WriteCifarFolder(string dir, byte[] mutated)
+    {
+        string folder = Path.Combine(dir, Cifar10.Folder);
+        Directory.CreateDirectory(folder);
+        var g = new Generator(7);
+        foreach (var name in new[] { "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin" })
+            if (!File.Exists(Path.Combine(folder, name))) File.WriteAllBytes(Path.Combine(folder, name), CifarBatch(g));
+        File.WriteAllBytes(Path.Combine(folder, "data_batch_1.bin"), mutated);
+        return folder;
     }
 
     static byte[] Gzip(byte[] raw)

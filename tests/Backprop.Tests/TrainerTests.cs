@@ -150,6 +150,15 @@ public class DivergenceTests
     }
 
     [Fact]
+    public void Train_with_detect_anomaly_names_the_op_its_inputs_and_the_module_of_the_first_non_finite_value()
+    {
+        var (code, _, err) = Helpers.RunCli("train", "--preset", "mnist-quick", "--lr", "1e30", "--detect-anomaly", "--out", Path.Combine(Path.GetTempPath(), "bp-anomaly-" + Guid.NewGuid()));
+        Assert.Equal(1, code);
+        Assert.Matches(@"anomaly: the (output|gradient for input \d) of '\w+' \(inputs .*\) has (NaN|-?Infinity)", err);
+        Assert.Contains("in module Sequential[", err);
+    }
+
+    [Fact]
     public void A_nan_gradient_under_a_finite_loss_stops_training_before_the_weights_are_ruined()
     {
         var model = new Nn.Sequential(new Nn.Identity());

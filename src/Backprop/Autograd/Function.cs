@@ -2,7 +2,7 @@ namespace Backprop;
 
 /// <summary>
 /// A differentiable operation, as torch.autograd.Function: the node of the recorded graph. Every op is one sealed
-/// subclass — its attributes as fields, the tensors its backward reads saved with <see cref="SaveForBackward"/>,
+/// subclass — its attributes as fields, the tensors its backward reads saved with <see cref="SaveForBackward(Tensor[])"/>,
 /// and <see cref="Backward"/> mapping the output's gradient to its inputs' gradients, with the derivative as a
 /// one-line comment. Users write custom ops the same way and call <see cref="Apply"/>.
 /// <para>
@@ -13,8 +13,11 @@ namespace Backprop;
 public abstract class Function
 {
     Tensor[] inputs = [];
-    Tensor[]? saved;
-    int[]? savedVersions;
+    // Saved tensors and their versions when saved; the first two inline, as most ops save one or two (no arrays per op).
+    Tensor? saved0, saved1;
+    int version0, version1, savedCount;
+    Tensor[]? savedRest;
+    int[]? versionsRest;
 
     /// <summary>The op's name in the graph and in error messages (e.g. "matmul").</summary>
     public abstract string Name { get; }
@@ -30,7 +33,7 @@ public abstract class Function
 
     /// <summary>
     /// Custom ops: computes the output from the inputs. Runs with recording off, so it may use any op; tensors the
-    /// backward needs go to <see cref="SaveForBackward"/>.
+    /// backward needs go to <see cref="SaveForBackward(Tensor[])"/>.
     /// </summary>
     protected virtual Tensor Forward(Tensor[] inputs) =>
         throw new NotSupportedException($"{GetType().Name}: override Forward to use Apply");
@@ -48,16 +51,36 @@ public abstract class Function
         return Array.Exists(inputs, t => t.RequiresGrad) && Autograd.IsEnabled ? Attach(y, inputs) : y;
     }
 
+    /// <summary>Keeps a tensor for <see cref="Backward"/>, noting its version.</summary>
+    protected void SaveForBackward(Tensor a) { Clear(); Keep(0, a); savedCount = 1; }
+
+    /// <summary>Keeps two tensors for <see cref="Backward"/>, noting their versions.</summary>
+    protected void SaveForBackward(Tensor a, Tensor b) { Clear(); Keep(0, a); Keep(1, b); savedCount = 2; }
+
     /// <summary>Keeps tensors for <see cref="Backward"/>, noting their versions.</summary>
     protected void SaveForBackward(params Tensor[] tensors)
     {
-        saved = tensors;
-        savedVersions = new int[tensors.Length];
-        for (int i = 0; i < tensors.Length; i++) savedVersions[i] = tensors[i].Version;
+        Clear();
+        if (tensors.Length > 2) { savedRest = new Tensor[tensors.Length - 2]; versionsRest = new int[tensors.Length - 2]; }
+        for (int i = 0; i < tensors.Length; i++) Keep(i, tensors[i]);
+        savedCount = tensors.Length;
     }
 
-    /// <summary>The i-th tensor given to <see cref="SaveForBackward"/>.</summary>
-    protected Tensor Saved(int i) => saved is { } s && i < s.Length ? s[i]
+    void Keep(int i, Tensor t)
+    {
+        switch (i)
+        {
+            case 0: saved0 = t; version0 = t.Version; break;
+            case 1: saved1 = t; version1 = t.Version; break;
+            default: savedRest![i - 2] = t; versionsRest![i - 2] = t.Version; break;
+        }
+    }
+
+    void Clear() { saved0 = saved1 = null; savedRest = null; versionsRest = null; savedCount = 0; }
+
+    /// <summary>The i-th tensor given to <see cref="SaveForBackward(Tensor)"/>.</summary>
+    protected Tensor Saved(int i) => (uint)i < (uint)savedCount
+        ? i == 0 ? saved0! : i == 1 ? saved1! : savedRest![i - 2]
         : throw new InvalidOperationException($"{Name}: saved tensor {i} is not available (was it saved, or was the graph freed?)");
 
     /// <summary>Whether input <paramref name="i"/> takes a gradient (skip computing the others).</summary>
@@ -92,11 +115,14 @@ public abstract class Function
         if (IsFreed)
             throw new InvalidOperationException($"backward: trying to backward through the graph a second time ('{Name}' was freed by an earlier Backward); " +
                 "pass retainGraph: true to the first Backward if you need to go through the graph again");
-        if (saved is not null)
-            for (int i = 0; i < saved.Length; i++)
-                if (saved[i].Version != savedVersions![i])
-                    throw new InvalidOperationException($"backward: a tensor needed for the gradient of '{Name}' (shape {ShapeUtil.Format(saved[i].shape)}) " +
-                        $"was modified by an in-place operation: it is at version {saved[i].Version}, it was saved at version {savedVersions[i]}");
+        for (int i = 0; i < savedCount; i++)
+        {
+            var t = Saved(i);
+            int at = i == 0 ? version0 : i == 1 ? version1 : versionsRest![i - 2];
+            if (t.Version != at)
+                throw new InvalidOperationException($"backward: a tensor needed for the gradient of '{Name}' (shape {ShapeUtil.Format(t.shape)}) " +
+                    $"was modified by an in-place operation: it is at version {t.Version}, it was saved at version {at}");
+        }
         var grads = Backward(g);
         if (Autograd.IsAnomalyDetectionEnabled)
             for (int i = 0; i < grads.Length; i++)
@@ -108,7 +134,7 @@ public abstract class Function
     internal void Free()
     {
         IsFreed = true;
-        saved = null; inputs = [];
+        Clear(); inputs = [];
         Release();
     }
 

@@ -131,11 +131,11 @@ public sealed partial class Tensor
     /// A contiguous tensor whose elements are not zeroed, for an op output that a kernel writes in full (the zeroing
     /// would be a wasted pass over memory). Never handed out before every element is written.
     /// </summary>
-    internal static Tensor Uninitialized(ReadOnlySpan<int> shape, DType dtype)
+    /// <remarks>Shape arrays are never written after a tensor is made, so <paramref name="shape"/> is shared, not copied.</remarks>
+    internal static Tensor Uninitialized(int[] shape, DType dtype)
     {
-        var s = shape.ToArray();
-        int n = ShapeUtil.Count(s, "tensor");
-        return new Tensor(Storage.AllocateUninitialized(n, dtype), s, n);
+        int n = ShapeUtil.Count(shape, "tensor");
+        return new Tensor(Storage.AllocateUninitialized(n, dtype), shape, n);
     }
 
     internal static Tensor EmptyLike(Tensor t) => Empty(t.shape, t.DType);

@@ -22,6 +22,9 @@ internal static class VaeCommand
     static readonly Option<int> BatchSize = new("--batch-size") { Description = "Minibatch size", DefaultValueFactory = _ => 128 };
     static readonly Option<ulong> Seed = new("--seed") { Description = "Seed for initialisation, shuffling and noise", DefaultValueFactory = _ => 0UL };
     static readonly Option<string?> Data = new("--data") { Description = "MNIST-format folder [default: data/mnist in the repo, else the cache]" };
+    static readonly Option<int?> CheckpointEvery = new("--checkpoint-every") { Description = "Write checkpoint.safetensors every N epochs; 0: never [default: 1]" };
+    static readonly Option<string?> Resume = new("--resume") { Description = "Continue the run in this folder from its checkpoint (same options)" };
+    static readonly Option<int?> StopAfter = new("--stop-after") { Description = "Stop after this many epochs, leaving a checkpoint to --resume from" };
     static readonly Option<string?> Out = new("--out") { Description = "Run folder [default: runs/mnist-vae-<timestamp>]" };
 
     const int Side = 28, Pixels = Side * Side;
@@ -30,11 +33,12 @@ internal static class VaeCommand
     {
         var cmd = new Command("vae", "Train a variational autoencoder on MNIST; report the test negative ELBO and draw samples and reconstructions")
         {
-            Epochs, Latent, Hidden, Lr, BatchSize, Seed, Data, Out, RunFolder.OverwriteOption,
+            Epochs, Latent, Hidden, Lr, BatchSize, Seed, Data, Out, RunFolder.OverwriteOption, CheckpointEvery, Resume, StopAfter,
         };
         cmd.SetAction(r => Run(new Settings(Validate.Positive(r.GetValue(Epochs), "--epochs"), Validate.Positive(r.GetValue(Latent), "--latent"),
             Validate.Positive(r.GetValue(Hidden), "--hidden"), r.GetValue(Lr) is > 0 and var lr && double.IsFinite(lr) ? lr : throw new ArgumentException($"--lr: {r.GetValue(Lr)} must be positive"),
-            Validate.Positive(r.GetValue(BatchSize), "--batch-size"), r.GetValue(Seed), r.GetValue(Data)), r.GetValue(Out), r.GetValue(RunFolder.OverwriteOption)));
+            Validate.Positive(r.GetValue(BatchSize), "--batch-size"), r.GetValue(Seed), r.GetValue(Data)), r.GetValue(Resume) ?? r.GetValue(Out), r.GetValue(RunFolder.OverwriteOption),
+            Math.Max(0, r.GetValue(CheckpointEvery) ?? 1), r.GetValue(Resume) is not null, Math.Max(1, r.GetValue(StopAfter) ?? int.MaxValue)));
         return cmd;
     }
 
@@ -45,7 +49,7 @@ internal static class VaeCommand
     internal sealed record VaeEpoch(int Epoch, double TrainNegElbo, double TrainReconstruction, double TrainKl,
         double TestNegElbo, double TestReconstruction, double TestKl, double Seconds, double SamplesPerSecond);
 
-    static int Run(Settings s, string? outDir, bool overwrite)
+    static int Run(Settings s, string? outDir, bool overwrite, int checkpointEvery = 1, bool resume = false, int stopAfter = int.MaxValue)
     {
         var total = Stopwatch.StartNew();
         var data = new DatasetStore().Mnist(s.Data);
@@ -53,12 +57,15 @@ internal static class VaeCommand
         var prep = Preprocessor.Fit(data.Train, Normalization.Scale);   // pixels in [0, 1]: Bernoulli means
         var trainX = prep.Apply(data.Train);
         var testX = prep.Apply(data.Test);
-        string run = RunFolder.Prepare(outDir ?? Path.Combine("runs", $"mnist-vae-{DateTime.Now:yyyyMMdd-HHmmss}"), overwrite);
+        string run = outDir ?? Path.Combine("runs", $"mnist-vae-{DateTime.Now:yyyyMMdd-HHmmss}");
+        if (!resume) RunFolder.Prepare(run, overwrite);
 
         var vae = new Vae(Pixels, s.Hidden, s.Latent, new Generator(s.Seed));
         var optimizer = new Adam(vae.Parameters(), s.LearningRate);
-        var loader = new DataLoader(trainX, data.Train.LabelsAsInts(), s.BatchSize, shuffle: true, generator: new Generator(s.Seed + 1));
+        var shuffling = new Generator(s.Seed + 1);
+        var loader = new DataLoader(trainX, data.Train.LabelsAsInts(), s.BatchSize, shuffle: true, generator: shuffling);
         var noise = new Generator(s.Seed + 2);
+        string settings = (s with { Data = null }).ToString();   // what must match to resume
         var trainer = CreateTrainer(vae, optimizer, noise);
 
         ConsoleOutput.Line($"mnist: {data.Train.Count} train / {data.Test.Count} test images, pixels scaled to [0, 1]");
@@ -69,11 +76,33 @@ internal static class VaeCommand
 
         var history = new List<VaeEpoch>();
         var csv = new StringWriter(CultureInfo.InvariantCulture);
-        csv.WriteLine("epoch,train_neg_elbo,train_reconstruction,train_kl,test_neg_elbo,test_reconstruction,test_kl,seconds,samples_per_second");
-        for (int epoch = 1; epoch <= s.Epochs; epoch++)
+        int done = 0, lastCheckpoint = 0;
+        if (resume)
+        {
+            var state = Checkpoint.Load(run, vae, optimizer);
+            if (state.Settings != settings) throw new ArgumentException($"--resume: {run} was trained with other options ({state.Settings}); resume with the same options");
+            if (state.Generators.Length != 2) throw new InvalidDataException($"{run}: the checkpoint holds {state.Generators.Length} generator states, not 2");
+            (shuffling.State, noise.State) = (state.Generators[0], state.Generators[1]);
+            done = lastCheckpoint = state.Epoch;
+            csv.Write(state.MetricsCsv);
+            history.AddRange(ParseHistory(state.MetricsCsv));
+            ConsoleOutput.Line($"resuming after epoch {done} from {Path.Combine(run, Checkpoint.FileName)}");
+        }
+        else csv.WriteLine("epoch,train_neg_elbo,train_reconstruction,train_kl,test_neg_elbo,test_reconstruction,test_kl,seconds,samples_per_second");
+        using var interrupt = new CancellationTokenSource();
+        using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; interrupt.Cancel(); });
+        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; interrupt.Cancel(); });
+        for (int epoch = done + 1; epoch <= s.Epochs; epoch++)
         {
             var clock = Stopwatch.StartNew();
-            var (rec, kl) = ConsoleOutput.WithProgress($"epoch {epoch}/{s.Epochs}", report => TrainEpoch(trainer, loader, epoch, report));
+            var (rec, kl, completed) = ConsoleOutput.WithProgress($"epoch {epoch}/{s.Epochs}", report => TrainEpoch(trainer, loader, epoch, report, interrupt.Token));
+            if (!completed)
+            {
+                SafeTensors.Save(Path.Combine(run, "model.safetensors"), vae.StateDict(), new Dictionary<string, string> { ["format"] = "pt" });
+                Console.Error.WriteLine($"backprop: interrupted in epoch {epoch}; wrote the current model to {run}" +
+                    (lastCheckpoint > 0 ? $"; continue from the checkpoint of epoch {lastCheckpoint} with: backprop vae --resume {run} (and the same options)" : " (no checkpoint yet to resume from)"));
+                return 130;
+            }
             double seconds = clock.Elapsed.TotalSeconds;
             var (testRec, testKl) = Evaluate(vae, testX, new Generator(s.Seed + 3));
             var e = new VaeEpoch(epoch, rec + kl, rec, kl, testRec + testKl, testRec, testKl, seconds, loader.Samples / seconds);
@@ -82,6 +111,17 @@ internal static class VaeCommand
             csv.WriteLine(string.Join(",", epoch.ToString(CultureInfo.InvariantCulture), Validate.RoundTrip(e.TrainNegElbo), Validate.RoundTrip(rec), Validate.RoundTrip(kl), Validate.RoundTrip(e.TestNegElbo), Validate.RoundTrip(testRec), Validate.RoundTrip(testKl),
                 seconds.ToString("F3", CultureInfo.InvariantCulture), e.SamplesPerSecond.ToString("F0", CultureInfo.InvariantCulture)));
             Serialization.AtomicFile.WriteAllText(Path.Combine(run, "metrics.csv"), csv.ToString());
+            bool stopping = epoch >= stopAfter && epoch < s.Epochs;
+            if ((checkpointEvery > 0 && epoch % checkpointEvery == 0) || stopping)
+            {
+                Checkpoint.Save(run, vae, optimizer, new Checkpoint.State(epoch, settings, [shuffling.State, noise.State], csv.ToString()));
+                lastCheckpoint = epoch;
+            }
+            if (stopping)
+            {
+                ConsoleOutput.Line($"stopped after epoch {epoch} of {s.Epochs}; continue with: backprop vae --resume {run} (and the same options)");
+                return 0;
+            }
         }
 
         var last = history[^1];
@@ -120,13 +160,26 @@ internal static class VaeCommand
             return new StepResult(l.Loss, m).With("reconstruction", l.Reconstruction * m).With("kl", l.Kl * m);
         }) { ProgressInterval = 20 };
 
-    /// <summary>One pass over the loader through the Trainer; returns the mean reconstruction and KL terms per image.</summary>
-    internal static (double Reconstruction, double Kl) TrainEpoch(Trainer<(Tensor X, int[] Y)> trainer, DataLoader loader, int epoch, Action<int, int, string>? report = null)
+    /// <summary>One pass over the loader through the Trainer; returns the mean reconstruction and KL terms per image, and whether it ran to the end.</summary>
+    internal static (double Reconstruction, double Kl, bool Completed) TrainEpoch(Trainer<(Tensor X, int[] Y)> trainer, DataLoader loader, int epoch,
+        Action<int, int, string>? report = null, CancellationToken cancellation = default)
     {
         if (report is not null)
             trainer.StepProgress = new SyncProgress<StepProgress>(p => report(p.Step, p.Steps, $"−ELBO {ConsoleOutput.F(p.RunningLoss, "0.00")}  {p.SamplesPerSecond:N0} samples/s"));
-        var m = trainer.RunEpoch(epoch, loader);
-        return (m.Metrics["reconstruction"], m.Metrics["kl"]);
+        var m = trainer.RunEpoch(epoch, loader, null, cancellation);
+        return (m.Metrics.GetValueOrDefault("reconstruction", double.NaN), m.Metrics.GetValueOrDefault("kl", double.NaN), m.Completed);
+    }
+
+    static List<VaeEpoch> ParseHistory(string csv)
+    {
+        var history = new List<VaeEpoch>();
+        foreach (var line in csv.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Skip(1))
+        {
+            var f = line.Split(',');
+            double D(int i) => double.Parse(f[i], CultureInfo.InvariantCulture);
+            history.Add(new VaeEpoch(int.Parse(f[0], CultureInfo.InvariantCulture), D(1), D(2), D(3), D(4), D(5), D(6), D(7), D(8)));
+        }
+        return history;
     }
 
     /// <summary>The negative ELBO's terms on <paramref name="x"/>, one ε per image from <paramref name="noise"/> (nats per image).</summary>

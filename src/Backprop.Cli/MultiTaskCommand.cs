@@ -31,6 +31,9 @@ internal static class MultiTaskCommand
     static readonly Option<ulong?> Seed = new("--seed") { Description = "Seed for initialisation, shuffling and dropout [default: 0]" };
     static readonly Option<int?> ValSize = new("--val-size") { Description = "Training images held out for validation [default: 5000]" };
     static readonly Option<int?> Threads = new("--threads") { Description = "Threads for the kernels [default: all cores]" };
+    static readonly Option<int?> CheckpointEvery = new("--checkpoint-every") { Description = "Write checkpoint.safetensors every N epochs; 0: never [default: 1]" };
+    static readonly Option<string?> Resume = new("--resume") { Description = "Continue the run in this folder from its checkpoint (same options)" };
+    static readonly Option<int?> StopAfter = new("--stop-after") { Description = "Stop after this many epochs of the schedule, leaving a checkpoint to --resume from" };
     static readonly Option<string?> Out = new("--out") { Description = "Run folder [default: runs/mnist-multitask-<timestamp>]" };
 
     const int Classes = 10;
@@ -71,9 +74,10 @@ internal static class MultiTaskCommand
     {
         var cmd = new Command("multitask", "Train the multi-task cascade network on MNIST (Task A regresses the one-hot digit, Task B classifies it)")
         {
-            Data, Hidden, Dropout, BnBeforeRelu, NoCascade, Manual, OptimizerOpt, Lr, Momentum, Schedule, Epochs, BatchSize, Seed, ValSize, Threads, Out, RunFolder.OverwriteOption,
+            Data, Hidden, Dropout, BnBeforeRelu, NoCascade, Manual, OptimizerOpt, Lr, Momentum, Schedule, Epochs, BatchSize, Seed, ValSize, Threads, Out, RunFolder.OverwriteOption, CheckpointEvery, Resume, StopAfter,
         };
-        cmd.SetAction(r => Run(Resolve(r), r.GetValue(Out), r.GetValue(RunFolder.OverwriteOption), Environment.GetCommandLineArgs()));
+        cmd.SetAction(r => Run(Resolve(r), r.GetValue(Resume) ?? r.GetValue(Out), r.GetValue(RunFolder.OverwriteOption), Environment.GetCommandLineArgs(),
+            Math.Max(0, r.GetValue(CheckpointEvery) ?? 1), r.GetValue(Resume) is not null, Math.Max(1, r.GetValue(StopAfter) ?? int.MaxValue)));
         return cmd;
     }
 
@@ -97,22 +101,26 @@ internal static class MultiTaskCommand
     }
 
 
-    static int Run(Settings s, string? outDir, bool overwrite, string[] commandLine)
+    static int Run(Settings s, string? outDir, bool overwrite, string[] commandLine, int checkpointEvery = 1, bool resume = false, int stopAfter = int.MaxValue)
     {
         using var threads = Parallelism.Use(s.Threads);   // this run's kernels (training and evaluation), not a process-wide setting
         var total = Stopwatch.StartNew();
         // MNIST split and scaled to [0, 1] as `train` does: the last val-size training images are held out.
         var data = Experiment.Prepare(new TrainSettings { Dataset = "mnist", Data = s.Data, ValidationSize = s.ValidationSize }, new DatasetStore().Mnist(s.Data));
         if (data.Classes != Classes) throw new InvalidDataException($"multitask: expected {Classes} classes, the data has {data.Classes}");
-        string run = RunFolder.Prepare(outDir ?? Path.Combine("runs", $"mnist-multitask-{DateTime.Now:yyyyMMdd-HHmmss}"), overwrite);
+        string run = outDir ?? Path.Combine("runs", $"mnist-multitask-{DateTime.Now:yyyyMMdd-HHmmss}");
+        if (!resume) RunFolder.Prepare(run, overwrite);
 
-        var model = new MultiTaskCascade(data.Features, s.HiddenA, Classes, Classes, new Generator(s.Seed), s.Dropout, s.BatchNormBeforeRelu, s.Cascade);
+        var g = new Generator(s.Seed);   // initialisation, then DP1A's masks when autograd trains
+        var model = new MultiTaskCascade(data.Features, s.HiddenA, Classes, Classes, g, s.Dropout, s.BatchNormBeforeRelu, s.Cascade);
         var manual = s.Manual ? MultiTaskCascadeManual.From(model) : null;
         var masks = new Generator(s.Seed + 2);   // DP1A's masks when the hand-written backward trains
         Optimizer optimizer = s.Optimizer == "adam" ? new Adam(model.Parameters(), s.LearningRate) : new Sgd(model.Parameters(), s.LearningRate, s.Momentum);
         LrScheduler? scheduler = s.Schedule == "cosine" ? new CosineAnnealingLR(optimizer, s.Epochs) : null;
         var trainer = new Trainer<(Tensor X, int[] Y)>(model, optimizer, Step(model, manual, masks), scheduler);
-        var loader = new DataLoader(data.TrainX, data.TrainY, s.BatchSize, shuffle: true, generator: new Generator(s.Seed + 1));
+        var shuffling = new Generator(s.Seed + 1);
+        var loader = new DataLoader(data.TrainX, data.TrainY, s.BatchSize, shuffle: true, generator: shuffling);
+        string settings = (s with { Data = null, Threads = 1 }).ToString();   // what must match to resume: results do not depend on threads
 
         ConsoleOutput.Line($"mnist: {data.TrainY.Length} train / {data.ValY.Length} validation / {data.TestY.Length} test, {data.Features} features, {Classes} classes");
         ConsoleOutput.Line($"model: {s.ModelName}: A {data.Features}-{s.HiddenA}-{Classes} relu, dropout {s.Dropout}; B {data.Features}-{Classes}" +
@@ -124,15 +132,38 @@ internal static class MultiTaskCommand
 
         var history = new List<Epoch>();
         var csv = new StringWriter(CultureInfo.InvariantCulture);
-        csv.WriteLine("epoch,train_loss,train_a_squared_error,train_a_accuracy,train_b_cross_entropy,train_b_accuracy,val_loss,val_a_squared_error,val_a_accuracy,val_b_cross_entropy,val_b_accuracy,seconds,samples_per_second");
-        for (int epoch = 1; epoch <= s.Epochs; epoch++)
+        int done = 0, lastCheckpoint = 0;
+        if (resume)
+        {
+            var state = Checkpoint.Load(run, model, optimizer);
+            if (state.Settings != settings) throw new ArgumentException($"--resume: {run} was trained with other options ({state.Settings}); resume with the same options");
+            if (state.Generators.Length != 3) throw new InvalidDataException($"{run}: the checkpoint holds {state.Generators.Length} generator states, not 3");
+            (g.State, masks.State, shuffling.State) = (state.Generators[0], state.Generators[1], state.Generators[2]);
+            if (scheduler is not null) scheduler.Epoch = state.Epoch;
+            done = lastCheckpoint = state.Epoch;
+            csv.Write(state.MetricsCsv);
+            history.AddRange(ParseHistory(state.MetricsCsv));
+            ConsoleOutput.Line($"resuming after epoch {done} from {Path.Combine(run, Checkpoint.FileName)}");
+        }
+        else csv.WriteLine("epoch,train_loss,train_a_squared_error,train_a_accuracy,train_b_cross_entropy,train_b_accuracy,val_loss,val_a_squared_error,val_a_accuracy,val_b_cross_entropy,val_b_accuracy,seconds,samples_per_second");
+        using var interrupt = new CancellationTokenSource();
+        using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; interrupt.Cancel(); });
+        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; interrupt.Cancel(); });
+        for (int epoch = done + 1; epoch <= s.Epochs; epoch++)
         {
             var metrics = ConsoleOutput.WithProgress($"epoch {epoch}/{s.Epochs}", report =>
             {
                 trainer.StepProgress = new SyncProgress<StepProgress>(p =>
                     report(p.Step, p.Steps, $"loss {F(p.RunningLoss)}  {p.SamplesPerSecond:N0} samples/s"));
-                return trainer.RunEpoch(epoch, loader);
+                return trainer.RunEpoch(epoch, loader, null, interrupt.Token);
             });
+            if (!metrics.Completed)
+            {
+                SafeTensors.Save(Path.Combine(run, "model.safetensors"), model.StateDict(), new Dictionary<string, string> { ["format"] = "pt" });
+                Console.Error.WriteLine($"backprop: interrupted at epoch {epoch}, step {metrics.Steps}; wrote the current model to {run}" +
+                    (lastCheckpoint > 0 ? $"; continue from the checkpoint of epoch {lastCheckpoint} with: backprop multitask --resume {run} (and the same options)" : " (no checkpoint yet to resume from)"));
+                return 130;
+            }
             var train = FromMeans(metrics.Metrics);
             double seconds = metrics.Seconds;
             var val = Evaluate(model, data.ValX, data.ValY);
@@ -144,6 +175,17 @@ internal static class MultiTaskCommand
                 Validate.RoundTrip(val.Loss), Validate.RoundTrip(val.SquaredErrorA), Validate.RoundTrip(val.AccuracyA), Validate.RoundTrip(val.CrossEntropyB), Validate.RoundTrip(val.AccuracyB),
                 seconds.ToString("F3", CultureInfo.InvariantCulture), e.SamplesPerSecond.ToString("F0", CultureInfo.InvariantCulture)));
             Serialization.AtomicFile.WriteAllText(Path.Combine(run, "metrics.csv"), csv.ToString());
+            bool stopping = epoch >= stopAfter && epoch < s.Epochs;
+            if ((checkpointEvery > 0 && epoch % checkpointEvery == 0) || stopping)
+            {
+                Checkpoint.Save(run, model, optimizer, new Checkpoint.State(epoch, settings, [g.State, masks.State, shuffling.State], csv.ToString()));
+                lastCheckpoint = epoch;
+            }
+            if (stopping)
+            {
+                ConsoleOutput.Line($"stopped after epoch {epoch} of {s.Epochs}; continue with: backprop multitask --resume {run} (and the same options)");
+                return 0;
+            }
         }
 
         var test = Evaluate(model, data.TestX, data.TestY);
@@ -174,6 +216,18 @@ internal static class MultiTaskCommand
         return new StepResult(loss, y.Length).With("a_sq_err", m.SquaredError).With("a_hits", m.HitsA).With("b_hits", m.HitsB)
             .With("b_xent", loss.Item() * y.Length - m.SquaredError);   // L·m = Σ½‖ŷa − ya‖² + Σ CE
     };
+
+    static List<Epoch> ParseHistory(string csv)
+    {
+        var history = new List<Epoch>();
+        foreach (var line in csv.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Skip(1))
+        {
+            var f = line.Split(',');
+            double D(int i) => double.Parse(f[i], CultureInfo.InvariantCulture);
+            history.Add(new Epoch(int.Parse(f[0], CultureInfo.InvariantCulture), new TaskMetrics(D(2), D(3), D(4), D(5)), new TaskMetrics(D(7), D(8), D(9), D(10)), D(11), D(12)));
+        }
+        return history;
+    }
 
     static TaskMetrics FromMeans(IReadOnlyDictionary<string, double> m) => new(m["a_sq_err"], m["a_hits"], m["b_xent"], m["b_hits"]);
 

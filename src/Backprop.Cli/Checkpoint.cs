@@ -66,4 +66,83 @@ internal static class Checkpoint
         }
         return history;
     }
+
+    public static readonly System.CommandLine.Option<int?> EveryOption = new("--checkpoint-every") { Description = "Write checkpoint.safetensors (model, optimizer, generators, metrics) every N epochs; 0: never [default: 1]" };
+    public static readonly System.CommandLine.Option<string?> ResumeOption = new("--resume") { Description = "Continue the run in this folder from its checkpoint (same options; the result equals an uninterrupted run)" };
+    public static readonly System.CommandLine.Option<int?> StopAfterOption = new("--stop-after") { Description = "Stop after this many epochs of the schedule, leaving a checkpoint to --resume from (a time-boxed job)" };
+
+    /// <summary>The checkpoint options of a command line, checked.</summary>
+    public static (int Every, string? Resume, int StopAfter) Options(System.CommandLine.ParseResult r)
+    {
+        int every = r.GetValue(EveryOption) ?? 1, stop = r.GetValue(StopAfterOption) ?? int.MaxValue;
+        if (every < 0) throw new ArgumentException($"--checkpoint-every: {every} must be ≥ 0");
+        if (stop < 1) throw new ArgumentException($"--stop-after: {stop} must be positive");
+        return (every, r.GetValue(ResumeOption), stop);
+    }
+
+    /// <summary>
+    /// One command's checkpointing, shared by train, multitask and vae: restoring a run to resume it, a checkpoint after
+    /// each due epoch, stopping after <c>--stop-after</c>, and Ctrl-C or SIGTERM turned into a cancellation the Trainer
+    /// honours at the end of its current step.
+    /// </summary>
+    public sealed class Session : IDisposable
+    {
+        readonly string run, command, settings;
+        readonly Module model;
+        readonly Optimizer optimizer;
+        readonly Generator[] generators;
+        readonly int every, stopAfter, epochs;
+        readonly CancellationTokenSource interrupt = new();
+        readonly System.Runtime.InteropServices.PosixSignalRegistration sigint, sigterm;
+
+        /// <param name="settings">What must match to resume (the options, minus those that do not change results).</param>
+        /// <param name="generators">Every random generator the run draws from after initialisation, in a fixed order.</param>
+        public Session(string run, string command, Module model, Optimizer optimizer, string settings, Generator[] generators, int every, int stopAfter, int epochs)
+        {
+            (this.run, this.command, this.model, this.optimizer, this.settings, this.generators) = (run, command, model, optimizer, settings, generators);
+            (this.every, this.stopAfter, this.epochs) = (every, stopAfter, epochs);
+            sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; interrupt.Cancel(); });
+            sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; interrupt.Cancel(); });
+        }
+
+        /// <summary>Cancelled by Ctrl-C or SIGTERM.</summary>
+        public CancellationToken Interrupted => interrupt.Token;
+
+        public int LastCheckpoint { get; private set; }
+
+        /// <summary>Restores model, optimizer, generators and schedule from the run's checkpoint; returns the epochs done and the metrics so far.</summary>
+        public (int Done, string MetricsCsv) Resume(LrScheduler? schedule)
+        {
+            var state = Load(run, model, optimizer);
+            if (state.Settings != settings)
+                throw new ArgumentException($"--resume: {run} was trained with other options ({state.Settings}); resume with the same options");
+            if (state.Generators.Length != generators.Length)
+                throw new InvalidDataException($"{run}: the checkpoint holds {state.Generators.Length} generator states, not {generators.Length}");
+            for (int i = 0; i < generators.Length; i++) generators[i].State = state.Generators[i];
+            if (schedule is not null) schedule.Epoch = state.Epoch;
+            LastCheckpoint = state.Epoch;
+            ConsoleOutput.Line($"resuming after epoch {state.Epoch} from {Path.Combine(run, FileName)}");
+            return (state.Epoch, state.MetricsCsv);
+        }
+
+        /// <summary>After a completed epoch: a checkpoint if one is due; true when <c>--stop-after</c> ends the run here.</summary>
+        public bool AfterEpoch(int epoch, string metricsCsv)
+        {
+            bool stopping = epoch >= stopAfter && epoch < epochs;
+            if ((every > 0 && epoch % every == 0) || stopping)
+            {
+                Save(run, model, optimizer, new State(epoch, settings, [.. generators.Select(g => g.State)], metricsCsv));
+                LastCheckpoint = epoch;
+            }
+            if (stopping) ConsoleOutput.Line($"stopped after epoch {epoch} of {epochs}; continue with: backprop {command} --resume {run} (and the same options)");
+            return stopping;
+        }
+
+        /// <summary>The end of an interrupt message: how to resume, if there is a checkpoint.</summary>
+        public string ResumeHint => LastCheckpoint > 0
+            ? $"; continue from the checkpoint of epoch {LastCheckpoint} with: backprop {command} --resume {run} (and the same options)"
+            : " (no checkpoint yet to resume from)";
+
+        public void Dispose() { sigint.Dispose(); sigterm.Dispose(); interrupt.Dispose(); }
+    }
 }

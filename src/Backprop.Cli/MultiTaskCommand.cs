@@ -31,9 +31,6 @@ internal static class MultiTaskCommand
     static readonly Option<ulong?> Seed = new("--seed") { Description = "Seed for initialisation, shuffling and dropout [default: 0]" };
     static readonly Option<int?> ValSize = new("--val-size") { Description = "Training images held out for validation [default: 5000]" };
     static readonly Option<int?> Threads = new("--threads") { Description = "Threads for the kernels [default: all cores]" };
-    static readonly Option<int?> CheckpointEvery = new("--checkpoint-every") { Description = "Write checkpoint.safetensors every N epochs; 0: never [default: 1]" };
-    static readonly Option<string?> Resume = new("--resume") { Description = "Continue the run in this folder from its checkpoint (same options)" };
-    static readonly Option<int?> StopAfter = new("--stop-after") { Description = "Stop after this many epochs of the schedule, leaving a checkpoint to --resume from" };
     static readonly Option<string?> Out = new("--out") { Description = "Run folder [default: runs/mnist-multitask-<timestamp>]" };
 
     const int Classes = 10;
@@ -74,10 +71,13 @@ internal static class MultiTaskCommand
     {
         var cmd = new Command("multitask", "Train the multi-task cascade network on MNIST (Task A regresses the one-hot digit, Task B classifies it)")
         {
-            Data, Hidden, Dropout, BnBeforeRelu, NoCascade, Manual, OptimizerOpt, Lr, Momentum, Schedule, Epochs, BatchSize, Seed, ValSize, Threads, Out, RunFolder.OverwriteOption, CheckpointEvery, Resume, StopAfter,
+            Data, Hidden, Dropout, BnBeforeRelu, NoCascade, Manual, OptimizerOpt, Lr, Momentum, Schedule, Epochs, BatchSize, Seed, ValSize, Threads, Out, RunFolder.OverwriteOption, Checkpoint.EveryOption, Checkpoint.ResumeOption, Checkpoint.StopAfterOption,
         };
-        cmd.SetAction(r => Run(Resolve(r), r.GetValue(Resume) ?? r.GetValue(Out), r.GetValue(RunFolder.OverwriteOption), Environment.GetCommandLineArgs(),
-            Math.Max(0, r.GetValue(CheckpointEvery) ?? 1), r.GetValue(Resume) is not null, Math.Max(1, r.GetValue(StopAfter) ?? int.MaxValue)));
+        cmd.SetAction(r =>
+        {
+            var (every, resume, stop) = Checkpoint.Options(r);
+            return Run(Resolve(r), resume ?? r.GetValue(Out), r.GetValue(RunFolder.OverwriteOption), Environment.GetCommandLineArgs(), every, resume is not null, stop);
+        });
         return cmd;
     }
 
@@ -120,7 +120,8 @@ internal static class MultiTaskCommand
         var trainer = new Trainer<(Tensor X, int[] Y)>(model, optimizer, Step(model, manual, masks), scheduler);
         var shuffling = new Generator(s.Seed + 1);
         var loader = new DataLoader(data.TrainX, data.TrainY, s.BatchSize, shuffle: true, generator: shuffling);
-        string settings = (s with { Data = null, Threads = 1 }).ToString();   // what must match to resume: results do not depend on threads
+        using var session = new Checkpoint.Session(run, "multitask", model, optimizer, (s with { Data = null, Threads = 1 }).ToString(), [g, masks, shuffling],
+            checkpointEvery, stopAfter, s.Epochs);   // what must match to resume leaves out threads, which do not change results
 
         ConsoleOutput.Line($"mnist: {data.TrainY.Length} train / {data.ValY.Length} validation / {data.TestY.Length} test, {data.Features} features, {Classes} classes");
         ConsoleOutput.Line($"model: {s.ModelName}: A {data.Features}-{s.HiddenA}-{Classes} relu, dropout {s.Dropout}; B {data.Features}-{Classes}" +
@@ -132,36 +133,26 @@ internal static class MultiTaskCommand
 
         var history = new List<Epoch>();
         var csv = new StringWriter(CultureInfo.InvariantCulture);
-        int done = 0, lastCheckpoint = 0;
+        int done = 0;
         if (resume)
         {
-            var state = Checkpoint.Load(run, model, optimizer);
-            if (state.Settings != settings) throw new ArgumentException($"--resume: {run} was trained with other options ({state.Settings}); resume with the same options");
-            if (state.Generators.Length != 3) throw new InvalidDataException($"{run}: the checkpoint holds {state.Generators.Length} generator states, not 3");
-            (g.State, masks.State, shuffling.State) = (state.Generators[0], state.Generators[1], state.Generators[2]);
-            if (scheduler is not null) scheduler.Epoch = state.Epoch;
-            done = lastCheckpoint = state.Epoch;
-            csv.Write(state.MetricsCsv);
-            history.AddRange(ParseHistory(state.MetricsCsv));
-            ConsoleOutput.Line($"resuming after epoch {done} from {Path.Combine(run, Checkpoint.FileName)}");
+            (done, string metrics) = session.Resume(scheduler);
+            csv.Write(metrics);
+            history.AddRange(ParseHistory(metrics));
         }
         else csv.WriteLine("epoch,train_loss,train_a_squared_error,train_a_accuracy,train_b_cross_entropy,train_b_accuracy,val_loss,val_a_squared_error,val_a_accuracy,val_b_cross_entropy,val_b_accuracy,seconds,samples_per_second");
-        using var interrupt = new CancellationTokenSource();
-        using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; interrupt.Cancel(); });
-        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; interrupt.Cancel(); });
         for (int epoch = done + 1; epoch <= s.Epochs; epoch++)
         {
             var metrics = ConsoleOutput.WithProgress($"epoch {epoch}/{s.Epochs}", report =>
             {
                 trainer.StepProgress = new SyncProgress<StepProgress>(p =>
                     report(p.Step, p.Steps, $"loss {F(p.RunningLoss)}  {p.SamplesPerSecond:N0} samples/s"));
-                return trainer.RunEpoch(epoch, loader, null, interrupt.Token);
+                return trainer.RunEpoch(epoch, loader, null, session.Interrupted);
             });
             if (!metrics.Completed)
             {
                 SafeTensors.Save(Path.Combine(run, "model.safetensors"), model.StateDict(), new Dictionary<string, string> { ["format"] = "pt" });
-                Console.Error.WriteLine($"backprop: interrupted at epoch {epoch}, step {metrics.Steps}; wrote the current model to {run}" +
-                    (lastCheckpoint > 0 ? $"; continue from the checkpoint of epoch {lastCheckpoint} with: backprop multitask --resume {run} (and the same options)" : " (no checkpoint yet to resume from)"));
+                Console.Error.WriteLine($"backprop: interrupted at epoch {epoch}, step {metrics.Steps}; wrote the current model to {run}{session.ResumeHint}");
                 return 130;
             }
             var train = FromMeans(metrics.Metrics);
@@ -175,17 +166,7 @@ internal static class MultiTaskCommand
                 Validate.RoundTrip(val.Loss), Validate.RoundTrip(val.SquaredErrorA), Validate.RoundTrip(val.AccuracyA), Validate.RoundTrip(val.CrossEntropyB), Validate.RoundTrip(val.AccuracyB),
                 seconds.ToString("F3", CultureInfo.InvariantCulture), e.SamplesPerSecond.ToString("F0", CultureInfo.InvariantCulture)));
             Serialization.AtomicFile.WriteAllText(Path.Combine(run, "metrics.csv"), csv.ToString());
-            bool stopping = epoch >= stopAfter && epoch < s.Epochs;
-            if ((checkpointEvery > 0 && epoch % checkpointEvery == 0) || stopping)
-            {
-                Checkpoint.Save(run, model, optimizer, new Checkpoint.State(epoch, settings, [g.State, masks.State, shuffling.State], csv.ToString()));
-                lastCheckpoint = epoch;
-            }
-            if (stopping)
-            {
-                ConsoleOutput.Line($"stopped after epoch {epoch} of {s.Epochs}; continue with: backprop multitask --resume {run} (and the same options)");
-                return 0;
-            }
+            if (session.AfterEpoch(epoch, csv.ToString())) return 0;
         }
 
         var test = Evaluate(model, data.TestX, data.TestY);

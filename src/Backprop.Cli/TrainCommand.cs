@@ -38,9 +38,6 @@ internal static class TrainCommand
     static readonly Option<string?> DTypeOpt = new("--dtype") { Description = "float32 | float64 [default: float32]" };
     static readonly Option<int?> Threads = new("--threads") { Description = "Threads for the kernels [default: all cores]" };
     static readonly Option<string?> Out = new("--out") { Description = "Run folder [default: runs/<dataset>-<model>-<timestamp>]" };
-    static readonly Option<int?> CheckpointEvery = new("--checkpoint-every") { Description = "Write checkpoint.safetensors (model, optimizer, generators, metrics) every N epochs; 0: never [default: 1]" };
-    static readonly Option<string?> Resume = new("--resume") { Description = "Continue the run in this folder from its checkpoint (same options; the result equals an uninterrupted run)" };
-    static readonly Option<int?> StopAfter = new("--stop-after") { Description = "Stop after this many epochs of the schedule, leaving a checkpoint to --resume from (a time-boxed job)" };
     static readonly Option<bool> DetectAnomaly = new("--detect-anomaly") { Description = "Check every op's output and gradient for NaN/Inf and stop at the first, naming the op and module (slow)" };
     static readonly Option<string?> Preset = new("--preset") { Description = "Named option set; explicit options override it: " + string.Join("; ", TrainSettings.Presets.Select(p => $"{p.Key} ({p.Value.Description})")) };
 
@@ -49,17 +46,14 @@ internal static class TrainCommand
         var cmd = new Command("train", "Train a network and write metrics, curves, a confusion matrix and the model to a run folder")
         {
             Dataset, Data, Model, Hidden, ActivationOpt, Dropout, InputDropout, BatchNorm, OptimizerOpt, Lr, Momentum, Nesterov, WeightDecay,
-            Schedule, LrStep, LrGamma, Epochs, BatchSize, Seed, ValSize, TestSize, Normalize, DTypeOpt, Threads, Out, RunFolder.OverwriteOption, CheckpointEvery, Resume, StopAfter, DetectAnomaly, Preset,
+            Schedule, LrStep, LrGamma, Epochs, BatchSize, Seed, ValSize, TestSize, Normalize, DTypeOpt, Threads, Out, RunFolder.OverwriteOption, Checkpoint.EveryOption, Checkpoint.ResumeOption, Checkpoint.StopAfterOption, DetectAnomaly, Preset,
         };
         cmd.SetAction(r =>
         {
             using var anomaly = r.GetValue(DetectAnomaly) ? Autograd.DetectAnomaly() : null;
-            var resume = r.GetValue(Resume);
+            var (every, resume, stop) = Checkpoint.Options(r);
             if (resume is not null && r.GetValue(Out) is string o && Path.GetFullPath(o) != Path.GetFullPath(resume))
                 throw new ArgumentException($"--resume {resume} continues that folder; --out {o} would be another");
-            int every = r.GetValue(CheckpointEvery) ?? 1, stop = r.GetValue(StopAfter) ?? int.MaxValue;
-            if (every < 0) throw new ArgumentException($"--checkpoint-every: {every} must be ≥ 0");
-            if (stop < 1) throw new ArgumentException($"--stop-after: {stop} must be positive");
             return Run(Resolve(r), resume ?? r.GetValue(Out), r.GetValue(RunFolder.OverwriteOption), Environment.GetCommandLineArgs(),
                 every, resume is not null, stop);
         });
@@ -154,7 +148,10 @@ internal static class TrainCommand
         var trainer = new Trainer(model, optimizer, static (logits, y) => logits.CrossEntropy(y), schedule);
         var shuffling = new Generator(s.Seed + 1);
         var loader = new DataLoader(data.TrainX, data.TrainY, s.BatchSize, shuffle: true, generator: shuffling);
-        string settings = (s with { Threads = 1, Preset = null }).ToJson();   // what must match to resume: results do not depend on threads
+        // Ctrl-C or SIGTERM end the current step, then what there is gets written (exit 130); what must match to resume
+        // leaves out the thread count, which does not change results.
+        using var session = new Checkpoint.Session(run, "train", model, optimizer, (s with { Threads = 1, Preset = null }).ToJson(), [g, shuffling],
+            checkpointEvery, stopAfter, s.Epochs);
 
         ConsoleOutput.Line($"{dataset}: {data.TrainY.Length} train / {data.ValY.Length} validation / {data.TestY.Length} test, {data.Features} features, {data.Classes} classes");
         ConsoleOutput.Line($"model: {s.Model} {data.Features}-{s.HiddenText}-{data.Classes} {s.Activation.ToString().ToLowerInvariant()}, {model.ParameterCount():N0} parameters; {s.Optimizer} lr {s.LearningRate}, batch {s.BatchSize}, {s.Epochs} epochs, seed {s.Seed}");
@@ -163,41 +160,28 @@ internal static class TrainCommand
 
         var history = new List<EpochMetrics>();
         var csv = new StringWriter(CultureInfo.InvariantCulture);
-        int done = 0, lastCheckpoint = 0;
+        int done = 0;
         if (resume)
         {
-            var state = Checkpoint.Load(run, model, optimizer);
-            if (state.Settings != settings)
-                throw new ArgumentException($"--resume: {run} was trained with other options ({state.Settings}); resume with the same options");
-            if (state.Generators.Length != 2) throw new InvalidDataException($"{run}: the checkpoint holds {state.Generators.Length} generator states, not 2");
-            (g.State, shuffling.State) = (state.Generators[0], state.Generators[1]);
-            if (schedule is not null) schedule.Epoch = state.Epoch;
-            done = lastCheckpoint = state.Epoch;
-            csv.Write(state.MetricsCsv);
-            history.AddRange(Checkpoint.ParseHistory(state.MetricsCsv));
-            ConsoleOutput.Line($"resuming after epoch {done} from {Path.Combine(run, Checkpoint.FileName)}");
+            (done, string metrics) = session.Resume(schedule);
+            csv.Write(metrics);
+            history.AddRange(Checkpoint.ParseHistory(metrics));
         }
         else csv.WriteLine("epoch,train_loss,train_accuracy,val_accuracy,lr,seconds,samples_per_second");
-        // Ctrl-C or SIGTERM: finish the current step, then write what there is and exit 130 (no half-written file, cursor restored).
-        using var interrupt = new CancellationTokenSource();
-        using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; interrupt.Cancel(); });
-        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; interrupt.Cancel(); });
         for (int epoch = done + 1; epoch <= s.Epochs; epoch++)
         {
             var m = ConsoleOutput.WithProgress($"epoch {epoch}/{s.Epochs}", report =>
             {
                 trainer.StepProgress = new SyncProgress<StepProgress>(p =>
                     report(p.Step, p.Steps, $"loss {ConsoleOutput.F(p.RunningLoss)}  {p.SamplesPerSecond:N0} samples/s"));
-                return trainer.RunEpoch(epoch, loader, () => Trainer.Evaluate(model, Experiment.Batches(data.ValX, data.ValY), data.Classes).Accuracy, interrupt.Token);
+                return trainer.RunEpoch(epoch, loader, () => Trainer.Evaluate(model, Experiment.Batches(data.ValX, data.ValY), data.Classes).Accuracy, session.Interrupted);
             });
             if (!m.Completed)
             {
                 var (partialAccuracy, partialConfusion) = Trainer.Evaluate(model, Experiment.Batches(data.TestX, data.TestY), data.Classes);
                 string at = $"epoch {epoch}, step {m.Steps}";
                 RunFolder.Write(run, s, dataset, history, partialAccuracy, partialConfusion, data, model, total.Elapsed.TotalSeconds, commandLine, interrupted: at);
-                Console.Error.WriteLine($"backprop: interrupted at {at}; wrote summary.json, plots and the current model to {run}" +
-                    (lastCheckpoint > 0 ? $"; continue from the checkpoint of epoch {lastCheckpoint} with: backprop train --resume {run} (and the same options)"
-                        : " (no checkpoint yet to resume from)"));
+                Console.Error.WriteLine($"backprop: interrupted at {at}; wrote summary.json, plots and the current model to {run}{session.ResumeHint}");
                 return 130;
             }
             history.Add(m);
@@ -206,17 +190,7 @@ internal static class TrainCommand
             csv.WriteLine(string.Join(",", m.Epoch.ToString(CultureInfo.InvariantCulture), Validate.RoundTrip(m.TrainLoss), Validate.RoundTrip(m.TrainAccuracy), m.ValAccuracy is double v2 ? Validate.RoundTrip(v2) : "",
                 Validate.RoundTrip(m.LearningRate), m.Seconds.ToString("F3", CultureInfo.InvariantCulture), m.SamplesPerSecond.ToString("F0", CultureInfo.InvariantCulture)));
             Serialization.AtomicFile.WriteAllText(Path.Combine(run, "metrics.csv"), csv.ToString());
-            bool stopping = epoch >= stopAfter && epoch < s.Epochs;
-            if ((checkpointEvery > 0 && epoch % checkpointEvery == 0) || stopping)
-            {
-                Checkpoint.Save(run, model, optimizer, new Checkpoint.State(epoch, settings, [g.State, shuffling.State], csv.ToString()));
-                lastCheckpoint = epoch;
-            }
-            if (stopping)
-            {
-                ConsoleOutput.Line($"stopped after epoch {epoch} of {s.Epochs}; continue with: backprop train --resume {run} (and the same options)");
-                return 0;
-            }
+            if (session.AfterEpoch(epoch, csv.ToString())) return 0;
         }
 
         var (testAccuracy, confusion) = Trainer.Evaluate(model, Experiment.Batches(data.TestX, data.TestY), data.Classes);

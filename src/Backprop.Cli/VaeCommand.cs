@@ -22,9 +22,6 @@ internal static class VaeCommand
     static readonly Option<int> BatchSize = new("--batch-size") { Description = "Minibatch size", DefaultValueFactory = _ => 128 };
     static readonly Option<ulong> Seed = new("--seed") { Description = "Seed for initialisation, shuffling and noise", DefaultValueFactory = _ => 0UL };
     static readonly Option<string?> Data = new("--data") { Description = "MNIST-format folder [default: data/mnist in the repo, else the cache]" };
-    static readonly Option<int?> CheckpointEvery = new("--checkpoint-every") { Description = "Write checkpoint.safetensors every N epochs; 0: never [default: 1]" };
-    static readonly Option<string?> Resume = new("--resume") { Description = "Continue the run in this folder from its checkpoint (same options)" };
-    static readonly Option<int?> StopAfter = new("--stop-after") { Description = "Stop after this many epochs, leaving a checkpoint to --resume from" };
     static readonly Option<string?> Out = new("--out") { Description = "Run folder [default: runs/mnist-vae-<timestamp>]" };
 
     const int Side = 28, Pixels = Side * Side;
@@ -33,12 +30,16 @@ internal static class VaeCommand
     {
         var cmd = new Command("vae", "Train a variational autoencoder on MNIST; report the test negative ELBO and draw samples and reconstructions")
         {
-            Epochs, Latent, Hidden, Lr, BatchSize, Seed, Data, Out, RunFolder.OverwriteOption, CheckpointEvery, Resume, StopAfter,
+            Epochs, Latent, Hidden, Lr, BatchSize, Seed, Data, Out, RunFolder.OverwriteOption, Checkpoint.EveryOption, Checkpoint.ResumeOption, Checkpoint.StopAfterOption,
         };
-        cmd.SetAction(r => Run(new Settings(Validate.Positive(r.GetValue(Epochs), "--epochs"), Validate.Positive(r.GetValue(Latent), "--latent"),
-            Validate.Positive(r.GetValue(Hidden), "--hidden"), r.GetValue(Lr) is > 0 and var lr && double.IsFinite(lr) ? lr : throw new ArgumentException($"--lr: {r.GetValue(Lr)} must be positive"),
-            Validate.Positive(r.GetValue(BatchSize), "--batch-size"), r.GetValue(Seed), r.GetValue(Data)), r.GetValue(Resume) ?? r.GetValue(Out), r.GetValue(RunFolder.OverwriteOption),
-            Math.Max(0, r.GetValue(CheckpointEvery) ?? 1), r.GetValue(Resume) is not null, Math.Max(1, r.GetValue(StopAfter) ?? int.MaxValue)));
+        cmd.SetAction(r =>
+        {
+            var (every, resume, stop) = Checkpoint.Options(r);
+            return Run(new Settings(Validate.Positive(r.GetValue(Epochs), "--epochs"), Validate.Positive(r.GetValue(Latent), "--latent"),
+                Validate.Positive(r.GetValue(Hidden), "--hidden"), r.GetValue(Lr) is > 0 and var lr && double.IsFinite(lr) ? lr : throw new ArgumentException($"--lr: {r.GetValue(Lr)} must be positive"),
+                Validate.Positive(r.GetValue(BatchSize), "--batch-size"), r.GetValue(Seed), r.GetValue(Data)), resume ?? r.GetValue(Out), r.GetValue(RunFolder.OverwriteOption),
+                every, resume is not null, stop);
+        });
         return cmd;
     }
 
@@ -65,7 +66,7 @@ internal static class VaeCommand
         var shuffling = new Generator(s.Seed + 1);
         var loader = new DataLoader(trainX, data.Train.LabelsAsInts(), s.BatchSize, shuffle: true, generator: shuffling);
         var noise = new Generator(s.Seed + 2);
-        string settings = (s with { Data = null }).ToString();   // what must match to resume
+        using var session = new Checkpoint.Session(run, "vae", vae, optimizer, (s with { Data = null }).ToString(), [shuffling, noise], checkpointEvery, stopAfter, s.Epochs);
         var trainer = CreateTrainer(vae, optimizer, noise);
 
         ConsoleOutput.Line($"mnist: {data.Train.Count} train / {data.Test.Count} test images, pixels scaled to [0, 1]");
@@ -76,31 +77,22 @@ internal static class VaeCommand
 
         var history = new List<VaeEpoch>();
         var csv = new StringWriter(CultureInfo.InvariantCulture);
-        int done = 0, lastCheckpoint = 0;
+        int done = 0;
         if (resume)
         {
-            var state = Checkpoint.Load(run, vae, optimizer);
-            if (state.Settings != settings) throw new ArgumentException($"--resume: {run} was trained with other options ({state.Settings}); resume with the same options");
-            if (state.Generators.Length != 2) throw new InvalidDataException($"{run}: the checkpoint holds {state.Generators.Length} generator states, not 2");
-            (shuffling.State, noise.State) = (state.Generators[0], state.Generators[1]);
-            done = lastCheckpoint = state.Epoch;
-            csv.Write(state.MetricsCsv);
-            history.AddRange(ParseHistory(state.MetricsCsv));
-            ConsoleOutput.Line($"resuming after epoch {done} from {Path.Combine(run, Checkpoint.FileName)}");
+            (done, string metrics) = session.Resume(schedule: null);
+            csv.Write(metrics);
+            history.AddRange(ParseHistory(metrics));
         }
         else csv.WriteLine("epoch,train_neg_elbo,train_reconstruction,train_kl,test_neg_elbo,test_reconstruction,test_kl,seconds,samples_per_second");
-        using var interrupt = new CancellationTokenSource();
-        using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; interrupt.Cancel(); });
-        using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; interrupt.Cancel(); });
         for (int epoch = done + 1; epoch <= s.Epochs; epoch++)
         {
             var clock = Stopwatch.StartNew();
-            var (rec, kl, completed) = ConsoleOutput.WithProgress($"epoch {epoch}/{s.Epochs}", report => TrainEpoch(trainer, loader, epoch, report, interrupt.Token));
+            var (rec, kl, completed) = ConsoleOutput.WithProgress($"epoch {epoch}/{s.Epochs}", report => TrainEpoch(trainer, loader, epoch, report, session.Interrupted));
             if (!completed)
             {
                 SafeTensors.Save(Path.Combine(run, "model.safetensors"), vae.StateDict(), new Dictionary<string, string> { ["format"] = "pt" });
-                Console.Error.WriteLine($"backprop: interrupted in epoch {epoch}; wrote the current model to {run}" +
-                    (lastCheckpoint > 0 ? $"; continue from the checkpoint of epoch {lastCheckpoint} with: backprop vae --resume {run} (and the same options)" : " (no checkpoint yet to resume from)"));
+                Console.Error.WriteLine($"backprop: interrupted in epoch {epoch}; wrote the current model to {run}{session.ResumeHint}");
                 return 130;
             }
             double seconds = clock.Elapsed.TotalSeconds;
@@ -111,17 +103,7 @@ internal static class VaeCommand
             csv.WriteLine(string.Join(",", epoch.ToString(CultureInfo.InvariantCulture), Validate.RoundTrip(e.TrainNegElbo), Validate.RoundTrip(rec), Validate.RoundTrip(kl), Validate.RoundTrip(e.TestNegElbo), Validate.RoundTrip(testRec), Validate.RoundTrip(testKl),
                 seconds.ToString("F3", CultureInfo.InvariantCulture), e.SamplesPerSecond.ToString("F0", CultureInfo.InvariantCulture)));
             Serialization.AtomicFile.WriteAllText(Path.Combine(run, "metrics.csv"), csv.ToString());
-            bool stopping = epoch >= stopAfter && epoch < s.Epochs;
-            if ((checkpointEvery > 0 && epoch % checkpointEvery == 0) || stopping)
-            {
-                Checkpoint.Save(run, vae, optimizer, new Checkpoint.State(epoch, settings, [shuffling.State, noise.State], csv.ToString()));
-                lastCheckpoint = epoch;
-            }
-            if (stopping)
-            {
-                ConsoleOutput.Line($"stopped after epoch {epoch} of {s.Epochs}; continue with: backprop vae --resume {run} (and the same options)");
-                return 0;
-            }
+            if (session.AfterEpoch(epoch, csv.ToString())) return 0;
         }
 
         var last = history[^1];

@@ -25,9 +25,8 @@ internal static class FuzzCommand
         {
             var model = SmallModel();
             var opt = new Optim.Adam(model.Parameters(), 0.01);
-            opt.ZeroGrad();
-            model.Forward(Tensor.Normal([4, 6], 0, 1, g)).CrossEntropy([0, 1, 2, 0]).Backward();
-            opt.Step();
+            // One real step so the checkpoint carries optimizer moments and batch-norm running statistics.
+            new Training.Trainer(model, opt, static (o, y) => o.CrossEntropy(y)).RunEpoch(1, [(Tensor.Normal([4, 6], 0, 1, g), new[] { 0, 1, 2, 0 })]);
             Checkpoint.Save(dir, model, opt, new Checkpoint.State(1, "{}", [g.State, new Generator(9).State], "epoch,train_loss\n1,0.5\n"));
             return File.ReadAllBytes(Path.Combine(dir, Checkpoint.FileName));
         }

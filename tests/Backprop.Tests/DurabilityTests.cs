@@ -16,15 +16,19 @@ public class DurabilityTests
         AtomicFile.Write(path, s => s.Write(Content(0)));
         int torn = 0, reads = 0;
         using var stop = new CancellationTokenSource();
-        var reader = Task.Run(() =>
+        using var reading = new ManualResetEventSlim();
+        // Its own thread, and the writers wait for its first read: on a busy 2-core machine the pool may not schedule it in time.
+        var reader = Task.Factory.StartNew(() =>
         {
             while (!stop.IsCancellationRequested)
             {
                 var bytes = File.ReadAllBytes(path);
                 reads++;
+                reading.Set();
                 if (!IsWhole(bytes)) Interlocked.Increment(ref torn);
             }
-        });
+        }, TaskCreationOptions.LongRunning);
+        Assert.True(reading.Wait(TimeSpan.FromMinutes(1)) || reader.IsFaulted, "the reader never started");
         Parallel.For(0, 8, t => { for (int i = 1; i <= 25; i++) AtomicFile.Write(path, s => s.Write(Content(t * 100 + i))); });
         stop.Cancel();
         await reader;

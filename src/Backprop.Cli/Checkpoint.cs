@@ -138,6 +138,14 @@ internal static class Checkpoint
             return stopping;
         }
 
+        /// <summary>After an interrupt at <paramref name="at"/>: writes the current model and says how to resume; returns exit code 130.</summary>
+        public int WriteModelOnInterrupt(string at)
+        {
+            SafeTensors.Save(Path.Combine(run, "model.safetensors"), model.StateDict(), new Dictionary<string, string> { ["format"] = "pt" });
+            Console.Error.WriteLine($"backprop: interrupted {at}; wrote the current model to {run}{ResumeHint}");
+            return 130;
+        }
+
         /// <summary>The end of an interrupt message: how to resume, if there is a checkpoint.</summary>
         public string ResumeHint => LastCheckpoint > 0
             ? $"; continue from the checkpoint of epoch {LastCheckpoint} with: backprop {command} --resume {run} (and the same options)"

@@ -149,12 +149,7 @@ internal static class MultiTaskCommand
                     report(p.Step, p.Steps, $"loss {F(p.RunningLoss)}  {p.SamplesPerSecond:N0} samples/s"));
                 return trainer.RunEpoch(epoch, loader, null, session.Interrupted);
             });
-            if (!metrics.Completed)
-            {
-                SafeTensors.Save(Path.Combine(run, "model.safetensors"), model.StateDict(), new Dictionary<string, string> { ["format"] = "pt" });
-                Console.Error.WriteLine($"backprop: interrupted at epoch {epoch}, step {metrics.Steps}; wrote the current model to {run}{session.ResumeHint}");
-                return 130;
-            }
+            if (!metrics.Completed) return session.WriteModelOnInterrupt($"at epoch {epoch}, step {metrics.Steps}");
             var train = FromMeans(metrics.Metrics);
             double seconds = metrics.Seconds;
             var val = Evaluate(model, data.ValX, data.ValY);

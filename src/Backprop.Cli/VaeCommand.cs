@@ -89,12 +89,7 @@ internal static class VaeCommand
         {
             var clock = Stopwatch.StartNew();
             var (rec, kl, completed) = ConsoleOutput.WithProgress($"epoch {epoch}/{s.Epochs}", report => TrainEpoch(trainer, loader, epoch, report, session.Interrupted));
-            if (!completed)
-            {
-                SafeTensors.Save(Path.Combine(run, "model.safetensors"), vae.StateDict(), new Dictionary<string, string> { ["format"] = "pt" });
-                Console.Error.WriteLine($"backprop: interrupted in epoch {epoch}; wrote the current model to {run}{session.ResumeHint}");
-                return 130;
-            }
+            if (!completed) return session.WriteModelOnInterrupt($"in epoch {epoch}");
             double seconds = clock.Elapsed.TotalSeconds;
             var (testRec, testKl) = Evaluate(vae, testX, new Generator(s.Seed + 3));
             var e = new VaeEpoch(epoch, rec + kl, rec, kl, testRec + testKl, testRec, testKl, seconds, loader.Samples / seconds);

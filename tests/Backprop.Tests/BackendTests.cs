@@ -135,5 +135,15 @@ public class BackendTests
         public void IndexSelect(Tensor x, ReadOnlySpan<int> rows, Tensor y) { Calls++; inner.IndexSelect(x, rows, y); }
         public void IndexAdd(Tensor source, ReadOnlySpan<int> rows, Tensor target) { Calls++; inner.IndexAdd(source, rows, target); }
         public void Where(Tensor condition, Tensor a, Tensor b, Tensor y) { Calls++; inner.Where(condition, a, b, y); }
+        public void Conv2d(Tensor x, Tensor weight, Tensor? bias, Tensor y, in Conv2dGeometry g) { Calls++; inner.Conv2d(x, weight, bias, y, g); }
+        public void Conv2dInputGrad(Tensor gy, Tensor weight, Tensor gx, in Conv2dGeometry g) { Calls++; inner.Conv2dInputGrad(gy, weight, gx, g); }
+        public void Conv2dWeightGrad(Tensor x, Tensor gy, Tensor gw, in Conv2dGeometry g) { Calls++; inner.Conv2dWeightGrad(x, gy, gw, g); }
+        public void MaxPool2d(Tensor x, Tensor y, int[] indices, in Pool2dGeometry g) { Calls++; inner.MaxPool2d(x, y, indices, g); }
+        public void MaxPool2dBackward(Tensor gy, int[] indices, Tensor gx, in Pool2dGeometry g) { Calls++; inner.MaxPool2dBackward(gy, indices, gx, g); }
+        public void AvgPool2d(Tensor x, Tensor y, in Pool2dGeometry g) { Calls++; inner.AvgPool2d(x, y, g); }
+        public void AvgPool2dBackward(Tensor gy, Tensor gx, in Pool2dGeometry g) { Calls++; inner.AvgPool2dBackward(gy, gx, g); }
+        public void ChannelMeanVar(Tensor x, Tensor mean, Tensor variance) { Calls++; inner.ChannelMeanVar(x, mean, variance); }
+        public void ChannelSums(Tensor a, Tensor? b, Tensor sumA, Tensor? sumAB) { Calls++; inner.ChannelSums(a, b, sumA, sumAB); }
+        public void ChannelAffine(Tensor x, Tensor scale, Tensor? z, Tensor? zScale, Tensor shift, Tensor y) { Calls++; inner.ChannelAffine(x, scale, z, zScale, shift, y); }
     }
 }

@@ -33,6 +33,75 @@ public enum BinaryOp
 }
 
 /// <summary>
+/// The shape of a 2-D convolution (NCHW): input (N, C, H, W), weight (K, C/groups, KH, KW), output (N, K, OH, OW).
+/// Padding may differ on the two sides of an axis (PyTorch's "same" with an even kernel pads one more at the end).
+/// A transposed convolution is described by the convolution whose input gradient it is.
+/// </summary>
+public readonly record struct Conv2dGeometry(
+    int Batch, int InChannels, int Height, int Width, int OutChannels, int KernelHeight, int KernelWidth,
+    int StrideHeight = 1, int StrideWidth = 1, int PadTop = 0, int PadBottom = 0, int PadLeft = 0, int PadRight = 0,
+    int DilationHeight = 1, int DilationWidth = 1, int Groups = 1)
+{
+    public int OutHeight => (Height + PadTop + PadBottom - DilationHeight * (KernelHeight - 1) - 1) / StrideHeight + 1;
+    public int OutWidth => (Width + PadLeft + PadRight - DilationWidth * (KernelWidth - 1) - 1) / StrideWidth + 1;
+    /// <summary>Input channels per group: the weight's second dimension.</summary>
+    public int GroupInChannels => InChannels / Groups;
+    public int GroupOutChannels => OutChannels / Groups;
+    /// <summary>True when the convolution reads each input element once, in place (1×1, stride 1, no padding).</summary>
+    public bool IsPointwise => KernelHeight == 1 && KernelWidth == 1 && StrideHeight == 1 && StrideWidth == 1
+        && PadTop == 0 && PadBottom == 0 && PadLeft == 0 && PadRight == 0;
+}
+
+/// <summary>
+/// The shape of 2-D pooling over (N, C, H, W): windows of KH×KW every stride, implicit padding (−∞ for max, 0 for
+/// average), dilation (max only), and PyTorch's ceil mode (a last window may start in the input or the left padding,
+/// never in the right padding). <see cref="Adaptive"/> windows are PyTorch's adaptive ones, ⌊o·H/OH⌋ to ⌈(o+1)·H/OH⌉.
+/// </summary>
+public readonly record struct Pool2dGeometry(
+    int Batch, int Channels, int Height, int Width, int KernelHeight, int KernelWidth,
+    int StrideHeight, int StrideWidth, int PadHeight = 0, int PadWidth = 0, int DilationHeight = 1, int DilationWidth = 1,
+    bool CeilMode = false, bool CountIncludePad = true, bool Adaptive = false, int AdaptiveOutHeight = 0, int AdaptiveOutWidth = 0)
+{
+    public int OutHeight => Adaptive ? AdaptiveOutHeight : OutSize(Height, KernelHeight, StrideHeight, PadHeight, DilationHeight);
+    public int OutWidth => Adaptive ? AdaptiveOutWidth : OutSize(Width, KernelWidth, StrideWidth, PadWidth, DilationWidth);
+
+    int OutSize(int size, int kernel, int stride, int pad, int dilation)
+    {
+        int span = size + 2 * pad - dilation * (kernel - 1) - 1;
+        if (span < 0) return 0;   // the window does not fit
+        int o = (CeilMode ? (span + stride - 1) / stride : span / stride) + 1;
+        if (CeilMode && (o - 1) * stride >= size + pad) o--;   // the last window must start inside the input or the left padding
+        return o;
+    }
+
+    /// <summary>
+    /// Average pooling's window along rows (or columns) for output index <paramref name="o"/>: the input range
+    /// [Start, End) it covers, and its extent counting padding (the divisor when <see cref="CountIncludePad"/>).
+    /// </summary>
+    public (int Start, int End, int Extent) Window(int o, bool rows)
+    {
+        int size = rows ? Height : Width;
+        if (Adaptive)
+        {
+            int outs = rows ? AdaptiveOutHeight : AdaptiveOutWidth;
+            int s = (int)((long)o * size / outs), e = (int)(((long)(o + 1) * size + outs - 1) / outs);
+            return (s, e, e - s);
+        }
+        int k = rows ? KernelHeight : KernelWidth, st = rows ? StrideHeight : StrideWidth, p = rows ? PadHeight : PadWidth;
+        int start = o * st - p, end = Math.Min(start + k, size + p), extent = end - start;
+        return (Math.Max(start, 0), Math.Min(end, size), extent);
+    }
+
+    /// <summary>The divisor of the average over output (oh, ow).</summary>
+    public int Divisor(int oh, int ow)
+    {
+        var (hs, he, hx) = Window(oh, true);
+        var (ws, we, wx) = Window(ow, false);
+        return Adaptive || !CountIncludePad ? (he - hs) * (we - ws) : hx * wx;
+    }
+}
+
+/// <summary>
 /// The one seam between ops and kernels: every computation an op performs on tensor memory goes through these
 /// methods, so a device or kernel set is added by implementing this interface alone — ops, autograd and modules
 /// stay as they are. Inputs may be strided views (a backend reads them as it likes); outputs are contiguous tensors
@@ -80,6 +149,39 @@ public interface IBackend
 
     /// <summary>y = condition ≠ 0 ? a : b, all three broadcast to y's shape.</summary>
     void Where(Tensor condition, Tensor a, Tensor b, Tensor y);
+
+    /// <summary>y = conv2d(x, weight) (+ bias per output channel); x (N, C, H, W), y (N, K, OH, OW) contiguous, overwritten.</summary>
+    void Conv2d(Tensor x, Tensor weight, Tensor? bias, Tensor y, in Conv2dGeometry g);
+
+    /// <summary>gx = ∂L/∂x of a convolution given gy = ∂L/∂y (also a transposed convolution's forward); gx contiguous, overwritten.</summary>
+    void Conv2dInputGrad(Tensor gy, Tensor weight, Tensor gx, in Conv2dGeometry g);
+
+    /// <summary>gw = ∂L/∂weight of a convolution given x and gy; gw contiguous (K, C/groups, KH, KW), overwritten.</summary>
+    void Conv2dWeightGrad(Tensor x, Tensor gy, Tensor gw, in Conv2dGeometry g);
+
+    /// <summary>
+    /// Max pooling: y (N, C, OH, OW) and, per output, the flat index (h·W + w) of its maximum in its input plane. The first
+    /// maximum in window order wins a tie; a NaN wins over any number (as PyTorch).
+    /// </summary>
+    void MaxPool2d(Tensor x, Tensor y, int[] indices, in Pool2dGeometry g);
+
+    /// <summary>gx[n, c, indices] += gy (gx contiguous, zeroed by the caller): max pooling's backward.</summary>
+    void MaxPool2dBackward(Tensor gy, int[] indices, Tensor gx, in Pool2dGeometry g);
+
+    /// <summary>Average pooling (plain or adaptive) into y (N, C, OH, OW), overwritten.</summary>
+    void AvgPool2d(Tensor x, Tensor y, in Pool2dGeometry g);
+
+    /// <summary>Average pooling's backward: each gy spread evenly over its window; gx contiguous, overwritten.</summary>
+    void AvgPool2dBackward(Tensor gy, Tensor gx, in Pool2dGeometry g);
+
+    /// <summary>Per channel of x (N, C, L): the mean and the biased variance over N and L, into 1-D tensors of C.</summary>
+    void ChannelMeanVar(Tensor x, Tensor mean, Tensor variance);
+
+    /// <summary>Per channel of a (N, C, L): Σ a into <paramref name="sumA"/> and, when b is given, Σ a·b into <paramref name="sumAB"/>.</summary>
+    void ChannelSums(Tensor a, Tensor? b, Tensor sumA, Tensor? sumAB);
+
+    /// <summary>y[n, c, l] = x·scale[c] + z·zScale[c] + shift[c] over (N, C, L) (z optional); y contiguous, overwritten, and may be x.</summary>
+    void ChannelAffine(Tensor x, Tensor scale, Tensor? z, Tensor? zScale, Tensor shift, Tensor y);
 }
 
 /// <summary>Which backend ops use: <see cref="Cpu"/> unless a <see cref="Use"/> scope says otherwise (flows across await).</summary>

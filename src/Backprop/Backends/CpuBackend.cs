@@ -159,6 +159,68 @@ internal sealed class CpuBackend : IBackend
         }
     }
 
+    // Convolution, pooling and channel statistics: kernels in Kernels/{Convolution,Pooling,Channels}.cs read dense inputs.
+
+    public void Conv2d(Tensor x, Tensor weight, Tensor? bias, Tensor y, in Conv2dGeometry g)
+    {
+        Tensor xd = x.Dense(), wd = weight.Dense(), bd = bias?.Dense()!;
+        if (y.DType == DType.Float32) Convolution.Forward<float>(xd, wd, bd, y, g); else Convolution.Forward<double>(xd, wd, bd, y, g);
+    }
+
+    public void Conv2dInputGrad(Tensor gy, Tensor weight, Tensor gx, in Conv2dGeometry g)
+    {
+        Tensor gyd = gy.Dense(), wd = weight.Dense();
+        if (gx.DType == DType.Float32) Convolution.InputGrad<float>(gyd, wd, gx, g); else Convolution.InputGrad<double>(gyd, wd, gx, g);
+    }
+
+    public void Conv2dWeightGrad(Tensor x, Tensor gy, Tensor gw, in Conv2dGeometry g)
+    {
+        Tensor xd = x.Dense(), gyd = gy.Dense();
+        if (gw.DType == DType.Float32) Convolution.WeightGrad<float>(xd, gyd, gw, g); else Convolution.WeightGrad<double>(xd, gyd, gw, g);
+    }
+
+    public void MaxPool2d(Tensor x, Tensor y, int[] indices, in Pool2dGeometry g)
+    {
+        var xd = x.Dense();
+        if (y.DType == DType.Float32) Pooling.MaxForward<float>(xd, y, indices, g); else Pooling.MaxForward<double>(xd, y, indices, g);
+    }
+
+    public void MaxPool2dBackward(Tensor gy, int[] indices, Tensor gx, in Pool2dGeometry g)
+    {
+        var gyd = gy.Dense();
+        if (gx.DType == DType.Float32) Pooling.MaxBackward<float>(gyd, indices, gx, g); else Pooling.MaxBackward<double>(gyd, indices, gx, g);
+    }
+
+    public void AvgPool2d(Tensor x, Tensor y, in Pool2dGeometry g)
+    {
+        var xd = x.Dense();
+        if (y.DType == DType.Float32) Pooling.AvgForward<float>(xd, y, g); else Pooling.AvgForward<double>(xd, y, g);
+    }
+
+    public void AvgPool2dBackward(Tensor gy, Tensor gx, in Pool2dGeometry g)
+    {
+        var gyd = gy.Dense();
+        if (gx.DType == DType.Float32) Pooling.AvgBackward<float>(gyd, gx, g); else Pooling.AvgBackward<double>(gyd, gx, g);
+    }
+
+    public void ChannelMeanVar(Tensor x, Tensor mean, Tensor variance)
+    {
+        var xd = x.Dense();
+        if (xd.DType == DType.Float32) Channels.MeanVar<float>(xd, mean, variance); else Channels.MeanVar<double>(xd, mean, variance);
+    }
+
+    public void ChannelSums(Tensor a, Tensor? b, Tensor sumA, Tensor? sumAB)
+    {
+        Tensor ad = a.Dense(), bd = b?.Dense()!;
+        if (ad.DType == DType.Float32) Channels.Sums<float>(ad, bd, sumA, sumAB); else Channels.Sums<double>(ad, bd, sumA, sumAB);
+    }
+
+    public void ChannelAffine(Tensor x, Tensor scale, Tensor? z, Tensor? zScale, Tensor shift, Tensor y)
+    {
+        Tensor xd = x.Dense(), sd = scale.Dense(), hd = shift.Dense(), zd = z?.Dense()!, zsd = zScale?.Dense()!;
+        if (y.DType == DType.Float32) Channels.Affine<float>(xd, sd, zd, zsd, hd, y); else Channels.Affine<double>(xd, sd, zd, zsd, hd, y);
+    }
+
     public void Where(Tensor condition, Tensor a, Tensor b, Tensor y)
     {
         var c = condition.Detach().Expand(y.shape).Dense();

@@ -180,4 +180,169 @@ internal sealed class ReferenceBackend : IBackend
         Tensor c = condition.Detach().Expand(y.shape), ea = a.Detach().Expand(y.shape), eb = b.Detach().Expand(y.shape);
         for (int i = 0; i < y.Length; i++) y.SetFlat(i, c.GetFlat(i) != 0 ? ea.GetFlat(i) : eb.GetFlat(i));
     }
+
+    // ---- convolution and pooling: the textbook sums, index by index --------------------------------------------
+
+    public void Conv2d(Tensor x, Tensor weight, Tensor? bias, Tensor y, in Conv2dGeometry g)
+    {
+        int oh = g.OutHeight, ow = g.OutWidth, cg = g.GroupInChannels, kg = g.GroupOutChannels;
+        for (int n = 0; n < g.Batch; n++)
+            for (int k = 0; k < g.OutChannels; k++)
+                for (int i = 0; i < oh; i++)
+                    for (int j = 0; j < ow; j++)
+                    {
+                        double s = bias is null ? 0 : bias.GetFlat(k);
+                        for (int c = 0; c < cg; c++)
+                            for (int p = 0; p < g.KernelHeight; p++)
+                                for (int q = 0; q < g.KernelWidth; q++)
+                                    if (Input(g, i, j, p, q) is (int h, int w))
+                                        s += x[n, k / kg * cg + c, h, w] * weight[k, c, p, q];
+                        y[n, k, i, j] = s;
+                    }
+    }
+
+    public void Conv2dInputGrad(Tensor gy, Tensor weight, Tensor gx, in Conv2dGeometry g)
+    {
+        var sums = new double[gx.Length];
+        int oh = g.OutHeight, ow = g.OutWidth, cg = g.GroupInChannels, kg = g.GroupOutChannels;
+        for (int n = 0; n < g.Batch; n++)
+            for (int k = 0; k < g.OutChannels; k++)
+                for (int i = 0; i < oh; i++)
+                    for (int j = 0; j < ow; j++)
+                        for (int c = 0; c < cg; c++)
+                            for (int p = 0; p < g.KernelHeight; p++)
+                                for (int q = 0; q < g.KernelWidth; q++)
+                                    if (Input(g, i, j, p, q) is (int h, int w))
+                                        sums[((n * g.InChannels + k / kg * cg + c) * g.Height + h) * g.Width + w] += gy[n, k, i, j] * weight[k, c, p, q];
+        for (int i = 0; i < sums.Length; i++) gx.SetFlat(i, sums[i]);
+    }
+
+    public void Conv2dWeightGrad(Tensor x, Tensor gy, Tensor gw, in Conv2dGeometry g)
+    {
+        int oh = g.OutHeight, ow = g.OutWidth, cg = g.GroupInChannels, kg = g.GroupOutChannels;
+        for (int k = 0; k < g.OutChannels; k++)
+            for (int c = 0; c < cg; c++)
+                for (int p = 0; p < g.KernelHeight; p++)
+                    for (int q = 0; q < g.KernelWidth; q++)
+                    {
+                        double s = 0;
+                        for (int n = 0; n < g.Batch; n++)
+                            for (int i = 0; i < oh; i++)
+                                for (int j = 0; j < ow; j++)
+                                    if (Input(g, i, j, p, q) is (int h, int w))
+                                        s += gy[n, k, i, j] * x[n, k / kg * cg + c, h, w];
+                        gw[k, c, p, q] = s;
+                    }
+    }
+
+    // The input pixel that kernel tap (p, q) of output (i, j) reads, or null in the padding.
+    static (int, int)? Input(in Conv2dGeometry g, int i, int j, int p, int q)
+    {
+        int h = i * g.StrideHeight - g.PadTop + p * g.DilationHeight, w = j * g.StrideWidth - g.PadLeft + q * g.DilationWidth;
+        return h >= 0 && h < g.Height && w >= 0 && w < g.Width ? (h, w) : null;
+    }
+
+    public void MaxPool2d(Tensor x, Tensor y, int[] indices, in Pool2dGeometry g)
+    {
+        int oh = g.OutHeight, ow = g.OutWidth, at = 0;
+        for (int n = 0; n < g.Batch; n++)
+            for (int c = 0; c < g.Channels; c++)
+                for (int i = 0; i < oh; i++)
+                    for (int j = 0; j < ow; j++, at++)
+                    {
+                        double best = double.NegativeInfinity;
+                        int arg = -1;
+                        for (int p = 0; p < g.KernelHeight; p++)
+                            for (int q = 0; q < g.KernelWidth; q++)
+                            {
+                                int h = i * g.StrideHeight - g.PadHeight + p * g.DilationHeight, w = j * g.StrideWidth - g.PadWidth + q * g.DilationWidth;
+                                if (h < 0 || h >= g.Height || w < 0 || w >= g.Width) continue;
+                                double v = x[n, c, h, w];
+                                if (arg < 0 || v > best || double.IsNaN(v) && !double.IsNaN(best)) { best = v; arg = h * g.Width + w; }
+                            }
+                        y[n, c, i, j] = best;
+                        indices[at] = arg;
+                    }
+    }
+
+    public void MaxPool2dBackward(Tensor gy, int[] indices, Tensor gx, in Pool2dGeometry g)
+    {
+        int plane = g.Height * g.Width, outPlane = g.OutHeight * g.OutWidth;
+        for (int o = 0; o < indices.Length; o++)
+        {
+            int at = o / outPlane * plane + indices[o];
+            gx.SetFlat(at, gx.GetFlat(at) + gy.GetFlat(o));
+        }
+    }
+
+    public void AvgPool2d(Tensor x, Tensor y, in Pool2dGeometry g)
+    {
+        for (int n = 0; n < g.Batch; n++)
+            for (int c = 0; c < g.Channels; c++)
+                for (int i = 0; i < g.OutHeight; i++)
+                    for (int j = 0; j < g.OutWidth; j++)
+                    {
+                        var (hs, he, _) = g.Window(i, true);
+                        var (ws, we, _) = g.Window(j, false);
+                        double s = 0;
+                        for (int h = hs; h < he; h++)
+                            for (int w = ws; w < we; w++) s += x[n, c, h, w];
+                        y[n, c, i, j] = s / g.Divisor(i, j);
+                    }
+    }
+
+    public void AvgPool2dBackward(Tensor gy, Tensor gx, in Pool2dGeometry g)
+    {
+        var sums = new double[gx.Length];
+        for (int n = 0; n < g.Batch; n++)
+            for (int c = 0; c < g.Channels; c++)
+                for (int i = 0; i < g.OutHeight; i++)
+                    for (int j = 0; j < g.OutWidth; j++)
+                    {
+                        var (hs, he, _) = g.Window(i, true);
+                        var (ws, we, _) = g.Window(j, false);
+                        double share = gy[n, c, i, j] / g.Divisor(i, j);
+                        for (int h = hs; h < he; h++)
+                            for (int w = ws; w < we; w++) sums[((n * g.Channels + c) * g.Height + h) * g.Width + w] += share;
+                    }
+        for (int i = 0; i < sums.Length; i++) gx.SetFlat(i, sums[i]);
+    }
+
+    // ---- per-channel statistics (batch normalisation over (N, C, L)) ---------------------------------------------
+
+    public void ChannelMeanVar(Tensor x, Tensor mean, Tensor variance)
+    {
+        int nb = x.shape[0], c = x.shape[1], l = x.shape[2];
+        for (int k = 0; k < c; k++)
+        {
+            double s = 0, ss = 0;
+            for (int n = 0; n < nb; n++) for (int i = 0; i < l; i++) s += x[n, k, i];
+            double mu = s / ((double)nb * l);
+            for (int n = 0; n < nb; n++) for (int i = 0; i < l; i++) ss += (x[n, k, i] - mu) * (x[n, k, i] - mu);
+            mean.SetFlat(k, mu);
+            variance.SetFlat(k, ss / ((double)nb * l));
+        }
+    }
+
+    public void ChannelSums(Tensor a, Tensor? b, Tensor sumA, Tensor? sumAB)
+    {
+        int nb = a.shape[0], c = a.shape[1], l = a.shape[2];
+        for (int k = 0; k < c; k++)
+        {
+            double s = 0, sab = 0;
+            for (int n = 0; n < nb; n++)
+                for (int i = 0; i < l; i++) { s += a[n, k, i]; if (b is not null) sab += a[n, k, i] * b[n, k, i]; }
+            sumA.SetFlat(k, s);
+            sumAB?.SetFlat(k, sab);
+        }
+    }
+
+    public void ChannelAffine(Tensor x, Tensor scale, Tensor? z, Tensor? zScale, Tensor shift, Tensor y)
+    {
+        int nb = x.shape[0], c = x.shape[1], l = x.shape[2];
+        for (int n = 0; n < nb; n++)
+            for (int k = 0; k < c; k++)
+                for (int i = 0; i < l; i++)
+                    y.SetFlat((n * c + k) * l + i, x[n, k, i] * scale.GetFlat(k) + (z is null ? 0 : z[n, k, i] * zScale!.GetFlat(k)) + shift.GetFlat(k));
+    }
 }

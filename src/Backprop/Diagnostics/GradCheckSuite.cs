@@ -60,6 +60,14 @@ public static class GradCheckSuite
 
     public static Tensor Leaf(Tensor t) { t.RequiresGrad = true; return t; }
 
+    /// <summary>The values 0.05·(0 … n−1) − 1 in a random order: distinct enough that no finite-difference step reorders them.</summary>
+    public static Tensor Grid(Generator g, params int[] shape)
+    {
+        var v = Enumerable.Range(0, ShapeUtil.Count(shape, "grid")).Select(i => 0.05 * i - 1).ToArray();
+        g.Shuffle<double>(v);
+        return Leaf(Tensor.From(v, shape));
+    }
+
     public static int[] Labels(Generator g, int n, int classes)
     {
         var y = new int[n];
@@ -217,6 +225,42 @@ public static class GradCheckSuite
         {
             var x = Leaf(Tensor.Normal([3, 4, 5], 0, 0.5, g, DType.Float64)); var gamma = Uniform(g, 1, 2, 4); var beta = Normal(g, 4);
             return P(() => x.BatchNorm(gamma, beta, training: true), ("x", x), ("weight", gamma), ("bias", beta));
+        });
+
+        // convolution and pooling (NCHW), at odd shapes: stride, padding, dilation and groups all in play
+        Add("conv2d", g =>
+        {
+            var x = Normal(g, 2, 4, 5, 6); var w = Normal(g, 4, 2, 3, 2); var b = Normal(g, 4);
+            return P(() => x.Conv2d(w, b, stride: (2, 1), padding: (1, 2), dilation: (1, 2), groups: 2), ("x", x), ("weight", w), ("bias", b));
+        });
+        Add("conv2d_same_unbatched", g =>
+        {
+            var x = Normal(g, 3, 4, 5); var w = Normal(g, 2, 3, 2, 4);
+            return P(() => x.Conv2d(w, padding: Padding2d.Same), ("x", x), ("weight", w));
+        });
+        Add("conv2d_pointwise", g => { var x = Normal(g, 3, 4, 2, 3); var w = Normal(g, 5, 4, 1, 1); return P(() => x.Conv2d(w), ("x", x), ("weight", w)); });
+        Add("conv_transpose2d", g =>
+        {
+            var x = Normal(g, 2, 4, 3, 2); var w = Normal(g, 4, 3, 3, 2); var b = Normal(g, 6);
+            return P(() => x.ConvTranspose2d(w, b, stride: 2, padding: (1, 0), outputPadding: (1, 0), groups: 2), ("x", x), ("weight", w), ("bias", b));
+        });
+        // Max pooling's inputs are a shuffled grid 0.05 apart, so no window holds two values the differences could swap.
+        Add("max_pool2d", g => { var x = Grid(g, 2, 3, 5, 6); return P(() => x.MaxPool2d((3, 2), stride: (2, 1), padding: (1, 1), ceilMode: true), ("x", x)); });
+        Add("max_pool2d_halving", g => { var x = Grid(g, 2, 2, 4, 6); return P(() => x.MaxPool2d(2), ("x", x)); });
+        Add("max_pool2d_dilated_global", g => { var x = Grid(g, 2, 2, 5, 5); return P(() => x.MaxPool2d(2, stride: 1, dilation: 2) + x.GlobalMaxPool2d(), ("x", x)); });
+        Add("avg_pool2d", g => { var x = Normal(g, 2, 3, 5, 4); return P(() => x.AvgPool2d(3, stride: 2, padding: 1, ceilMode: true), ("x", x)); });
+        Add("avg_pool2d_exclude_pad", g => { var x = Normal(g, 2, 2, 4, 5); return P(() => x.AvgPool2d((2, 3), stride: (1, 2), padding: (1, 1), countIncludePad: false), ("x", x)); });
+        Add("adaptive_avg_pool2d", g => { var x = Normal(g, 2, 2, 5, 7); return P(() => x.AdaptiveAvgPool2d((3, 4)) * 2.0 + x.GlobalAvgPool2d(), ("x", x)); });
+        Add("batchnorm2d", g =>
+        {
+            var x = Leaf(Tensor.Normal([3, 2, 3, 4], 0, 0.5, g, DType.Float64)); var gamma = Uniform(g, 1, 2, 2); var beta = Normal(g, 2);
+            return P(() => x.BatchNorm(gamma, beta, training: true), ("x", x), ("weight", gamma), ("bias", beta));
+        });
+        Add("dropout2d", g =>
+        {
+            var x = Normal(g, 3, 4, 2, 2);
+            var mask = Ops.DropoutMask([3, 4, 1, 1], 0.5, g, DType.Float64);
+            return P(() => x.Dropout(mask), ("x", x));
         });
 
         // models: the multi-task cascade network by autograd and by its hand-written backward (same parameters)

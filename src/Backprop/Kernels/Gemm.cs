@@ -38,7 +38,7 @@ internal static unsafe partial class Gemm
     }
 
     public static void Multiply<T>(ReadOnlySpan<T> a, bool transA, ReadOnlySpan<T> b, bool transB, Span<T> c,
-        int m, int n, int k, bool accumulate) where T : unmanaged, IFloatingPointIeee754<T>
+        int m, int n, int k, bool accumulate, bool singleThreaded = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if ((long)m * k > a.Length || (long)k * n > b.Length || (long)m * n > c.Length)
             throw new ArgumentException($"gemm: spans too short for {m}x{k} @ {k}x{n}");
@@ -52,7 +52,7 @@ internal static unsafe partial class Gemm
         fixed (T* pa = a) fixed (T* pb = b) fixed (T* pc = c)
         {
             var p = new Problem<T>(pa, transA, transA ? m : k, pb, transB, transB ? k : n, pc, n, m, n, k, accumulate);
-            int threads = ThreadsFor(m, n, k);
+            int threads = singleThreaded ? 1 : ThreadsFor(m, n, k);
             if (threads <= 1) Run(path, p);
             else Job<T>.ForThisThread().Run(path, p, threads);
         }

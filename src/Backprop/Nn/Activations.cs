@@ -22,9 +22,17 @@ public sealed class LogSoftmax(int dim = -1) : Module
     public override Tensor Forward(Tensor input) => input.LogSoftmax(dim);
 }
 
-public sealed class Flatten(int startDim = 1) : Module
+public sealed class Flatten(int startDim = 1, int endDim = -1) : Module
 {
-    public override Tensor Forward(Tensor input) => input.Flatten(startDim);
+    public override Tensor Forward(Tensor input) => input.Flatten(startDim, endDim);
+    protected override string ExtraRepr() => $"start_dim={startDim}, end_dim={endDim}";
+}
+
+/// <summary>Splits dimension <c>dim</c> into <c>sizes</c> (one may be −1), as torch.nn.Unflatten.</summary>
+public sealed class Unflatten(int dim, params int[] sizes) : Module
+{
+    public override Tensor Forward(Tensor input) => input.Unflatten(dim, sizes);
+    protected override string ExtraRepr() => $"dim={dim}, unflattened_size=({string.Join(", ", sizes)})";
 }
 
 public sealed class LeakyReLU(double negativeSlope = 0.01) : Module

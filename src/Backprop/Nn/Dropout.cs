@@ -29,3 +29,31 @@ public sealed class Dropout : Module
 
     protected override string ExtraRepr() => $"p={P}";
 }
+
+/// <summary>
+/// Channel dropout, as torch.nn.Dropout2d: in training each (sample, channel) plane of (N, C, H, W) is zeroed with
+/// probability p and the others scaled by 1/(1 − p); eval mode is the identity.
+/// </summary>
+public sealed class Dropout2d : Module
+{
+    readonly Generator generator;
+
+    public Dropout2d(double p, Generator generator)
+    {
+        if (!(p >= 0 && p < 1)) throw new ArgumentOutOfRangeException(nameof(p), p, "Dropout2d: p must be in [0, 1)");
+        P = p;
+        this.generator = generator;
+    }
+
+    public double P { get; }
+
+    public override Tensor Forward(Tensor input)
+    {
+        if (input.Rank is not (3 or 4)) throw new ArgumentException($"Dropout2d: expected (N, C, H, W) or (C, H, W), got {ShapeUtil.Format(input.Shape.ToArray())}");
+        if (!IsTrainingNow || P == 0) return input;
+        int[] maskShape = input.Rank == 4 ? [input.Size(0), input.Size(1), 1, 1] : [input.Size(0), 1, 1];
+        return input.Dropout(Ops.DropoutMask(maskShape, P, generator, input.DType));
+    }
+
+    protected override string ExtraRepr() => $"p={P}";
+}

@@ -3,20 +3,16 @@ namespace Backprop;
 public static partial class Ops
 {
     /// <summary>
-    /// Batch normalisation of x (N, C) over the batch, or of (N, C, L) over the batch and length (per channel C). Training: batch mean μ and biased variance σ²,
+    /// Batch normalisation of x (N, C) over the batch, or of (N, C, …) — (N, C, L), (N, C, H, W) — over the batch and the
+    /// trailing dimensions (per channel C). Training: batch mean μ and biased variance σ²,
     /// x̂ = (x − μ)/√(σ² + ε), y = γ x̂ + β; the running statistics (if given) move by <paramref name="momentum"/>
     /// (running variance with the unbiased estimate, as PyTorch). Eval: the running statistics stand in for μ, σ².
     /// </summary>
     public static Tensor BatchNorm(this Tensor x, Tensor gamma, Tensor beta, Tensor? runningMean = null, Tensor? runningVar = null,
         bool training = true, double momentum = 0.1, double eps = 1e-5)
     {
-        if (x.Rank == 3)   // (N, C, L): every position of every sample is one row of C features
-        {
-            int nb = x.shape[0], c = x.shape[1], l = x.shape[2];
-            return x.Transpose(1, 2).Reshape(nb * l, c).BatchNorm(gamma, beta, runningMean, runningVar, training, momentum, eps)
-                .Reshape(nb, l, c).Transpose(1, 2);
-        }
-        if (x.Rank != 2) throw new ArgumentException($"batch_norm: expects (N, C) or (N, C, L), got {ShapeUtil.Format(x.shape)}");
+        if (x.Rank >= 3) return BatchNormChannels(x, gamma, beta, runningMean, runningVar, training, momentum, eps);
+        if (x.Rank != 2) throw new ArgumentException($"batch_norm: expects (N, C), (N, C, L) or (N, C, H, W), got {ShapeUtil.Format(x.shape)}");
         int n = x.shape[0], d = x.shape[1];
         foreach (var (name, t) in new[] { ("weight", gamma), ("bias", beta), ("running_mean", runningMean), ("running_var", runningVar) })
             if (t is not null && (t.Rank != 1 || t.shape[0] != d))
@@ -61,6 +57,72 @@ public static partial class Ops
                 ? g.Sub(g.Mean(0, keepDim: true)).Sub(xhat!.Mul(gx.Mean(0, keepDim: true))).Mul(Saved(0).Detach().Mul(invStd!))
                 : null;
             return [dx, NeedsInputGrad(1) ? gx.Sum(0) : null, NeedsInputGrad(2) ? g.Sum(0) : null];
+        }
+        protected override void Release() { xhat = null; invStd = null; }
+    }
+
+    // (N, C, …): statistics per channel over N and the trailing dimensions, by the backend's per-channel passes.
+    static Tensor BatchNormChannels(Tensor x, Tensor gamma, Tensor beta, Tensor? runningMean, Tensor? runningVar, bool training, double momentum, double eps)
+    {
+        int n = x.shape[0], c = x.shape[1];
+        foreach (var (name, t) in new[] { ("weight", gamma), ("bias", beta), ("running_mean", runningMean), ("running_var", runningVar) })
+            if (t is not null && (t.Rank != 1 || t.shape[0] != c || t.DType != x.DType))
+                throw new ArgumentException($"batch_norm: {name} has shape {ShapeUtil.Format(t.shape)} {t.DType}, expected ({c}) {x.DType}");
+        var x3 = x.Reshape(n, c, -1);
+        long count = (long)n * x3.shape[2];
+        var backend = Backends.Backend.Current;
+        if (!training)
+        {
+            if (runningMean is null || runningVar is null) throw new ArgumentException("batch_norm: eval mode needs running statistics");
+            var scale = gamma / (runningVar.Detach() + eps).Sqrt();   // differentiable in γ and β; the statistics are constants
+            var shift = beta - runningMean.Detach() * scale;
+            return (x3 * scale.Reshape(1, c, 1) + shift.Reshape(1, c, 1)).Reshape(x.shape);
+        }
+        if (count < 2) throw new ArgumentException($"batch_norm: training needs more than one value per channel, got input {ShapeUtil.Format(x.shape)}");
+        Tensor xhat, invStd, y;
+        using (Autograd.NoGrad())
+        {
+            Tensor mean = Tensor.Uninitialized([c], x.DType), variance = Tensor.Uninitialized([c], x.DType);
+            backend.ChannelMeanVar(x3, mean, variance);
+            invStd = 1.0 / (variance + eps).Sqrt();
+            xhat = Tensor.Uninitialized((int[])x3.shape.Clone(), x.DType);
+            backend.ChannelAffine(x3, invStd, null, null, -(mean * invStd), xhat);
+            y = Tensor.Uninitialized((int[])x3.shape.Clone(), x.DType);
+            backend.ChannelAffine(xhat, gamma.Detach(), null, null, beta.Detach(), y);
+            if (runningMean is not null) runningMean.CopyFrom(runningMean * (1 - momentum) + mean * momentum);
+            if (runningVar is not null) runningVar.CopyFrom(runningVar * (1 - momentum) + variance * (momentum * count / (count - 1)));
+        }
+        y = y.Reshape(x.shape);
+        return Autograd.IsEnabled && (x.RequiresGrad || gamma.RequiresGrad || beta.RequiresGrad)
+            ? new BatchNormChannelsOp(gamma, xhat, invStd, eps).Attach(y, x, gamma, beta) : y;
+    }
+
+    // The same derivative as batch_norm's, with the means over N and the trailing dimensions (M values per channel):
+    // ∂L/∂x = g·(γ/σ̂) − x̂·(γ/σ̂)·Σ(g ⊙ x̂)/M − (γ/σ̂)·Σg/M,  ∂L/∂γ = Σ g ⊙ x̂,  ∂L/∂β = Σ g
+    internal sealed class BatchNormChannelsOp : Function
+    {
+        readonly double eps;
+        Tensor? xhat, invStd;   // (N, C, L) and (C): the op's own intermediates
+        public BatchNormChannelsOp(Tensor gamma, Tensor xhat, Tensor invStd, double eps) { SaveForBackward(gamma); this.xhat = xhat; this.invStd = invStd; this.eps = eps; }
+        public override string Name => "batch_norm_nd";
+        public override IEnumerable<(string, object)> Attributes => [("eps", eps), ("training", true)];
+        protected override Tensor?[] Backward(Tensor g)
+        {
+            var backend = Backends.Backend.Current;
+            int c = xhat!.shape[1];
+            double m = (double)xhat.shape[0] * xhat.shape[2];
+            var g3 = g.Reshape(xhat.shape);
+            Tensor sumG = Tensor.Uninitialized([c], g.DType), sumGX = Tensor.Uninitialized([c], g.DType);
+            backend.ChannelSums(g3, xhat, sumG, sumGX);
+            Tensor? dx = null;
+            if (NeedsInputGrad(0))
+            {
+                var a = Saved(0).Detach() * invStd!;
+                dx = Tensor.Uninitialized((int[])xhat.shape.Clone(), g.DType);
+                backend.ChannelAffine(g3, a, xhat, -(a * sumGX) / m, -(a * sumG) / m, dx);
+                dx = dx.Reshape(g.Shape.ToArray());
+            }
+            return [dx, NeedsInputGrad(1) ? sumGX : null, NeedsInputGrad(2) ? sumG : null];
         }
         protected override void Release() { xhat = null; invStd = null; }
     }

@@ -1,0 +1,283 @@
+using Backprop.Backends;
+using Backprop.Nn;
+
+namespace Backprop.Tests;
+
+/// <summary>
+/// Convolution, pooling and batch normalisation over images: the SIMD/GEMM kernels agree with the textbook sums of the
+/// reference backend at odd shapes, in float32 and float64, forward and backward; shapes and edge cases follow PyTorch.
+/// </summary>
+public class ConvolutionTests
+{
+    public record ConvCase(string Name, int[] X, int[] W, Size2 Stride, Padding2d Padding, Size2 Dilation, int Groups, bool Bias)
+    {
+        public override string ToString() => Name;
+    }
+
+    public static TheoryData<ConvCase> ConvCases => new()
+    {
+        new("stride 2", [2, 3, 9, 7], [4, 3, 3, 3], 2, 1, 1, 1, true),
+        new("dilation 2", [2, 2, 9, 8], [3, 2, 3, 2], 1, 0, 2, 1, false),
+        new("groups 2", [3, 4, 6, 5], [6, 2, 3, 3], 1, 1, 1, 2, true),
+        new("padding 3, non-square", [1, 3, 5, 11], [2, 3, 2, 5], (1, 2), (3, 2), 1, 1, true),
+        new("batch 1, 5x5 same", [1, 1, 28, 28], [4, 1, 5, 5], 1, Padding2d.Same, 1, 1, true),
+        new("even kernel same", [2, 2, 7, 6], [3, 2, 2, 4], 1, Padding2d.Same, (2, 1), 1, false),
+        new("pointwise", [3, 8, 4, 5], [6, 8, 1, 1], 1, 0, 1, 1, true),
+        new("depthwise stride 3", [2, 4, 10, 9], [4, 1, 3, 3], 3, 1, 1, 4, true),
+        new("batch 20 (threads)", [20, 3, 8, 8], [5, 3, 3, 3], 1, 1, 1, 1, true),
+    };
+
+    static (Tensor Y, Tensor Gx, Tensor Gw, Tensor? Gb) RunConv(IBackend backend, ConvCase c, DType dtype, ulong seed)
+    {
+        var g = new Generator(seed);
+        var x = Helpers.Leaf(Tensor.Normal(c.X, 0, 1, g, dtype));
+        var w = Helpers.Leaf(Tensor.Normal(c.W, 0, 1, g, dtype));
+        var b = c.Bias ? Helpers.Leaf(Tensor.Normal([c.W[0]], 0, 1, g, dtype)) : null;
+        using (Backend.Use(backend))
+        {
+            var y = x.Conv2d(w, b, c.Stride, c.Padding, c.Dilation, c.Groups);
+            var up = Tensor.Normal(y.Shape, 0, 1, g, dtype);
+            (y * up).Sum().Backward();
+            return (y.Detach(), x.Grad!, w.Grad!, b?.Grad);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(ConvCases))]
+    public void Conv2d_forward_and_both_gradients_match_the_naive_sums(ConvCase c)
+    {
+        foreach (var dtype in new[] { DType.Float32, DType.Float64 })
+        {
+            var fast = RunConv(Backend.Cpu, c, dtype, 7);
+            var slow = RunConv(Backend.Reference, c, dtype, 7);
+            double tol = dtype == DType.Float32 ? 2e-5 : 1e-12;
+            Helpers.AllClose(slow.Y, fast.Y, tol, $"{c.Name} {dtype} y");
+            Helpers.AllClose(slow.Gx, fast.Gx, tol, $"{c.Name} {dtype} ∂x");
+            Helpers.AllClose(slow.Gw, fast.Gw, tol, $"{c.Name} {dtype} ∂W");
+            if (c.Bias) Helpers.AllClose(slow.Gb!, fast.Gb!, tol, $"{c.Name} {dtype} ∂b");
+        }
+    }
+
+    [Fact]
+    public void Conv2d_output_shapes_follow_pytorchs_formula()
+    {
+        var g = new Generator(1);
+        var x = Tensor.Normal([2, 3, 11, 8], 0, 1, g);
+        Assert.Equal([2, 5, 6, 5], x.Conv2d(Tensor.Normal([5, 3, 3, 2], 0, 1, g), stride: 2, padding: 1).Shape.ToArray());   // ⌊(11+2−3)/2⌋+1, ⌊(8+2−2)/2⌋+1
+        Assert.Equal([2, 4, 11, 8], x.Conv2d(Tensor.Normal([4, 3, 4, 5], 0, 1, g), padding: Padding2d.Same).Shape.ToArray());
+        Assert.Equal([2, 4, 7, 4], x.Conv2d(Tensor.Normal([4, 3, 3, 3], 0, 1, g), dilation: 2).Shape.ToArray());   // 11 − 4, 8 − 4
+        Assert.Equal([4, 9, 6], x.Select(0, 0).Conv2d(Tensor.Normal([4, 3, 3, 3], 0, 1, g)).Shape.ToArray());   // unbatched
+    }
+
+    [Fact]
+    public void Same_padding_with_an_even_kernel_pads_one_more_at_the_end_as_pytorch()
+    {
+        // A 1×2 kernel [1, 10] over a row [1, 2, 3]: PyTorch pads 0 left, 1 right → [1·1 + 10·2, 2 + 30, 3 + 0].
+        var x = Tensor.From([1f, 2f, 3f], [1, 1, 1, 3]);
+        var w = Tensor.From([1f, 10f], [1, 1, 1, 2]);
+        Assert.Equal([21f, 32f, 3f], x.Conv2d(w, padding: Padding2d.Same).ToFloatArray());
+    }
+
+    [Fact]
+    public void Bad_convolution_arguments_are_refused_with_the_shapes_named()
+    {
+        var g = new Generator(1);
+        var x = Tensor.Normal([2, 3, 8, 8], 0, 1, g);
+        var e = Assert.Throws<ArgumentException>(() => x.Conv2d(Tensor.Normal([4, 2, 3, 3], 0, 1, g)));
+        Assert.Contains("3 channels", e.Message);
+        Assert.Contains("smaller than the dilated kernel", Assert.Throws<ArgumentException>(() => x.Conv2d(Tensor.Normal([4, 3, 9, 9], 0, 1, g))).Message);
+        Assert.Contains("stride 1", Assert.Throws<ArgumentException>(() => x.Conv2d(Tensor.Normal([4, 3, 3, 3], 0, 1, g), stride: 2, padding: Padding2d.Same)).Message);
+        Assert.Contains("groups", Assert.Throws<ArgumentException>(() => x.Conv2d(Tensor.Normal([4, 1, 3, 3], 0, 1, g), groups: 3)).Message);
+        Assert.Contains("(N, C, H, W)", Assert.Throws<ArgumentException>(() => Tensor.Normal([3, 8], 0, 1, g).Conv2d(Tensor.Normal([4, 3, 3, 3], 0, 1, g))).Message);
+        Assert.Contains("Float64", Assert.Throws<ArgumentException>(() => x.Conv2d(Tensor.Normal([4, 3, 3, 3], 0, 1, g, DType.Float64))).Message);
+    }
+
+    [Fact]
+    public void ConvTranspose2d_is_the_adjoint_of_conv2d_and_sizes_its_output_as_pytorch()
+    {
+        // ⟨conv(x), y⟩ = ⟨x, conv_transpose(y)⟩ for the same weight, stride, padding and groups.
+        var g = new Generator(3);
+        var w = Tensor.Normal([4, 3, 3, 2], 0, 1, g, DType.Float64);   // conv: 6 → 4 channels with groups 2
+        var x = Tensor.Normal([2, 6, 9, 8], 0, 1, g, DType.Float64);
+        var cx = x.Conv2d(w, stride: 2, padding: 1, groups: 2);
+        var y = Tensor.Normal(cx.Shape, 0, 1, g, DType.Float64);
+        var ty = y.ConvTranspose2d(w, stride: 2, padding: 1, groups: 2);
+        Assert.Equal([2, 6, 9, 8], ty.Shape.ToArray());   // (5−1)·2 − 2 + 2 + 1 = 9, (5−1)·2 − 2 + 1 + 1 = 8
+        Assert.Equal([2, 6, 10, 9], y.ConvTranspose2d(w, stride: 2, padding: 1, outputPadding: 1, groups: 2).Shape.ToArray());
+        Assert.Equal((cx * y).Sum().Item(), (x * ty).Sum().Item(), 9);
+        Assert.Contains("output_padding", Assert.Throws<ArgumentException>(() => y.ConvTranspose2d(w, stride: 2, outputPadding: 2, groups: 2)).Message);
+    }
+
+    public record PoolCase(string Name, int[] X, Size2 Kernel, Size2? Stride, Size2 Padding, Size2 Dilation, bool Ceil, bool IncludePad)
+    {
+        public override string ToString() => Name;
+    }
+
+    public static TheoryData<PoolCase> PoolCases => new()
+    {
+        new("2x2 halving", [2, 3, 8, 6], 2, null, 0, 1, false, true),
+        new("2x2 odd input", [1, 2, 7, 5], 2, null, 0, 1, false, true),
+        new("3x3 stride 2 pad 1 ceil", [2, 2, 9, 6], 3, 2, 1, 1, true, true),
+        new("non-square exclude pad", [1, 3, 7, 10], (2, 4), (1, 3), (1, 2), 1, false, false),
+        new("dilated", [2, 1, 9, 9], 3, 2, 1, 2, false, true),
+        new("batch 1 global", [1, 16, 5, 5], 5, null, 0, 1, false, true),
+    };
+
+    [Theory]
+    [MemberData(nameof(PoolCases))]
+    public void Pooling_matches_the_naive_windows_forward_and_backward(PoolCase c)
+    {
+        foreach (var dtype in new[] { DType.Float32, DType.Float64 })
+        {
+            (Tensor, Tensor, Tensor?, Tensor?) Run(IBackend backend)
+            {
+                var g = new Generator(11);
+                var x = Helpers.Leaf(Tensor.Normal(c.X, 0, 1, g, dtype));
+                using var _ = Backend.Use(backend);
+                var mx = x.MaxPool2d(c.Kernel, c.Stride, c.Padding, c.Dilation, c.Ceil);
+                (mx * Tensor.Normal(mx.Shape, 0, 1, g, dtype)).Sum().Backward();
+                var gMax = x.Grad!;
+                if (c.Dilation != new Size2(1, 1)) return (mx.Detach(), gMax, null, null);
+                x.Grad = null;
+                var av = x.AvgPool2d(c.Kernel, c.Stride, c.Padding, c.Ceil, c.IncludePad);
+                (av * Tensor.Normal(av.Shape, 0, 1, g, dtype)).Sum().Backward();
+                return (mx.Detach(), gMax, av.Detach(), x.Grad);
+            }
+            var fast = Run(Backend.Cpu);
+            var slow = Run(Backend.Reference);
+            double tol = dtype == DType.Float32 ? 1e-6 : 1e-14;
+            Helpers.AllClose(slow.Item1, fast.Item1, tol, $"{c.Name} {dtype} max");
+            Helpers.AllClose(slow.Item2, fast.Item2, tol, $"{c.Name} {dtype} ∂max");
+            if (slow.Item3 is not null)
+            {
+                Helpers.AllClose(slow.Item3, fast.Item3!, tol, $"{c.Name} {dtype} avg");
+                Helpers.AllClose(slow.Item4!, fast.Item4!, tol, $"{c.Name} {dtype} ∂avg");
+            }
+        }
+    }
+
+    [Fact]
+    public void Max_pooling_gives_a_tie_to_the_first_maximum_and_propagates_nan_as_pytorch()
+    {
+        var x = Helpers.Leaf(Tensor.From([5f, 5f, 1f, float.NaN, 2f, 5f, 3f, 4f], [1, 1, 2, 4]));
+        var y = x.MaxPool2d(2);
+        Assert.Equal(5f, y.ToFloatArray()[0]);
+        Assert.True(float.IsNaN(y.ToFloatArray()[1]));
+        y.Sum().Backward();
+        Assert.Equal([1f, 0f, 0f, 1f, 0f, 0f, 0f, 0f], x.Grad!.ToFloatArray());   // all of the tie's gradient to the first 5
+    }
+
+    [Fact]
+    public void Average_pooling_divisors_follow_count_include_pad_and_ceil_mode_as_pytorch()
+    {
+        var x = Tensor.Ones([1, 1, 3, 3]);
+        // Padding 1, kernel 2, stride 2, ceil mode: windows start at −1 and 1 → 2×2 outputs; with padding counted, the
+        // corner window (rows −1…0) averages one real 1 over 4 (0.25); the last window rows 1…2 is whole (1).
+        Assert.Equal([0.25f, 0.5f, 0.5f, 1f], x.AvgPool2d(2, padding: 1, ceilMode: true).ToFloatArray());
+        Assert.Equal([1f, 1f, 1f, 1f], x.AvgPool2d(2, padding: 1, ceilMode: true, countIncludePad: false).ToFloatArray());
+        // Adaptive 3 → 2: rows [0, 2) and [1, 3) overlap, as PyTorch's ⌊i·3/2⌋ … ⌈(i+1)·3/2⌉.
+        var r = Tensor.From([1f, 2f, 3f, 4f, 5f, 6f, 7f, 8f, 9f], [1, 1, 3, 3]).AdaptiveAvgPool2d(2).ToFloatArray();
+        Assert.Equal([3f, 4f, 6f, 7f], r);
+    }
+
+    [Fact]
+    public void Pooling_refuses_padding_over_half_the_kernel_and_too_small_inputs()
+    {
+        var x = Tensor.Ones([1, 1, 4, 4]);
+        Assert.Contains("half the kernel", Assert.Throws<ArgumentException>(() => x.MaxPool2d(2, padding: 2)).Message);
+        Assert.Contains("too small", Assert.Throws<ArgumentException>(() => x.MaxPool2d(5)).Message);
+    }
+
+    [Fact]
+    public void BatchNorm2d_normalises_each_channel_over_batch_and_plane_and_updates_running_statistics_as_pytorch()
+    {
+        var g = new Generator(5);
+        var bn = new BatchNorm2d(3, dtype: DType.Float64);
+        var x = Tensor.Normal([4, 3, 5, 6], 2, 3, g, DType.Float64);
+        var y = bn.Forward(x);
+        var xs = x.Permute(1, 0, 2, 3).Reshape(3, -1);
+        var ys = y.Permute(1, 0, 2, 3).Reshape(3, -1);
+        var mean = xs.Mean(1);
+        var biasedVar = ((xs - mean.Unsqueeze(1)) * (xs - mean.Unsqueeze(1))).Mean(1);
+        for (int c = 0; c < 3; c++)
+        {
+            Assert.Equal(0, ys.Select(0, c).Mean().Item(), 12);
+            Assert.Equal(biasedVar[c] / (biasedVar[c] + 1e-5), ((ys.Select(0, c) * ys.Select(0, c)).Mean()).Item(), 12);
+            Assert.Equal(0.1 * mean[c], bn.RunningMean[c], 12);
+            Assert.Equal(0.9 + 0.1 * biasedVar[c] * 120 / 119, bn.RunningVar[c], 12);   // unbiased, n = 4·5·6
+        }
+        bn.Eval();
+        var e = bn.Forward(x);
+        Assert.Equal((x[1, 2, 3, 4] - bn.RunningMean[2]) / Math.Sqrt(bn.RunningVar[2] + 1e-5), e[1, 2, 3, 4], 12);
+    }
+
+    [Fact]
+    public void BatchNorm2d_statistics_match_the_reference_backend_in_float32_for_a_large_mean()
+    {
+        // A mean 1000× the spread: two-pass statistics keep the variance; Σx² − n·μ² in float32 would not.
+        var g = new Generator(9);
+        var x = Tensor.Normal([8, 4, 16, 16], 1000, 1, g);
+        Tensor Run(IBackend b) { using var _ = Backend.Use(b); return x.BatchNorm(Tensor.Ones([4]), Tensor.Zeros([4])); }
+        Helpers.AllClose(Run(Backend.Reference), Run(Backend.Cpu), 2e-3, "batch_norm (N, C, H, W) float32, μ = 1000");
+    }
+
+    [Fact]
+    public void Dropout2d_zeroes_whole_channels_and_scales_the_rest()
+    {
+        var d = new Dropout2d(0.5, new Generator(2));
+        var y = d.Forward(Tensor.Ones([4, 8, 3, 3])).ToFloatArray();
+        for (int plane = 0; plane < 32; plane++)
+        {
+            var v = y.AsSpan(plane * 9, 9).ToArray();
+            Assert.True(v.All(e => e == 0) || v.All(e => e == 2), $"plane {plane} is not all 0 or all 2");
+        }
+        Assert.Contains(0f, y);
+        Assert.Contains(2f, y);
+        d.Eval();
+        Assert.All(d.Forward(Tensor.Ones([2, 3, 2, 2])).ToFloatArray(), v => Assert.Equal(1f, v));
+    }
+
+    [Fact]
+    public void Convolution_results_do_not_depend_on_the_thread_count()
+    {
+        var c = new ConvCase("threads", [13, 3, 9, 9], [8, 3, 3, 3], 1, 1, 1, 1, true);
+        (Tensor, Tensor, Tensor, Tensor?) One(int threads) { using var _ = Parallelism.Use(threads); return RunConv(Backend.Cpu, c, DType.Float32, 4); }
+        var a = One(1);
+        var b = One(2);
+        Assert.Equal(a.Item1.ToFloatArray(), b.Item1.ToFloatArray());
+        Assert.Equal(a.Item2.ToFloatArray(), b.Item2.ToFloatArray());
+        Assert.Equal(a.Item3.ToFloatArray(), b.Item3.ToFloatArray());
+    }
+
+    [Fact]
+    public void Conv2d_module_initialises_as_pytorch_and_prints_its_arguments()
+    {
+        var conv = new Conv2d(8, 16, 3, new Generator(1), padding: 1);
+        double bound = 1 / Math.Sqrt(8 * 9);
+        var w = conv.Weight.ToFloatArray();
+        Assert.True(w.All(v => Math.Abs(v) <= bound) && w.Max() > 0.9 * bound && w.Min() < -0.9 * bound, "weights fill U(±1/√fan_in)");
+        Assert.Equal("Conv2d(8, 16, kernel_size=3, stride=1, padding=1)", conv.ToString().Trim());
+        Assert.Equal(16 * 8 * 9 + 16, conv.ParameterCount());
+    }
+
+    [Fact]
+    public void Init_functions_give_pytorchs_scales_and_orthogonal_matrices()
+    {
+        var g = new Generator(3);
+        var w = Tensor.Empty([256, 128, 3, 3]);
+        Init.KaimingNormal(w, g, nonlinearity: Nonlinearity.Relu);
+        Assert.Equal(Math.Sqrt(2.0 / (128 * 9)), Std(w), 3);
+        Init.KaimingUniform(w, g, mode: FanMode.FanOut);   // leaky ReLU with a = 0: gain √2, bound √2·√(3/fan_out)
+        Assert.Equal(Math.Sqrt(2) * Math.Sqrt(3.0 / (256 * 9)) / Math.Sqrt(3), Std(w), 3);
+        Init.XavierUniform(w, g);
+        Assert.Equal(Math.Sqrt(2.0 / (128 * 9 + 256 * 9)), Std(w), 3);
+        var q = Init.Orthogonal(Tensor.Empty([5, 12], DType.Float64), g, gain: 2);
+        Helpers.AllClose(Eye(5) * 4.0, q.MatMul(q.T()), 1e-12, "Q Qᵀ = gain² I (wide)");
+        var t = Init.Orthogonal(Tensor.Empty([12, 5], DType.Float64), g);
+        Helpers.AllClose(Eye(5), t.T().MatMul(t), 1e-12, "Qᵀ Q = I (tall)");
+        Assert.Equal([1f, 1f], Init.Ones(Tensor.Empty([2])).ToFloatArray());
+
+        static Tensor Eye(int n) { var e = Tensor.Zeros([n, n], DType.Float64); for (int i = 0; i < n; i++) e[i, i] = 1; return e; }
+        static double Std(Tensor t) { var v = t.ToDoubleArray(); double m = v.Average(); return Math.Sqrt(v.Sum(e => (e - m) * (e - m)) / v.Length); }
+    }
+}

@@ -39,7 +39,7 @@ internal static class EvalCommand
         foreach (var (name, t) in state)
             if (t.ToDoubleArray().Any(v => !double.IsFinite(v)))
                 throw new InvalidDataException($"{modelPath}: '{name}' holds NaN or infinite values; refusing to evaluate a diverged model");
-        var net = Experiment.BuildModel(s, prepared.Features, prepared.Classes, new Generator(0));
+        var net = Experiment.BuildModel(s, prepared, new Generator(0));
         net.LoadStateDict(state);
         var (accuracy, confusion) = Trainer.Evaluate(net, Experiment.Batches(prepared.TestX, prepared.TestY), prepared.Classes);
         ConsoleOutput.Line($"test accuracy: {ConsoleOutput.F(accuracy * 100, "0.00")}% ({prepared.TestY.Length} images)");

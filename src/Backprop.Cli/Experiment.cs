@@ -36,9 +36,12 @@ internal static class Experiment
             prep.Apply(test, s.DType), test.LabelsAsInts(), data.Train.ClassNames, train.Channels, train.Height, train.Width);
     }
 
-    public static Sequential BuildModel(TrainSettings s, int features, int classes, Generator g)
+    public static Sequential BuildModel(TrainSettings s, PreparedData data, Generator g)
     {
-        if (s.Model != "mlp") throw new ArgumentException($"--model: unknown model '{s.Model}' (mlp)");
+        int features = data.Features, classes = data.Classes;
+        if (s.Model == "cnn")
+            return Cnn.Create(data.Channels, data.Height, data.Width, s.Conv, classes, g, s.Kernel, s.ConvsPerStage, s.BatchNorm, s.Hidden, s.Dropout, s.DType);
+        if (s.Model != "mlp") throw new ArgumentException($"--model: unknown model '{s.Model}' (mlp, cnn)");
         // Refuse up front what cannot fit: weights, gradients and up to two optimizer buffers each, in the model's dtype.
         int[] widths = [features, .. s.Hidden, classes];
         double parameters = 0;

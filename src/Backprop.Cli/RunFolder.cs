@@ -50,7 +50,9 @@ internal static class RunFolder
             [("train loss", history.Select(m => m.TrainLoss).ToArray())]);
         Plots.Curves(Path.Combine(run, "accuracy.png"), $"{dataset} {s.Model}: accuracy", "accuracy",
             [("train", history.Select(m => m.TrainAccuracy).ToArray()), ("validation", history.Where(m => m.ValAccuracy is not null).Select(m => m.ValAccuracy!.Value).ToArray())]);
-        if (Mlp.FirstLinear(model) is Linear first)
+        if (Cnn.FirstConv(model) is Conv2d conv)
+            Plots.WeightGrid(Path.Combine(run, "filters.png"), conv.Weight.To(DType.Float32).ToFloatArray(), conv.OutChannels, conv.InChannels / conv.Groups, conv.KernelSize.Height, conv.KernelSize.Width);
+        else if (Mlp.FirstLinear(model) is Linear first)
             Plots.WeightGrid(Path.Combine(run, "weights.png"), first.Weight.To(DType.Float32).ToFloatArray(), first.OutFeatures, data.Channels, data.Height, data.Width);
         Plots.Confusion(Path.Combine(run, "confusion.png"), confusion, data.ClassNames);
 

@@ -15,8 +15,11 @@ internal static class TrainCommand
 {
     static readonly Option<string?> Dataset = new("--dataset") { Description = "mnist | cifar10 | idx (any folder of MNIST-format IDX files, with --data) [default: mnist]" };
     static readonly Option<string?> Data = new("--data") { Description = "Dataset folder (or CIFAR-10 archive) [default: data/mnist in the repo; CIFAR-10 from ../shared/datasets or the cache]" };
-    static readonly Option<string?> Model = new("--model") { Description = "Architecture: mlp [default: mlp]" };
-    static readonly Option<string?> Hidden = new("--hidden") { Description = "Hidden layer widths, comma separated, e.g. 512,256 [default: 50]" };
+    static readonly Option<string?> Model = new("--model") { Description = "Architecture: mlp | cnn [default: mlp]" };
+    static readonly Option<string?> Hidden = new("--hidden") { Description = "Hidden (fully connected) layer widths, comma separated, e.g. 512,256; for a cnn, the layers after the convolutions (\"\" for none) [default: 50]" };
+    static readonly Option<string?> Conv = new("--conv") { Description = "cnn: channels of each stage (convolutions then 2×2 max pooling), e.g. 32,64 [default: 32,64]" };
+    static readonly Option<int?> Kernel = new("--kernel") { Description = "cnn: convolution kernel size [default: 3]" };
+    static readonly Option<int?> ConvsPerStage = new("--convs-per-stage") { Description = "cnn: convolutions before each pooling [default: 1]" };
     static readonly Option<string?> ActivationOpt = new("--activation") { Description = "relu | sigmoid | tanh [default: relu]" };
     static readonly Option<double?> Dropout = new("--dropout") { Description = "Dropout probability after each hidden layer [default: 0]" };
     static readonly Option<double?> InputDropout = new("--input-dropout") { Description = "Dropout probability on the inputs [default: 0]" };
@@ -45,7 +48,7 @@ internal static class TrainCommand
     {
         var cmd = new Command("train", "Train a network and write metrics, curves, a confusion matrix and the model to a run folder")
         {
-            Dataset, Data, Model, Hidden, ActivationOpt, Dropout, InputDropout, BatchNorm, OptimizerOpt, Lr, Momentum, Nesterov, WeightDecay,
+            Dataset, Data, Model, Hidden, Conv, Kernel, ConvsPerStage, ActivationOpt, Dropout, InputDropout, BatchNorm, OptimizerOpt, Lr, Momentum, Nesterov, WeightDecay,
             Schedule, LrStep, LrGamma, Epochs, BatchSize, Seed, ValSize, TestSize, Normalize, DTypeOpt, Threads, Out, RunFolder.OverwriteOption, Checkpoint.EveryOption, Checkpoint.ResumeOption, Checkpoint.StopAfterOption, DetectAnomaly, Preset,
         };
         cmd.SetAction(r =>
@@ -74,7 +77,10 @@ internal static class TrainCommand
             Dataset = r.GetValue(Dataset) ?? s.Dataset,
             Data = r.GetValue(Data) ?? s.Data,
             Model = r.GetValue(Model) ?? s.Model,
-            Hidden = r.GetValue(Hidden) is string h ? ParseHidden(h) : s.Hidden,
+            Hidden = r.GetValue(Hidden) is string h ? (h.Trim().Length == 0 && (r.GetValue(Model) ?? s.Model) == "cnn" ? [] : ParseHidden(h, "--hidden")) : s.Hidden,
+            Conv = r.GetValue(Conv) is string cv ? ParseHidden(cv, "--conv") : s.Conv,
+            Kernel = (int)Validate.Positive(r.GetValue(Kernel) ?? s.Kernel, "--kernel"),
+            ConvsPerStage = (int)Validate.Positive(r.GetValue(ConvsPerStage) ?? s.ConvsPerStage, "--convs-per-stage"),
             Activation = r.GetValue(ActivationOpt) is string a ? ParseEnum<Activation>(a, "--activation") : s.Activation,
             Dropout = Validate.Probability(r.GetValue(Dropout) ?? s.Dropout, "--dropout"),
             InputDropout = Validate.Probability(r.GetValue(InputDropout) ?? s.InputDropout, "--input-dropout"),
@@ -103,12 +109,12 @@ internal static class TrainCommand
         };
     }
 
-    static int[] ParseHidden(string text)
+    static int[] ParseHidden(string text, string option)
     {
         var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        if (parts.Length == 0) throw new ArgumentException("--hidden: give at least one width, e.g. 50 or 512,256");
+        if (parts.Length == 0) throw new ArgumentException($"{option}: give at least one width, e.g. 50 or 512,256");
         return parts.Select(p => int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out int w) && w > 0 ? w
-            : throw new ArgumentException($"--hidden: '{p}' is not a positive integer width")).ToArray();
+            : throw new ArgumentException($"{option}: '{p}' is not a positive integer width")).ToArray();
     }
 
     static T ParseEnum<T>(string text, string option) where T : struct, Enum =>
@@ -141,7 +147,7 @@ internal static class TrainCommand
         string dataset = s.Dataset == "idx" ? Path.GetFileName(Path.GetFullPath(s.Data!).TrimEnd('/')) : s.Dataset;
         string run = outDir ?? Path.Combine("runs", $"{dataset}-{s.Model}-{DateTime.Now:yyyyMMdd-HHmmss}");
         var g = new Generator(s.Seed);
-        var model = Experiment.BuildModel(s, data.Features, data.Classes, g);   // refuses a model that cannot fit, before any folder exists
+        var model = Experiment.BuildModel(s, data, g);   // refuses a model that cannot fit, before any folder exists
         if (!resume) RunFolder.Prepare(run, overwrite);
         var optimizer = CreateOptimizer(s, model.Parameters());
         var schedule = CreateSchedule(s, optimizer);
@@ -154,7 +160,10 @@ internal static class TrainCommand
             checkpointEvery, stopAfter, s.Epochs);
 
         ConsoleOutput.Line($"{dataset}: {data.TrainY.Length} train / {data.ValY.Length} validation / {data.TestY.Length} test, {data.Features} features, {data.Classes} classes");
-        ConsoleOutput.Line($"model: {s.Model} {data.Features}-{s.HiddenText}-{data.Classes} {s.Activation.ToString().ToLowerInvariant()}, {model.ParameterCount():N0} parameters; {s.Optimizer} lr {s.LearningRate}, batch {s.BatchSize}, {s.Epochs} epochs, seed {s.Seed}");
+        string shape = s.Model == "cnn"
+            ? $"{data.Channels}×{data.Height}×{data.Width} conv {string.Join(",", s.Conv)} ({s.Kernel}×{s.Kernel}{(s.ConvsPerStage > 1 ? $", {s.ConvsPerStage} per stage" : "")}{(s.BatchNorm ? ", batchnorm" : "")}) fc {(s.Hidden.Length > 0 ? s.HiddenText + "-" : "")}{data.Classes}"
+            : $"{data.Features}-{s.HiddenText}-{data.Classes} {s.Activation.ToString().ToLowerInvariant()}";
+        ConsoleOutput.Line($"model: {s.Model} {shape}, {model.ParameterCount():N0} parameters; {s.Optimizer} lr {s.LearningRate}, batch {s.BatchSize}, {s.Epochs} epochs, seed {s.Seed}");
         ConsoleOutput.Line($"run folder: {run}");
         ConsoleOutput.Line($"{"epoch",5} {"train loss",11} {"train acc",9} {"val acc",8} {"lr",9} {"seconds",8} {"samples/s",10}");
 
@@ -198,7 +207,7 @@ internal static class TrainCommand
         ConsoleOutput.PrintConfusion(confusion, data.ClassNames);
 
         RunFolder.Write(run, s, dataset, history, testAccuracy, confusion, data, model, total.Elapsed.TotalSeconds, commandLine);
-        ConsoleOutput.Line($"wrote {run}: metrics.csv, summary.json, loss.png, accuracy.png, weights.png, confusion.png, model.safetensors, command.txt");
+        ConsoleOutput.Line($"wrote {run}: metrics.csv, summary.json, loss.png, accuracy.png, {(s.Model == "cnn" ? "filters.png" : "weights.png")}, confusion.png, model.safetensors, command.txt");
         return 0;
     }
 

@@ -12,6 +12,9 @@ internal sealed record TrainSettings
     public string? Data { get; init; }
     public string Model { get; init; } = "mlp";
     public int[] Hidden { get; init; } = [50];
+    public int[] Conv { get; init; } = [32, 64];     // cnn: channels of each stage
+    public int Kernel { get; init; } = 3;            // cnn: square kernel size
+    public int ConvsPerStage { get; init; } = 1;     // cnn: convolutions before each pooling
     public Activation Activation { get; init; } = Activation.Relu;
     public double Dropout { get; init; }
     public double InputDropout { get; init; }
@@ -40,6 +43,8 @@ internal sealed record TrainSettings
         {
             ["mnist-classic"] = ("784-50-10 ReLU, SGD lr 0.1, batch 16, 60 epochs, lr ×0.1 every 20 (the default)", s => s),
             ["mnist-quick"] = ("the classic recipe in 6 epochs, lr ×0.1 every 2", s => s with { Epochs = 6, LrStep = 2 }),
+            ["mnist-cnn"] = ("Conv 5×5 32 → pool → Conv 5×5 64 → pool → Linear 1024 → dropout 0.5 → Linear 10, SGD momentum 0.9 lr 0.05 cosine, batch 64, 4 epochs",
+                s => s with { Model = "cnn", Conv = [32, 64], Kernel = 5, Hidden = [1024], Dropout = 0.5, Momentum = 0.9, LearningRate = 0.05, Schedule = "cosine", BatchSize = 64, Epochs = 4 }),
             ["mnist-best"] = ("784-1024-1024-10, dropout 0.2 on inputs and 0.5 on hidden layers, SGD momentum 0.9, lr 0.05 cosine, batch 128, 30 epochs",
                 s => s with { Hidden = [1024, 1024], InputDropout = 0.2, Dropout = 0.5, Momentum = 0.9, LearningRate = 0.05, Schedule = "cosine", BatchSize = 128, Epochs = 30 }),
         };
@@ -57,6 +62,12 @@ internal sealed record TrainSettings
         w.WriteString("dataset", Dataset);
         w.WriteString("model", Model);
         w.WriteString("hidden", HiddenText);
+        if (Model == "cnn")
+        {
+            w.WriteString("conv", string.Join(",", Conv));
+            w.WriteNumber("kernel", Kernel);
+            w.WriteNumber("convs_per_stage", ConvsPerStage);
+        }
         w.WriteString("activation", Activation.ToString().ToLowerInvariant());
         w.WriteNumber("dropout", Dropout);
         w.WriteNumber("input_dropout", InputDropout);
@@ -98,7 +109,9 @@ internal sealed record TrainSettings
         try
         {
             var s = ParseJson(json);
-            if (s.Hidden.Length == 0 || s.Hidden.Any(h => h <= 0)) throw new FormatException($"hidden widths ({string.Join(",", s.Hidden)}) must be positive");
+            if ((s.Hidden.Length == 0 && s.Model != "cnn") || s.Hidden.Any(h => h <= 0)) throw new FormatException($"hidden widths ({string.Join(",", s.Hidden)}) must be positive");
+            if (s.Conv.Length == 0 || s.Conv.Any(c => c <= 0) || s.Kernel <= 0 || s.ConvsPerStage <= 0)
+                throw new FormatException($"conv widths ({string.Join(",", s.Conv)}), kernel {s.Kernel} and convs per stage {s.ConvsPerStage} must be positive");
             return s;
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or OverflowException or ArgumentException)
@@ -106,6 +119,8 @@ internal sealed record TrainSettings
             throw new InvalidDataException($"model settings ({RunFolder.ConfigKey}): {e.Message}");
         }
     }
+
+    static int[] Widths(string text) => text.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(h => int.Parse(h, CultureInfo.InvariantCulture)).ToArray();
 
     static TrainSettings ParseJson(string json)
     {
@@ -117,6 +132,9 @@ internal sealed record TrainSettings
         {
             Dataset = S("dataset"), Model = S("model"),
             Hidden = S("hidden").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(h => int.Parse(h, CultureInfo.InvariantCulture)).ToArray(),
+            Conv = r.TryGetProperty("conv", out var conv) ? Widths(conv.GetString() ?? "") : [32, 64],   // absent for MLPs
+            Kernel = r.TryGetProperty("kernel", out var k) ? k.GetInt32() : 3,
+            ConvsPerStage = r.TryGetProperty("convs_per_stage", out var cps) ? cps.GetInt32() : 1,
             Activation = Enum.Parse<Activation>(S("activation"), ignoreCase: true),
             Dropout = D("dropout"), InputDropout = D("input_dropout"), BatchNorm = r.GetProperty("batchnorm").GetBoolean(),
             Optimizer = S("optimizer"), LearningRate = D("lr"), Momentum = D("momentum"), WeightDecay = D("weight_decay"),

@@ -1,0 +1,63 @@
+using System.Diagnostics;
+using Backprop.Backends;
+
+namespace Backprop.Benchmarks;
+
+/// <summary>
+/// `quick-conv [--runs N] [--threads N]`: median milliseconds and GFLOP/s of a convolution's forward pass, input gradient
+/// and weight gradient (each 2·N·K·C/G·KH·KW·OH·OW flops) at the benchmark shapes (W9) and the mnist-cnn / cifar10-cnn
+/// layers, for tuning the kernels.
+/// </summary>
+public static class ConvRunner
+{
+    static readonly (string Name, int N, int C, int H, int K, int Kernel, int Pad)[] Shapes =
+    [
+        ("W9a 64x32x32x32 k64 3x3", 64, 32, 32, 64, 3, 1),
+        ("W9b 64x1x28x28 k32 5x5", 64, 1, 28, 32, 5, 2),
+        ("mnist-cnn conv2 64x32x14x14 k64 5x5", 64, 32, 14, 64, 5, 2),
+        ("cifar conv1 256x3x32x32 k32 3x3", 256, 3, 32, 32, 3, 1),
+        ("cifar 256x64x16x16 k128 3x3", 256, 64, 16, 128, 3, 1),
+        ("cifar 256x128x8x8 k256 3x3", 256, 128, 8, 256, 3, 1),
+    ];
+
+    public static void Run(string[] args)
+    {
+        int runs = 7;
+        for (int i = 0; i < args.Length; i++)
+            switch (args[i])
+            {
+                case "--runs": runs = int.Parse(args[++i]); break;
+                case "--threads": Parallelism.MaxThreads = int.Parse(args[++i]); break;
+                default: throw new ArgumentException($"unknown option {args[i]}");
+            }
+        var b = Backend.Cpu;
+        var rng = new Generator(1);
+        foreach (var s in Shapes)
+        {
+            var g = new Conv2dGeometry(s.N, s.C, s.H, s.H, s.K, s.Kernel, s.Kernel, 1, 1, s.Pad, s.Pad, s.Pad, s.Pad);
+            var x = Tensor.Normal([s.N, s.C, s.H, s.H], 0, 1, rng);
+            var w = Tensor.Normal([s.K, s.C, s.Kernel, s.Kernel], 0, 1, rng);
+            var y = Tensor.Zeros([s.N, s.K, g.OutHeight, g.OutWidth]);
+            var gx = Tensor.Zeros(x.Shape);
+            var gw = Tensor.Zeros(w.Shape);
+            double flops = 2.0 * s.N * s.K * s.C * s.Kernel * s.Kernel * g.OutHeight * g.OutWidth;
+            double f = Time(() => b.Conv2d(x, w, null, y, g), runs), i = Time(() => b.Conv2dInputGrad(y, w, gx, g), runs), wg = Time(() => b.Conv2dWeightGrad(x, y, gw, g), runs);
+            Console.WriteLine($"{s.Name,-38} fwd {f * 1e3,7:F2} ms {flops / f / 1e9,6:F1} GF/s | dx {i * 1e3,7:F2} ms {flops / i / 1e9,6:F1} | dW {wg * 1e3,7:F2} ms {flops / wg / 1e9,6:F1} | total {3 * flops / (f + i + wg) / 1e9,6:F1} GF/s");
+        }
+    }
+
+    static double Time(Action a, int runs)
+    {
+        a();
+        var t = new double[runs];
+        for (int r = 0; r < runs; r++)
+        {
+            var sw = Stopwatch.StartNew();
+            int calls = 0;
+            do { a(); calls++; } while (sw.Elapsed.TotalSeconds < 0.05);
+            t[r] = sw.Elapsed.TotalSeconds / calls;
+        }
+        Array.Sort(t);
+        return t[runs / 2];
+    }
+}

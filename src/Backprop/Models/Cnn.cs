@@ -1,0 +1,60 @@
+using Backprop.Nn;
+
+namespace Backprop.Models;
+
+/// <summary>
+/// Builds convolutional classifiers over images given as rows of C·H·W values (as the data loaders give them):
+/// Unflatten → stages of (Conv k×k "same" → [BatchNorm2d] → ReLU) × convs per stage → MaxPool 2×2 → Flatten →
+/// (Linear → ReLU → [Dropout])* → Linear. A convolution followed by batch normalisation has no bias (the β of the
+/// normalisation takes its place, as in ResNet-style networks).
+/// </summary>
+public static class Cnn
+{
+    /// <param name="widths">Output channels of each stage, e.g. [32, 64]; each stage ends with 2×2 max pooling.</param>
+    /// <param name="hidden">Widths of the fully connected layers after the convolutions ([] for a linear classifier).</param>
+    public static Sequential Create(int channels, int height, int width, IReadOnlyList<int> widths, int classes, Generator generator,
+        int kernel = 3, int convsPerStage = 1, bool batchNorm = false, IReadOnlyList<int>? hidden = null, double dropout = 0,
+        DType dtype = DType.Float32)
+    {
+        if (channels <= 0 || height <= 0 || width <= 0) throw new ArgumentException($"Cnn: image size {channels}×{height}×{width} must be positive");
+        if (widths.Count == 0 || widths.Any(w => w <= 0)) throw new ArgumentException($"Cnn: conv widths ({string.Join(",", widths)}) must be positive and at least one");
+        if (kernel <= 0 || convsPerStage <= 0) throw new ArgumentException($"Cnn: kernel {kernel} and convs per stage {convsPerStage} must be positive");
+        int h = height, w = width;
+        foreach (var _ in widths)
+        {
+            if (h < 2 || w < 2) throw new ArgumentException($"Cnn: {widths.Count} stages of 2×2 pooling do not fit a {height}×{width} image");
+            h /= 2; w /= 2;
+        }
+        var net = new Sequential(new Unflatten(1, channels, height, width));
+        int c = channels;
+        foreach (int k in widths)
+            for (int i = 0; i < convsPerStage; i++)
+            {
+                net.Add(new Conv2d(c, k, kernel, generator, padding: Padding2d.Same, bias: !batchNorm, dtype: dtype));
+                if (batchNorm) net.Add(new BatchNorm2d(k, dtype: dtype));
+                net.Add(new ReLU());
+                if (i == convsPerStage - 1) net.Add(new MaxPool2d(2));
+                c = k;
+            }
+        net.Add(new Flatten());
+        int features = c * h * w;
+        foreach (int units in hidden ?? [])
+        {
+            net.Add(new Linear(features, units, generator, dtype: dtype));
+            net.Add(new ReLU());
+            if (dropout > 0) net.Add(new Dropout(dropout, generator));
+            features = units;
+        }
+        net.Add(new Linear(features, classes, generator, dtype: dtype));
+        return net;
+    }
+
+    /// <summary>The first convolution (whose filters are drawn as images).</summary>
+    public static Conv2d? FirstConv(Module model)
+    {
+        if (model is Conv2d c) return c;
+        foreach (var (_, child) in model.Children())
+            if (FirstConv(child) is Conv2d found) return found;
+        return null;
+    }
+}

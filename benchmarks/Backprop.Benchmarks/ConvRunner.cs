@@ -28,6 +28,7 @@ public static class ConvRunner
             {
                 case "--runs": runs = int.Parse(args[++i]); break;
                 case "--threads": Parallelism.MaxThreads = int.Parse(args[++i]); break;
+                case "--layers": Layers(runs); return;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         var b = Backend.Cpu;
@@ -43,6 +44,36 @@ public static class ConvRunner
             double flops = 2.0 * s.N * s.K * s.C * s.Kernel * s.Kernel * g.OutHeight * g.OutWidth;
             double f = Time(() => b.Conv2d(x, w, null, y, g), runs), i = Time(() => b.Conv2dInputGrad(y, w, gx, g), runs), wg = Time(() => b.Conv2dWeightGrad(x, y, gw, g), runs);
             Console.WriteLine($"{s.Name,-38} fwd {f * 1e3,7:F2} ms {flops / f / 1e9,6:F1} GF/s | dx {i * 1e3,7:F2} ms {flops / i / 1e9,6:F1} | dW {wg * 1e3,7:F2} ms {flops / wg / 1e9,6:F1} | total {3 * flops / (f + i + wg) / 1e9,6:F1} GF/s");
+        }
+    }
+
+    /// <summary>The memory-bound layers around the convolutions, forward + backward, at a cifar10-cnn-quick activation size.</summary>
+    public static void Layers(int runs)
+    {
+        var rng = new Generator(2);
+        var x0 = Tensor.Normal([128, 32, 32, 32], 0, 1, rng);
+        var up = Tensor.Normal([128, 32, 32, 32], 0, 1, rng);
+        var upPool = Tensor.Normal([128, 32, 16, 16], 0, 1, rng);
+        var gamma = Tensor.Ones([32]); gamma.RequiresGrad = true;
+        var beta = Tensor.Zeros([32]); beta.RequiresGrad = true;
+        var x = x0.Detach(); x.RequiresGrad = true;
+        double mb = x.Length * 4 / 1e6;
+        void Report(string name, double t) => Console.WriteLine($"{name,-38} {t * 1e3,7:F2} ms  ({mb / 1e3 / t:F1} GB/s of one activation)");
+        Report("batch_norm fwd+bwd 128x32x32x32", Time(() => { x.Grad = null; x.BatchNorm(gamma, beta).Backward(up); }, runs));
+        Report("relu fwd+bwd", Time(() => { x.Grad = null; x.Relu().Backward(up); }, runs));
+        Report("max_pool2d 2x2 fwd+bwd", Time(() => { x.Grad = null; x.MaxPool2d(2).Backward(upPool); }, runs));
+        var b = Backend.Cpu;
+        var x3 = x0.Reshape(128, 32, 1024);
+        Tensor mean = Tensor.Zeros([32]), variance = Tensor.Zeros([32]), y3 = Tensor.Zeros([128, 32, 1024]);
+        Report("  backend ChannelMeanVar", Time(() => b.ChannelMeanVar(x3, mean, variance), runs));
+        Report("  backend ChannelSums (with dot)", Time(() => b.ChannelSums(x3, x3, mean, variance), runs));
+        Report("  backend ChannelAffine", Time(() => b.ChannelAffine(x3, mean, null, null, variance, y3), runs));
+        Report("  backend ChannelAffine (z)", Time(() => b.ChannelAffine(x3, mean, x3, mean, variance, y3), runs));
+        Report("  allocate 16 MB", Time(() => Tensor.Zeros([128, 32, 1024]), runs));
+        using (Autograd.NoGrad())
+        {
+            Report("batch_norm fwd (no grad)", Time(() => x.BatchNorm(gamma, beta), runs));
+            Report("max_pool2d fwd (no grad)", Time(() => x.MaxPool2d(2), runs));
         }
     }
 

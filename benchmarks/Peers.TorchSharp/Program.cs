@@ -5,7 +5,7 @@ using TorchSharp;
 using static TorchSharp.torch;
 
 // The issue-6 workloads on TorchSharp-cpu, so Backprop's figures can be read as ratios measured in one run.
-// Usage: Peers.TorchSharp [--workload W1|W2|W3|W4] [--threads N] [--reps N] [--json]
+// Usage: Peers.TorchSharp [--workload W1|W2|W3|W4|W6|W7|W8|W9|W10] [--threads N] [--reps N] [--json]
 string? only = null;
 int threads = 2, reps = 3;
 bool json = false;
@@ -20,7 +20,7 @@ for (int i = 0; i < args.Length; i++)
             Console.Error.WriteLine($"unknown argument '{args[i]}'\nusage: Peers.TorchSharp [--workload W1|W2|W3|W4] [--threads N] [--reps N] [--json]");
             return 2;
     }
-if (only is not null && only is not ("W1" or "W2" or "W3" or "W4")) { Console.Error.WriteLine($"--workload: unknown '{only}' (W1, W2, W3, W4)"); return 2; }
+if (only is not null && only is not ("W1" or "W2" or "W3" or "W4" or "W6" or "W7" or "W8" or "W9" or "W10")) { Console.Error.WriteLine($"--workload: unknown '{only}' (W1, W2, W3, W4, W6, W7, W8, W9, W10)"); return 2; }
 bool Runs(string w) => only is null || only == w;
 
 set_num_threads(threads);
@@ -72,6 +72,27 @@ if (Runs("W4"))
         results.Add(r);
         Log($"W4 {r.Shape}: {r.Median:F1} GFLOP/s");
     }
+if (Runs("W6") || Runs("W8"))
+{
+    var mnist = Data.Mnist(Path.Combine(root, "data", "mnist"));
+    using var x = tensor(mnist.X, [mnist.Count, 1, 28, 28]);
+    using var y = tensor(mnist.Y, [mnist.Count]);
+    if (Runs("W6")) results.Add(Repeat("W6", "samples/s", "mnist-cnn b64", () => Workloads.CnnTraining(Cnn.Mnist, x, y, 64, 150)));
+    if (Runs("W8")) results.Add(Repeat("W8", "samples/s", "mnist-cnn b256", () => Workloads.CnnInference(Cnn.Mnist, x, 256, 40)));
+}
+if (Runs("W7") || Runs("W8"))
+{
+    using var x = randn(256 * 12, 3, 32, 32);   // random data of CIFAR-10's shape, as Backprop's side uses
+    using var y = arange(256 * 12).remainder(10);
+    if (Runs("W7")) results.Add(Repeat("W7", "samples/s", "cifar10-cnn b256", () => Workloads.CnnTraining(Cnn.Cifar, x, y, 256, 12)));
+    if (Runs("W8")) results.Add(Repeat("W8", "samples/s", "cifar10-cnn b256", () => Workloads.CnnInference(Cnn.Cifar, x, 256, 12)));
+}
+if (Runs("W9"))
+{
+    results.Add(Repeat("W9", "GFLOP/s", "64x32x32x32 k64 3x3", () => Workloads.ConvPass(64, 32, 32, 64, 3, 1, 5)));
+    results.Add(Repeat("W9", "GFLOP/s", "64x1x28x28 k32 5x5", () => Workloads.ConvPass(64, 1, 28, 32, 5, 2, 20)));
+}
+if (Runs("W10")) results.Add(Repeat("W10", "GB/s", "64x64x32x32 2x2", () => Workloads.PoolPass(64, 64, 32, 30)));
 
 Log($"done; {LoadAverage()}");
 Console.Write(json ? Json(results) : Table(results));
@@ -88,6 +109,14 @@ Result Epochs(string name, Tensor x, Tensor y, int[] sizes, int batch, double lr
         Log($"{name} rep {r + 1}: {s:F3} s per epoch ({x.shape[0] / s:F0} samples/s), last loss {loss:F4}, RSS {Rss()}");
     }
     return Result.Of(name, "samples/s", rates);
+}
+
+Result Repeat(string name, string unit, string shape, Func<double> run)
+{
+    run();   // warm-up
+    var values = new List<double>();
+    for (int r = 0; r < reps; r++) { values.Add(run()); Log($"{name} {shape} rep {r + 1}: {values[^1]:F1} {unit}, RSS {Rss()}"); }
+    return Result.Of(name, unit, values, shape: shape);
 }
 
 // Resident set size: it should stay flat across repetitions if the dispose scopes free libtorch's tensors.

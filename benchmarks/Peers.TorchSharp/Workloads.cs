@@ -36,6 +36,50 @@ sealed class Mlp : nn.Module<Tensor, Tensor>
     }
 }
 
+/// <summary>
+/// Backprop's Models.Cnn as a torch user writes it: stages of (Conv k×k same → [BatchNorm2d] → ReLU) × per stage → MaxPool 2,
+/// then Flatten → (Linear → ReLU → [Dropout])* → Linear.
+/// </summary>
+sealed class Cnn : nn.Module<Tensor, Tensor>
+{
+    readonly nn.Module<Tensor, Tensor> body;
+
+    public Cnn(int channels, int size, int[] widths, int kernel, int perStage, bool batchNorm, int[] hidden, double dropout, int classes) : base("Cnn")
+    {
+        var layers = new List<nn.Module<Tensor, Tensor>>();
+        int c = channels, s = size;
+        foreach (int k in widths)
+        {
+            for (int i = 0; i < perStage; i++)
+            {
+                layers.Add(nn.Conv2d(c, k, kernel, padding: kernel / 2, bias: !batchNorm));
+                if (batchNorm) layers.Add(nn.BatchNorm2d(k));
+                layers.Add(nn.ReLU());
+                c = k;
+            }
+            layers.Add(nn.MaxPool2d(2));
+            s /= 2;
+        }
+        layers.Add(nn.Flatten());
+        long features = (long)c * s * s;
+        foreach (int h in hidden)
+        {
+            layers.Add(nn.Linear(features, h));
+            layers.Add(nn.ReLU());
+            if (dropout > 0) layers.Add(nn.Dropout(dropout));
+            features = h;
+        }
+        layers.Add(nn.Linear(features, classes));
+        body = nn.Sequential(layers);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => body.forward(x);
+
+    public static Cnn Mnist() => new(1, 28, [32, 64], 5, 1, false, [1024], 0.5, 10);
+    public static Cnn Cifar() => new(3, 32, [48, 96, 192], 3, 2, true, [], 0, 10);
+}
+
 /// <summary>The issue-6 workloads, written as a TorchSharp user would write them.</summary>
 static class Workloads
 {
@@ -117,5 +161,78 @@ static class Workloads
         var gflops = new double[reps];
         for (int r = 0; r < reps; r++) gflops[r] = 2.0 * m * n * k * calls / Run(calls) / 1e9;
         return gflops;
+    }
+
+    /// <summary>Training samples/s of a CNN: <paramref name="steps"/> SGD-momentum steps on (N, C, H, W) batches, after 3 warm-up steps.</summary>
+    public static double CnnTraining(Func<Cnn> create, Tensor x, Tensor y, int batch, int steps)
+    {
+        using var model = create();
+        model.train();
+        using var sgd = optim.SGD(model.parameters(), 0.01, 0.9);
+        void Step(int b)
+        {
+            using var scope = NewDisposeScope();
+            var loss = F.cross_entropy(model.forward(x.narrow(0, (long)b * batch, batch)), y.narrow(0, (long)b * batch, batch));
+            sgd.zero_grad();
+            loss.backward();
+            sgd.step();
+            loss.item<float>();
+        }
+        for (int b = 0; b < 3; b++) Step(b);
+        var clock = Stopwatch.StartNew();
+        for (int b = 0; b < steps; b++) Step(3 + b);
+        return (double)batch * steps / clock.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>Inference samples/s (eval mode, no_grad) over <paramref name="batches"/> batches.</summary>
+    public static double CnnInference(Func<Cnn> create, Tensor x, int batch, int batches)
+    {
+        using var model = create();
+        model.eval();
+        using var _ = no_grad();
+        long available = x.shape[0] / batch;
+        using (NewDisposeScope()) model.forward(x.narrow(0, 0, batch));
+        var clock = Stopwatch.StartNew();
+        for (int b = 0; b < batches; b++)
+            using (NewDisposeScope()) model.forward(x.narrow(0, b % available * batch, batch));
+        return (double)batch * batches / clock.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>Conv2d forward + input and weight gradients, GFLOP/s counted as 3 × 2·N·K·C·KH·KW·OH·OW.</summary>
+    public static double ConvPass(int n, int c, int hw, int k, int kernel, int pad, int calls)
+    {
+        using var x = randn(n, c, hw, hw).requires_grad_();
+        using var w = (randn(k, c, kernel, kernel) * 0.1).detach().requires_grad_();
+        int o = hw + 2 * pad - kernel + 1;
+        using var up = randn(n, k, o, o);
+        double flop = 3 * 2.0 * n * k * c * kernel * kernel * o * o;
+        void Pass()
+        {
+            using var scope = NewDisposeScope();
+            x.grad?.zero_(); w.grad?.zero_();
+            F.conv2d(x, w, padding: [pad, pad]).backward([up]);
+        }
+        Pass();
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < calls; i++) Pass();
+        return flop * calls / clock.Elapsed.TotalSeconds / 1e9;
+    }
+
+    /// <summary>MaxPool2d 2×2 forward + backward, GB/s of x, y, gy and gx traffic.</summary>
+    public static double PoolPass(int n, int c, int hw, int calls)
+    {
+        using var x = randn(n, c, hw, hw).requires_grad_();
+        using var up = randn(n, c, hw / 2, hw / 2);
+        double bytes = 4.0 * 2 * (x.numel() + up.numel());
+        void Pass()
+        {
+            using var scope = NewDisposeScope();
+            x.grad?.zero_();
+            F.max_pool2d(x, [2, 2]).backward([up]);
+        }
+        Pass();
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < calls; i++) Pass();
+        return bytes * calls / clock.Elapsed.TotalSeconds / 1e9;
     }
 }

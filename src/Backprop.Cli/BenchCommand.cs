@@ -23,13 +23,13 @@ internal static class BenchCommand
 
     public static Command Create()
     {
-        var workload = new Option<string?>("--workload") { Description = "W1 | W2 | W3 | W4 | alloc [default: all]" };
+        var workload = new Option<string?>("--workload") { Description = "W1 | W2 | W3 | W4 | W6 | W7 | W8 | W9 | W10 | alloc [default: all]" };
         var json = new Option<bool>("--json") { Description = "Print the rows as a JSON array" };
         var reps = new Option<int>("--repetitions") { Description = "Measured repetitions per workload (after one warm-up) [default: 3]", DefaultValueFactory = _ => 3 };
         var threads = new Option<int?>("--threads") { Description = "Kernel threads [default: all cores]" };
         var compare = new Option<bool>("--compare") { Description = "Also run the TorchSharp peer (benchmarks/Peers.TorchSharp) workload by workload and print the ratios" };
         var peer = new Option<string?>("--peer") { Description = "Path to Peers.TorchSharp.dll [default: benchmarks/Peers.TorchSharp/bin/Release/net10.0 in the repo]" };
-        var cmd = new Command("bench", "Run the performance workloads (W1 classic MLP, W2 wide MLP, W3 two-layer CIFAR — each by the Trainer and by a plain loop — W4 GEMM, alloc)") { workload, json, reps, threads, compare, peer };
+        var cmd = new Command("bench", "Run the performance workloads (W1 classic MLP, W2 wide MLP, W3 two-layer CIFAR — each by the Trainer and by a plain loop — W4 GEMM, W6/W7 CNN training, W8 CNN inference, W9 Conv2d, W10 MaxPool2d, alloc)") { workload, json, reps, threads, compare, peer };
         cmd.SetAction(r =>
         {
             using var scope = r.GetValue(threads) is int t ? Parallelism.Use(t) : null;   // this run's kernels only, no process-wide setting
@@ -82,6 +82,26 @@ internal static class BenchCommand
         }
         if (Want("W4"))
             foreach (var shape in GemmShapes) Add(Gemm(shape, repetitions));
+        if (Want("W6") || Want("W8"))
+        {
+            var train = Mnist();
+            if (Want("W6")) Add(Measure("W6", "samples/s", repetitions, () => CnnTraining(MnistCnn(new Generator(7)), train.X, train.Y, 64, 150), v => v) with { Shape = "mnist-cnn b64" });
+            if (Want("W8")) Add(Measure("W8", "samples/s", repetitions, () => CnnInference(MnistCnn(new Generator(8)), train.X, 256, 40), v => v) with { Shape = "mnist-cnn b256" });
+        }
+        if (Want("W7") || Want("W8"))
+        {
+            var g = new Generator(9);   // random data of CIFAR-10's shape: the speed does not depend on the values
+            var x = Tensor.Normal([256 * 12, 3072], 0, 1, g);
+            var y = Enumerable.Range(0, x.Size(0)).Select(i => i % 10).ToArray();
+            if (Want("W7")) Add(Measure("W7", "samples/s", repetitions, () => CnnTraining(CifarCnn(new Generator(10)), x, y, 256, 12), v => v) with { Shape = "cifar10-cnn b256" });
+            if (Want("W8")) Add(Measure("W8", "samples/s", repetitions, () => CnnInference(CifarCnn(new Generator(11)), x, 256, 12), v => v) with { Shape = "cifar10-cnn b256" });
+        }
+        if (Want("W9"))
+        {
+            Add(Measure("W9", "GFLOP/s", repetitions, () => ConvPass(64, 32, 32, 64, 3, 1, 5), v => v) with { Shape = "64x32x32x32 k64 3x3" });
+            Add(Measure("W9", "GFLOP/s", repetitions, () => ConvPass(64, 1, 28, 32, 5, 2, 20), v => v) with { Shape = "64x1x28x28 k32 5x5" });
+        }
+        if (Want("W10")) Add(Measure("W10", "GB/s", repetitions, () => PoolPass(64, 64, 32, 30), v => v) with { Shape = "64x64x32x32 2x2" });
         return rows;
     }
 
@@ -128,6 +148,60 @@ internal static class BenchCommand
         long before = GC.GetAllocatedBytesForCurrentThread();
         trainer.RunEpoch(2, batches[20..]);
         return (GC.GetAllocatedBytesForCurrentThread() - before) / 40.0;
+    }
+
+    // The CNN presets' networks (benchmarks/Peers.TorchSharp builds the same ones).
+    static Sequential MnistCnn(Generator g) => Cnn.Create(1, 28, 28, [32, 64], 10, g, kernel: 5, hidden: [1024], dropout: 0.5);
+    static Sequential CifarCnn(Generator g) => Cnn.Create(3, 32, 32, [48, 96, 192], 10, g, kernel: 3, convsPerStage: 2, batchNorm: true);
+
+    /// <summary>Training samples/s over <paramref name="steps"/> steps of SGD with momentum (after 3 warm-up steps).</summary>
+    static double CnnTraining(Sequential model, Tensor x, int[] y, int batch, int steps)
+    {
+        var opt = new Sgd(model.Parameters(), 0.01, 0.9);
+        var trainer = new Training.Trainer(model, opt, static (o, t) => o.CrossEntropy(t));
+        var batches = new DataLoader(x.SliceRows(0, batch * (steps + 3)), y[..(batch * (steps + 3))], batch).ToList();
+        trainer.RunEpoch(1, batches[..3]);
+        var clock = Stopwatch.StartNew();
+        trainer.RunEpoch(2, batches[3..]);
+        return batch * steps / clock.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>Inference samples/s (eval mode, no graph) over <paramref name="batches"/> batches.</summary>
+    static double CnnInference(Sequential model, Tensor x, int batch, int batches)
+    {
+        model.Eval();
+        using var _ = Autograd.NoGrad();
+        model.Forward(x.SliceRows(0, batch));
+        var clock = Stopwatch.StartNew();
+        for (int b = 0; b < batches; b++) model.Forward(x.SliceRows(b % (x.Size(0) / batch) * batch, batch));
+        return batch * batches / clock.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>Conv2d forward + both gradients, in GFLOP/s (3 × 2·N·K·C·KH·KW·OH·OW per pass), stride 1.</summary>
+    static double ConvPass(int n, int c, int hw, int k, int kernel, int pad, int calls)
+    {
+        var g = new Generator(12);
+        var x = Tensor.Normal([n, c, hw, hw], 0, 1, g); x.RequiresGrad = true;
+        var w = Tensor.Normal([k, c, kernel, kernel], 0, 0.1, g); w.RequiresGrad = true;
+        var up = Tensor.Normal([n, k, hw + 2 * pad - kernel + 1, hw + 2 * pad - kernel + 1], 0, 1, g);
+        double flop = 3 * 2.0 * n * k * c * kernel * kernel * up.Size(2) * up.Size(3);
+        x.Conv2d(w, padding: pad).Backward(up);
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < calls; i++) { x.Grad = null; w.Grad = null; x.Conv2d(w, padding: pad).Backward(up); }
+        return flop * calls / clock.Elapsed.TotalSeconds / 1e9;
+    }
+
+    /// <summary>MaxPool2d 2×2 forward + backward in GB/s of tensor traffic (x and y read or written forward, gy and gx backward).</summary>
+    static double PoolPass(int n, int c, int hw, int calls)
+    {
+        var g = new Generator(13);
+        var x = Tensor.Normal([n, c, hw, hw], 0, 1, g); x.RequiresGrad = true;
+        var up = Tensor.Normal([n, c, hw / 2, hw / 2], 0, 1, g);
+        double bytes = 4.0 * 2 * (x.Length + up.Length);
+        x.MaxPool2d(2).Backward(up);
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < calls; i++) { x.Grad = null; x.MaxPool2d(2).Backward(up); }
+        return bytes * calls / clock.Elapsed.TotalSeconds / 1e9;
     }
 
     static (Tensor X, int[] Y, string Note) Cifar()
@@ -196,7 +270,7 @@ internal static class BenchCommand
         if (!File.Exists(dll))
             throw new FileNotFoundException($"--compare: {dll} not found; build it first: dotnet build benchmarks/Peers.TorchSharp -c Release");
         var table = new List<(Row Ours, Row? Peer)>();
-        foreach (var w in new[] { "W1", "W2", "W3", "W4" })
+        foreach (var w in new[] { "W1", "W2", "W3", "W4", "W6", "W7", "W8", "W9", "W10" })
         {
             if (only is not null && only != w) continue;
             var ours = Run(w, repetitions, null);

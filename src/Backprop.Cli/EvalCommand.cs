@@ -27,15 +27,7 @@ internal static class EvalCommand
         s = s with { Dataset = dataset ?? s.Dataset, Data = data ?? s.Data };
         // The training statistics (normalisation) are refitted on the same training split, which reproduces them exactly.
         var prepared = Experiment.Prepare(s, Experiment.Load(s));
-        // The file's tensors must be the model's, in number and shape, before a model of the declared size is built
-        // (a tiny file declaring hidden 40000,40000 must not allocate 1.6e9 weights first).
-        int[] widths = [prepared.Features, .. s.Hidden, prepared.Classes];
-        var linears = state.Where(kv => kv.Key.EndsWith(".weight", StringComparison.Ordinal) && kv.Value.Rank == 2)
-            .OrderBy(kv => int.TryParse(kv.Key.Split('.')[0], out int i) ? i : int.MaxValue).Select(kv => (kv.Key, Shape: kv.Value.Shape.ToArray())).ToArray();
-        string need = string.Join(" → ", widths.Zip(widths.Skip(1), (a, b) => $"({b},{a})"));
-        string have = string.Join(" → ", linears.Select(l => $"({string.Join(",", l.Shape)})"));
-        if (linears.Length != widths.Length - 1 || linears.Select((l, i) => l.Shape.SequenceEqual(new[] { widths[i + 1], widths[i] })).Any(ok => !ok))
-            throw new InvalidDataException($"{modelPath}: the file's layers are {have}; its settings (and the data) need {need}");
+        Experiment.CheckState(modelPath, s, prepared.Channels, prepared.Height, prepared.Width, prepared.Classes, state);
         foreach (var (name, t) in state)
             if (t.ToDoubleArray().Any(v => !double.IsFinite(v)))
                 throw new InvalidDataException($"{modelPath}: '{name}' holds NaN or infinite values; refusing to evaluate a diverged model");

@@ -7,6 +7,9 @@ using Backprop.Training;
 namespace Backprop.Cli;
 
 /// <summary>The files a run leaves behind: summary, curves, weights, confusion matrix, model and command line.</summary>
+[System.Text.Json.Serialization.JsonSerializable(typeof(string[]))]
+internal sealed partial class ClassNamesContext : System.Text.Json.Serialization.JsonSerializerContext;
+
 internal static class RunFolder
 {
     public static readonly System.CommandLine.Option<bool> OverwriteOption = new("--overwrite") { Description = "Replace the files of an earlier run in --out (without it, an existing run folder is refused)" };
@@ -37,6 +40,10 @@ internal static class RunFolder
     }
 
     public const string ConfigKey = "backprop.settings";
+    /// <summary>The fitted input normalisation (so a model can be applied to new images without its training data).</summary>
+    public const string PreprocessingKey = "backprop.preprocessing";
+    /// <summary>The class names, as a JSON array.</summary>
+    public const string ClassesKey = "backprop.classes";
 
     public static void Write(string run, TrainSettings s, string dataset, IReadOnlyList<EpochMetrics> history, double testAccuracy,
         int[,] confusion, PreparedData data, Module model, double seconds, string[] commandLine, string? interrupted = null)
@@ -57,7 +64,11 @@ internal static class RunFolder
         Plots.Confusion(Path.Combine(run, "confusion.png"), confusion, data.ClassNames);
 
         SafeTensors.Save(Path.Combine(run, "model.safetensors"), model.StateDict(),
-            new Dictionary<string, string> { ["format"] = "pt", [ConfigKey] = s.ToJson() });
+            new Dictionary<string, string>
+            {
+                ["format"] = "pt", [ConfigKey] = s.ToJson(), [PreprocessingKey] = data.Preprocessor.ToJson(),
+                [ClassesKey] = JsonSerializer.Serialize(data.ClassNames.ToArray(), ClassNamesContext.Default.StringArray),
+            });
         WriteCommand(run, commandLine);
     }
 

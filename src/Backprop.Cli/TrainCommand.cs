@@ -29,7 +29,10 @@ internal static class TrainCommand
     static readonly Option<double?> Momentum = new("--momentum") { Description = "SGD momentum [default: 0]" };
     static readonly Option<bool?> Nesterov = new("--nesterov") { Description = "Nesterov momentum [default: off]" };
     static readonly Option<double?> WeightDecay = new("--weight-decay") { Description = "Weight decay λ [default: 0]" };
-    static readonly Option<string?> Schedule = new("--schedule") { Description = "Learning-rate schedule: step | cosine | exp | none [default: step]" };
+    static readonly Option<string?> Schedule = new("--schedule") { Description = "Learning-rate schedule: step | cosine | exp | warmup-cosine (per step) | none [default: step]" };
+    static readonly Option<double?> Warmup = new("--warmup") { Description = "warmup-cosine: epochs of linear warm-up (fractions allowed) [default: 1]" };
+    static readonly Option<string?> AugmentOpt = new("--augment") { Description = "Training-image augmentation: none | flip | crop (4-pixel padding) | crop-flip | translate (±2 pixels) [default: none]" };
+    static readonly Option<double?> LabelSmoothing = new("--label-smoothing") { Description = "Cross-entropy label smoothing ε in [0, 1) [default: 0]" };
     static readonly Option<int?> LrStep = new("--lr-step") { Description = "Step schedule: multiply the rate by --lr-gamma every K epochs [default: 20]" };
     static readonly Option<double?> LrGamma = new("--lr-gamma") { Description = "Step/exp schedule factor γ [default: 0.1]" };
     static readonly Option<int?> Epochs = new("--epochs") { Description = "Epochs [default: 60]" };
@@ -49,7 +52,7 @@ internal static class TrainCommand
         var cmd = new Command("train", "Train a network and write metrics, curves, a confusion matrix and the model to a run folder")
         {
             Dataset, Data, Model, Hidden, Conv, Kernel, ConvsPerStage, ActivationOpt, Dropout, InputDropout, BatchNorm, OptimizerOpt, Lr, Momentum, Nesterov, WeightDecay,
-            Schedule, LrStep, LrGamma, Epochs, BatchSize, Seed, ValSize, TestSize, Normalize, DTypeOpt, Threads, Out, RunFolder.OverwriteOption, Checkpoint.EveryOption, Checkpoint.ResumeOption, Checkpoint.StopAfterOption, DetectAnomaly, Preset,
+            Schedule, Warmup, AugmentOpt, LabelSmoothing, LrStep, LrGamma, Epochs, BatchSize, Seed, ValSize, TestSize, Normalize, DTypeOpt, Threads, Out, RunFolder.OverwriteOption, Checkpoint.EveryOption, Checkpoint.ResumeOption, Checkpoint.StopAfterOption, DetectAnomaly, Preset,
         };
         cmd.SetAction(r =>
         {
@@ -90,7 +93,10 @@ internal static class TrainCommand
             Momentum = Validate.NonNegative(r.GetValue(Momentum) ?? s.Momentum, "--momentum"),
             Nesterov = r.GetValue(Nesterov) ?? s.Nesterov,
             WeightDecay = Validate.NonNegative(r.GetValue(WeightDecay) ?? s.WeightDecay, "--weight-decay"),
-            Schedule = Validate.OneOf(r.GetValue(Schedule) ?? s.Schedule, "--schedule", "step", "cosine", "exp", "none"),
+            Schedule = Validate.OneOf(r.GetValue(Schedule) ?? s.Schedule, "--schedule", "step", "cosine", "exp", "warmup-cosine", "none"),
+            Warmup = Validate.NonNegative(r.GetValue(Warmup) ?? s.Warmup, "--warmup"),
+            Augment = Validate.OneOf(r.GetValue(AugmentOpt) ?? s.Augment, "--augment", "none", "flip", "crop", "crop-flip", "translate"),
+            LabelSmoothing = Validate.Probability(r.GetValue(LabelSmoothing) ?? s.LabelSmoothing, "--label-smoothing"),
             LrStep = (int)Validate.Positive(r.GetValue(LrStep) ?? s.LrStep, "--lr-step"),
             LrGamma = Validate.Positive(r.GetValue(LrGamma) ?? s.LrGamma, "--lr-gamma"),
             Epochs = (int)Validate.Positive(r.GetValue(Epochs) ?? s.Epochs, "--epochs"),
@@ -135,6 +141,8 @@ internal static class TrainCommand
         "step" => new StepLR(o, s.LrStep, s.LrGamma),
         "cosine" => new CosineAnnealingLR(o, s.Epochs),
         "exp" => new ExponentialLR(o, s.LrGamma),
+        "warmup-cosine" => s.Warmup < s.Epochs ? new WarmupCosineLR(o, s.Warmup, s.Epochs)
+            : throw new ArgumentException($"--warmup: {s.Warmup} epochs of warm-up leave nothing of {s.Epochs} epochs"),
         _ => null,
     };
 
@@ -151,9 +159,11 @@ internal static class TrainCommand
         if (!resume) RunFolder.Prepare(run, overwrite);
         var optimizer = CreateOptimizer(s, model.Parameters());
         var schedule = CreateSchedule(s, optimizer);
-        var trainer = new Trainer(model, optimizer, static (logits, y) => logits.CrossEntropy(y), schedule);
+        double smoothing = s.LabelSmoothing;
+        var trainer = new Trainer(model, optimizer, (logits, y) => logits.CrossEntropy(y, smoothing), schedule);
         var shuffling = new Generator(s.Seed + 1);
-        var loader = new DataLoader(data.TrainX, data.TrainY, s.BatchSize, shuffle: true, generator: shuffling);
+        var loader = new DataLoader(data.TrainX, data.TrainY, s.BatchSize, shuffle: true, generator: shuffling, transform: Experiment.Augmentation(s, data));
+        IEnumerable<(Tensor X, int[] Y)> batches = new Prefetch<(Tensor X, int[] Y)>(loader);   // the next batches are gathered (and augmented) while this one trains
         // Ctrl-C or SIGTERM end the current step, then what there is gets written (exit 130); what must match to resume
         // leaves out the thread count, which does not change results.
         using var session = new Checkpoint.Session(run, "train", model, optimizer, (s with { Threads = 1, Preset = null }).ToJson(), [g, shuffling],
@@ -183,7 +193,7 @@ internal static class TrainCommand
             {
                 trainer.StepProgress = new SyncProgress<StepProgress>(p =>
                     report(p.Step, p.Steps, $"loss {ConsoleOutput.F(p.RunningLoss)}  {p.SamplesPerSecond:N0} samples/s"));
-                return trainer.RunEpoch(epoch, loader, () => Trainer.Evaluate(model, Experiment.Batches(data.ValX, data.ValY), data.Classes).Accuracy, session.Interrupted);
+                return trainer.RunEpoch(epoch, batches, () => Trainer.Evaluate(model, Experiment.Batches(data.ValX, data.ValY), data.Classes).Accuracy, session.Interrupted);
             });
             if (!m.Completed)
             {

@@ -25,6 +25,9 @@ internal sealed record TrainSettings
     public bool Nesterov { get; init; }
     public double WeightDecay { get; init; }
     public string Schedule { get; init; } = "step";
+    public double Warmup { get; init; } = 1;         // warmup-cosine: epochs of linear warm-up
+    public string Augment { get; init; } = "none";   // none | flip | crop | crop-flip | translate
+    public double LabelSmoothing { get; init; }
     public int LrStep { get; init; } = 20;
     public double LrGamma { get; init; } = 0.1;
     public int Epochs { get; init; } = 60;
@@ -45,6 +48,12 @@ internal sealed record TrainSettings
             ["mnist-quick"] = ("the classic recipe in 6 epochs, lr ×0.1 every 2", s => s with { Epochs = 6, LrStep = 2 }),
             ["mnist-cnn"] = ("Conv 5×5 32 → pool → Conv 5×5 64 → pool → Linear 1024 → dropout 0.5 → Linear 10, SGD momentum 0.9 lr 0.05 cosine, batch 64, 4 epochs",
                 s => s with { Model = "cnn", Conv = [32, 64], Kernel = 5, Hidden = [1024], Dropout = 0.5, Momentum = 0.9, LearningRate = 0.05, Schedule = "cosine", BatchSize = 64, Epochs = 4 }),
+            ["cifar10-cnn-quick"] = ("CIFAR-10, conv-BN-ReLU 32-64-128 with pooling, crop+flip augmentation, label smoothing 0.1, SGD Nesterov 0.9 lr 0.1 with 1 warm-up epoch and cosine decay, weight decay 5e-4, batch 128, 6 epochs",
+                s => s with { Dataset = "cifar10", Model = "cnn", Conv = [32, 64, 128], Kernel = 3, BatchNorm = true, Hidden = [], Augment = "crop-flip", LabelSmoothing = 0.1,
+                    Momentum = 0.9, Nesterov = true, LearningRate = 0.1, WeightDecay = 5e-4, Schedule = "warmup-cosine", Warmup = 1, BatchSize = 128, Epochs = 6 }),
+            ["cifar10-cnn"] = ("CIFAR-10, conv-BN-ReLU 48-96-192, two convolutions per stage, crop+flip augmentation, label smoothing 0.1, SGD Nesterov 0.9 lr 0.1 with 1 warm-up epoch and cosine decay, weight decay 5e-4, batch 128, 10 epochs",
+                s => s with { Dataset = "cifar10", Model = "cnn", Conv = [48, 96, 192], Kernel = 3, ConvsPerStage = 2, BatchNorm = true, Hidden = [], Augment = "crop-flip", LabelSmoothing = 0.1,
+                    Momentum = 0.9, Nesterov = true, LearningRate = 0.1, WeightDecay = 5e-4, Schedule = "warmup-cosine", Warmup = 1, BatchSize = 128, Epochs = 10 }),
             ["mnist-best"] = ("784-1024-1024-10, dropout 0.2 on inputs and 0.5 on hidden layers, SGD momentum 0.9, lr 0.05 cosine, batch 128, 30 epochs",
                 s => s with { Hidden = [1024, 1024], InputDropout = 0.2, Dropout = 0.5, Momentum = 0.9, LearningRate = 0.05, Schedule = "cosine", BatchSize = 128, Epochs = 30 }),
         };
@@ -78,6 +87,9 @@ internal sealed record TrainSettings
         w.WriteBoolean("nesterov", Nesterov);
         w.WriteNumber("weight_decay", WeightDecay);
         w.WriteString("schedule", Schedule);
+        if (Schedule == "warmup-cosine") w.WriteNumber("warmup", Warmup);
+        if (Augment != "none") w.WriteString("augment", Augment);
+        if (LabelSmoothing > 0) w.WriteNumber("label_smoothing", LabelSmoothing);
         w.WriteNumber("lr_step", LrStep);
         w.WriteNumber("lr_gamma", LrGamma);
         w.WriteNumber("epochs", Epochs);
@@ -138,6 +150,9 @@ internal sealed record TrainSettings
             Activation = Enum.Parse<Activation>(S("activation"), ignoreCase: true),
             Dropout = D("dropout"), InputDropout = D("input_dropout"), BatchNorm = r.GetProperty("batchnorm").GetBoolean(),
             Optimizer = S("optimizer"), LearningRate = D("lr"), Momentum = D("momentum"), WeightDecay = D("weight_decay"),
+            Warmup = r.TryGetProperty("warmup", out var wu) ? wu.GetDouble() : 1,
+            Augment = r.TryGetProperty("augment", out var au) ? au.GetString() ?? "none" : "none",
+            LabelSmoothing = r.TryGetProperty("label_smoothing", out var ls) ? ls.GetDouble() : 0,
             Schedule = S("schedule"), LrStep = (int)D("lr_step"), LrGamma = D("lr_gamma"), Epochs = (int)D("epochs"),
             BatchSize = (int)D("batch_size"), Seed = r.GetProperty("seed").GetUInt64(), ValidationSize = (int)D("validation_size"),
             TestSize = r.TryGetProperty("test_size", out var ts) ? ts.GetInt32() : -1,   // absent in models saved before --test-size

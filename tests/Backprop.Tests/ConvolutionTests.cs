@@ -25,6 +25,9 @@ public class ConvolutionTests
         new("pointwise", [3, 8, 4, 5], [6, 8, 1, 1], 1, 0, 1, 1, true),
         new("depthwise stride 3", [2, 4, 10, 9], [4, 1, 3, 3], 3, 1, 1, 4, true),
         new("batch 20 (threads)", [20, 3, 8, 8], [5, 3, 3, 3], 1, 1, 1, 1, true),
+        // ≥ 16 input channels per group, ≤ 9 taps, stride 1: the input gradient runs as a flipped forward convolution
+        new("flipped input gradient", [3, 16, 7, 6], [24, 16, 3, 3], 1, 1, 1, 1, true),
+        new("flipped, groups 2, dilation 2, asymmetric", [2, 32, 9, 8], [20, 16, 3, 2], 1, Padding2d.Same, 2, 2, false),
     };
 
     static (Tensor Y, Tensor Gx, Tensor Gw, Tensor? Gb) RunConv(IBackend backend, ConvCase c, DType dtype, ulong seed)
@@ -279,5 +282,30 @@ public class ConvolutionTests
 
         static Tensor Eye(int n) { var e = Tensor.Zeros([n, n], DType.Float64); for (int i = 0; i < n; i++) e[i, i] = 1; return e; }
         static double Std(Tensor t) { var v = t.ToDoubleArray(); double m = v.Average(); return Math.Sqrt(v.Sum(e => (e - m) * (e - m)) / v.Length); }
+    }
+}
+
+public class BatchNormLargeTests
+{
+    [Fact]
+    public void BatchNorm2d_forward_and_backward_match_the_reference_backend_at_training_sizes_on_all_threads()
+    {
+        var g = new Generator(12);
+        var x0 = Tensor.Normal([16, 32, 16, 16], 0.5, 2, g);
+        var gamma0 = Tensor.Uniform([32], 0.5, 1.5, g);
+        var up = Tensor.Normal([16, 32, 16, 16], 0, 1, g);
+        (Tensor, Tensor, Tensor) Run(Backends.IBackend b)
+        {
+            var x = Helpers.Leaf(x0.Clone().Detach()); var gamma = Helpers.Leaf(gamma0.Clone().Detach()); var beta = Helpers.Leaf(Tensor.Zeros([32]));
+            using var _ = Backends.Backend.Use(b);
+            var y = x.BatchNorm(gamma, beta);
+            (y * up).Sum().Backward();
+            return (y.Detach(), x.Grad!, gamma.Grad!);
+        }
+        var fast = Run(Backends.Backend.Cpu);
+        var slow = Run(Backends.Backend.Reference);
+        Helpers.AllClose(slow.Item1, fast.Item1, 1e-4, "y");
+        Helpers.AllClose(slow.Item2, fast.Item2, 1e-4, "∂x");
+        Helpers.AllClose(slow.Item3, fast.Item3, 1e-3, "∂γ");
     }
 }

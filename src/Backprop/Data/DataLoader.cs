@@ -14,14 +14,19 @@ public sealed class DataLoader : IReadOnlyCollection<(Tensor X, int[] Y)>
     readonly Tensor inputs;
     readonly int[] labels;
     readonly Generator? generator;
+    readonly bool shuffle;
+    readonly IImageTransform? transform;
 
-    public DataLoader(Tensor inputs, int[] labels, int batchSize, bool shuffle = false, Generator? generator = null, bool dropLast = false)
+    public DataLoader(Tensor inputs, int[] labels, int batchSize, bool shuffle = false, Generator? generator = null, bool dropLast = false,
+        IImageTransform? transform = null)
     {
         if (inputs.Rank == 0 || inputs.Size(0) != labels.Length)
             throw new ArgumentException($"DataLoader: {labels.Length} labels for inputs of shape {ShapeUtil.Format(inputs.Shape)}");
         if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "DataLoader: batch size must be positive");
         if (shuffle && generator is null) throw new ArgumentException("DataLoader: shuffling needs a Generator (explicit seed, no hidden state)");
-        this.inputs = inputs; this.labels = labels; this.generator = shuffle ? generator : null;
+        if (transform is not null && generator is null) throw new ArgumentException("DataLoader: a random transform needs a Generator (explicit seed, no hidden state)");
+        this.inputs = inputs; this.labels = labels; this.generator = shuffle || transform is not null ? generator : null;
+        this.shuffle = shuffle; this.transform = transform;
         BatchSize = batchSize; DropLast = dropLast;
     }
 
@@ -36,7 +41,7 @@ public sealed class DataLoader : IReadOnlyCollection<(Tensor X, int[] Y)>
     {
         var order = new int[Samples];
         for (int i = 0; i < order.Length; i++) order[i] = i;
-        generator?.Shuffle(order.AsSpan());
+        if (shuffle) generator!.Shuffle(order.AsSpan());
         int batches = Count;
         for (int b = 0; b < batches; b++)
         {
@@ -45,7 +50,11 @@ public sealed class DataLoader : IReadOnlyCollection<(Tensor X, int[] Y)>
             var y = new int[n];
             for (int i = 0; i < n; i++) y[i] = labels[idx[i]];
             Tensor x;
-            using (Autograd.NoGrad()) x = inputs.IndexSelect(idx);
+            using (Autograd.NoGrad())
+            {
+                x = inputs.IndexSelect(idx);
+                if (transform is not null) x = transform.Apply(x, generator!);   // after the order's draw, batch by batch: same seed, same batches
+            }
             yield return (x, y);
         }
     }

@@ -126,6 +126,24 @@ public sealed class Preprocessor
         return new Tensor(xd, shape);
     }
 
+    /// <summary>The fitted map as JSON (mode, image size and the per-feature scale and shift), for a model file's metadata.</summary>
+    public string ToJson() => System.Text.Json.JsonSerializer.Serialize(new SavedPreprocessor(Mode.ToString(), Scale01, Channels, Height, Width, scale, shift), PreprocessorJson.Default.SavedPreprocessor);
+
+    /// <summary>Reads what <see cref="ToJson"/> wrote; anything else raises <see cref="InvalidDataException"/>.</summary>
+    public static Preprocessor FromJson(string json)
+    {
+        SavedPreprocessor? s;
+        try { s = System.Text.Json.JsonSerializer.Deserialize(json, PreprocessorJson.Default.SavedPreprocessor); }
+        catch (System.Text.Json.JsonException e) { throw new InvalidDataException($"preprocessing metadata: {e.Message}"); }
+        if (s is null || !Enum.TryParse<Normalization>(s.Mode, out var mode) || s.Channels <= 0 || s.Height <= 0 || s.Width <= 0
+            || (long)s.Channels * s.Height * s.Width > 1 << 24 || s.Scale is null || s.Shift is null
+            || s.Scale.Length != s.Channels * s.Height * s.Width || s.Shift.Length != s.Scale.Length
+            || !s.Scale.All(float.IsFinite) || !s.Shift.All(float.IsFinite))
+            throw new InvalidDataException("preprocessing metadata: missing or inconsistent fields (mode, image size, scale and shift per feature)");
+        return new Preprocessor(mode, s.Scale01, s.Channels, s.Height, s.Width, s.Scale, s.Shift);
+    }
+
+
     static void Transform<T>(ImageDataset data, T[] x, T[] scale, T[] shift) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int f = data.Features;
@@ -137,3 +155,8 @@ public sealed class Preprocessor
         }
     }
 }
+
+internal sealed record SavedPreprocessor(string Mode, bool Scale01, int Channels, int Height, int Width, float[] Scale, float[] Shift);
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(SavedPreprocessor))]
+internal sealed partial class PreprocessorJson : System.Text.Json.Serialization.JsonSerializerContext;

@@ -274,6 +274,7 @@ public static class GradCheckSuite
         Add("mse_sum", g => { var p = Normal(g, 4, 3); var y = Normal(g, 4, 3); return P(() => p.Mse(y, Reduction.Sum), ("input", p), ("target", y)); });
         Add("half_squared_error", g => { var p = Normal(g, 4, 3); var y = Normal(g, 4, 3); return P(() => p.HalfSquaredError(y), ("input", p), ("target", y)); });
         Add("cross_entropy", g => { var z = Normal(g, 4, 5); var t = Labels(g, 4, 5); return P(() => z.CrossEntropy(t), ("logits", z)); });
+        Add("cross_entropy_label_smoothing", g => { var z = Normal(g, 4, 5); var t = Labels(g, 4, 5); return P(() => z.CrossEntropy(t, labelSmoothing: 0.1), ("logits", z)); });
         Add("cross_entropy_probs", g =>
         {
             var z = Normal(g, 4, 5);

@@ -49,6 +49,24 @@ public static class Cnn
         return net;
     }
 
+    /// <summary>
+    /// The number of values in the state dict of <see cref="Create"/>'s network (parameters and batch-norm statistics),
+    /// computed without building it: to check a file's tensors before allocating a model its settings declare.
+    /// </summary>
+    public static long StateSize(int channels, int height, int width, IReadOnlyList<int> widths, int classes,
+        int kernel = 3, int convsPerStage = 1, bool batchNorm = false, IReadOnlyList<int>? hidden = null)
+    {
+        long total = 0, c = channels, h = height, w = width;
+        foreach (int k in widths)
+        {
+            for (int i = 0; i < convsPerStage; i++) { total += (long)kernel * kernel * c * k + (batchNorm ? 4L * k : k); c = k; }
+            h /= 2; w /= 2;
+        }
+        long features = c * h * w;
+        foreach (int units in hidden ?? []) { total += features * units + units; features = units; }
+        return total + features * classes + classes;
+    }
+
     /// <summary>The first convolution (whose filters are drawn as images).</summary>
     public static Conv2d? FirstConv(Module model)
     {

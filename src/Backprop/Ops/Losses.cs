@@ -9,29 +9,38 @@ public static partial class Ops
 {
     // L = −(1/m) Σᵢ log softmax(zᵢ)[tᵢ], fused with a max-shifted log-sum-exp (stable for logits of ±1e4).
     //   ∂L/∂z = (softmax(z) − onehot(t)) / m
-    public static Tensor CrossEntropy(this Tensor logits, ReadOnlySpan<int> targets)
+    public static Tensor CrossEntropy(this Tensor logits, ReadOnlySpan<int> targets, double labelSmoothing = 0)
     {
         var (m, c) = Rows2D(logits, targets.Length, "cross_entropy");
         CheckClasses(targets, c, "cross_entropy");
+        if (!(labelSmoothing >= 0 && labelSmoothing <= 1)) throw new ArgumentOutOfRangeException(nameof(labelSmoothing), labelSmoothing, "cross_entropy: label smoothing must be in [0, 1]");
         var (s, lse) = SoftmaxRows(logits, "cross_entropy");
         // The loss is a host scalar: m reads of lseᵢ − zᵢ,ₜᵢ summed in float64 (cheaper than a gather kernel and two sums).
+        // With smoothing ε the target is (1 − ε)·onehot + ε/c: each row adds ε·(lseᵢ − mean_j zᵢⱼ) − ε·(lseᵢ − zᵢ,ₜᵢ).
         double loss = 0;
-        for (int i = 0; i < m; i++) loss += lse.GetFlat(i) - logits.GetFlat(i * c + targets[i]);
+        for (int i = 0; i < m; i++) loss += (1 - labelSmoothing) * (lse.GetFlat(i) - logits.GetFlat(i * c + targets[i]));
+        if (labelSmoothing > 0)
+        {
+            var rowMeans = logits.Detach().Mean(1);
+            for (int i = 0; i < m; i++) loss += labelSmoothing * (lse.GetFlat(i) - rowMeans.GetFlat(i));
+        }
         var y = Tensor.Scalar(loss / m, logits.DType);
         var at = Autograd.Recording(logits) ? FlatPositions(targets, c) : [];
-        return Autograd.Recording(logits) ? new CrossEntropyOp(s, at).Attach(y, logits) : y;
+        return Autograd.Recording(logits) ? new CrossEntropyOp(s, at, labelSmoothing).Attach(y, logits) : y;
     }
 
     // s = softmax(z) is an intermediate the op owns (no one else can change it), so it is a field, not version-checked.
-    internal sealed class CrossEntropyOp(Tensor softmax, int[] targetPositions) : Function
+    //   ∂L/∂z = (s − (1 − ε)·onehot(t) − ε/c) / m
+    internal sealed class CrossEntropyOp(Tensor softmax, int[] targetPositions, double labelSmoothing) : Function
     {
         Tensor? s = softmax;
         public override string Name => "cross_entropy";
+        public override IEnumerable<(string, object)> Attributes => labelSmoothing > 0 ? [("label_smoothing", labelSmoothing)] : [];
         protected override Tensor?[] Backward(Tensor g)
         {
             int m = targetPositions.Length, c = s!.Size(1);
-            var d = s.Copy();
-            Backend.Current.IndexAdd(Tensor.Full([m, 1], -1, s.DType), targetPositions, d.View(m * c, 1));   // − onehot(t)
+            var d = labelSmoothing > 0 ? s - labelSmoothing / c : s.Copy();
+            Backend.Current.IndexAdd(Tensor.Full([m, 1], labelSmoothing - 1, s.DType), targetPositions, d.View(m * c, 1));   // − (1 − ε)·onehot(t)
             return [d.Mul(g / m)];
         }
         protected override void Release() => s = null;

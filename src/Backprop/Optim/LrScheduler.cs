@@ -29,6 +29,42 @@ public abstract class LrScheduler(Optimizer optimizer)
 
     /// <summary>The learning rate after <paramref name="epoch"/> completed epochs.</summary>
     public abstract double RateAt(int epoch);
+
+    /// <summary>
+    /// True for schedules that change the rate within an epoch: the trainer then sets <see cref="RateAt(double)"/> at
+    /// each step, at the fraction of the epoch done.
+    /// </summary>
+    public virtual bool PerStep => false;
+
+    /// <summary>The rate at a fractional epoch (per-step schedules); others hold their epoch's rate.</summary>
+    public virtual double RateAt(double epoch) => RateAt((int)Math.Floor(epoch));
+}
+
+/// <summary>
+/// Linear warm-up from η₀/warm-up-steps to η₀ over the first <c>warmup</c> epochs, then a cosine decay to η_min at
+/// <c>total</c> epochs; updated at every step (PyTorch: LinearLR then CosineAnnealingLR in a SequentialLR, stepped per batch).
+/// Warm-up keeps large-batch SGD with momentum stable while batch-norm statistics settle.
+/// </summary>
+public sealed class WarmupCosineLR : LrScheduler
+{
+    public WarmupCosineLR(Optimizer optimizer, double warmupEpochs, int totalEpochs, double etaMin = 0) : base(optimizer)
+    {
+        if (totalEpochs <= 0) throw new ArgumentOutOfRangeException(nameof(totalEpochs), totalEpochs, "WarmupCosineLR: total epochs must be positive");
+        if (warmupEpochs < 0 || warmupEpochs >= totalEpochs) throw new ArgumentOutOfRangeException(nameof(warmupEpochs), warmupEpochs, "WarmupCosineLR: warm-up must be in [0, total epochs)");
+        WarmupEpochs = warmupEpochs; TotalEpochs = totalEpochs; EtaMin = etaMin;
+    }
+    public double WarmupEpochs { get; }
+    public int TotalEpochs { get; }
+    public double EtaMin { get; }
+    public override bool PerStep => true;
+    public override double RateAt(int epoch) => RateAt((double)epoch);
+    public override double RateAt(double epoch)
+    {
+        double eta = Optimizer.InitialLearningRate;
+        if (epoch < WarmupEpochs) return eta * Math.Max(epoch, 1e-3 * WarmupEpochs) / WarmupEpochs;
+        double t = Math.Min(1, (epoch - WarmupEpochs) / (TotalEpochs - WarmupEpochs));
+        return EtaMin + (eta - EtaMin) * (1 + Math.Cos(Math.PI * t)) / 2;
+    }
 }
 
 /// <summary>η₀ · γ^⌊epoch / k⌋ (×γ every k epochs).</summary>

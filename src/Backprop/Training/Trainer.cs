@@ -115,6 +115,7 @@ public class Trainer<TBatch>(Module model, Optimizer optimizer, Func<TBatch, Ste
         {
             if (cancellation.IsCancellationRequested) { completed = false; break; }
             steps++;
+            if (Scheduler is { PerStep: true } ps && expected > 0) Optimizer.LearningRate = ps.RateAt(epoch - 1 + (steps - 1) / (double)expected);
             Optimizer.ZeroGrad();
             var r = step(batch);
             double value = r.Loss.Item();

@@ -1,0 +1,136 @@
+using System.Collections.Concurrent;
+using System.Numerics;
+
+namespace Backprop.Data;
+
+/// <summary>
+/// A random change to a batch of images, given as rows of C·H·W values (N, C·H·W) or as (N, C, H, W): drawn from the
+/// generator it is given, so the same seed gives the same batches. Returns a new tensor; the input is not changed.
+/// </summary>
+public interface IImageTransform
+{
+    Tensor Apply(Tensor batch, Generator generator);
+}
+
+/// <summary>
+/// Composable image augmentations for training, as torchvision.transforms: random crops of a zero-padded image,
+/// horizontal flips, random translations. Applied to whole batches on the CPU (a per-row copy each), after the
+/// per-channel normalisation, so the zero padding is the mean image's value.
+/// </summary>
+public static class Augment
+{
+    /// <summary>A random H×W crop of the image zero-padded by <paramref name="padding"/> on every side (torchvision RandomCrop(size, padding)).</summary>
+    public static IImageTransform RandomCrop(int channels, int height, int width, int padding) => new Shift(channels, height, width, padding, padding, false);
+
+    /// <summary>A random shift by up to ±<paramref name="maxRows"/> rows and ±<paramref name="maxCols"/> columns, zero-filled (torchvision RandomAffine(translate)).</summary>
+    public static IImageTransform RandomTranslate(int channels, int height, int width, int maxRows, int maxCols) => new Shift(channels, height, width, maxRows, maxCols, false);
+
+    /// <summary>Mirrors each image left–right with probability ½ (torchvision RandomHorizontalFlip).</summary>
+    public static IImageTransform RandomHorizontalFlip(int channels, int height, int width) => new Shift(channels, height, width, 0, 0, true);
+
+    /// <summary>Applies the transforms in order.</summary>
+    public static IImageTransform Compose(params IImageTransform[] transforms) => new Composed(transforms);
+
+    /// <summary>The standard CIFAR-10 augmentation: random crop with 4 pixels of padding, then a random horizontal flip.</summary>
+    public static IImageTransform CropAndFlip(int channels, int height, int width, int padding = 4) =>
+        new Shift(channels, height, width, padding, padding, true);
+
+    sealed class Composed(IImageTransform[] transforms) : IImageTransform
+    {
+        public Tensor Apply(Tensor batch, Generator generator)
+        {
+            foreach (var t in transforms) batch = t.Apply(batch, generator);
+            return batch;
+        }
+    }
+
+    // Shift (crop of a padded image, or translation: the same map) and flip in one pass: out[c, i, j] = in[c, i − dy, j' − dx]
+    // with j' = W − 1 − j when flipped, 0 outside. Per image the draws are dy, dx (when shifting) then the flip coin.
+    sealed class Shift(int channels, int height, int width, int maxRows, int maxCols, bool flip) : IImageTransform
+    {
+        public Tensor Apply(Tensor batch, Generator generator)
+        {
+            int n = batch.Size(0), size = channels * height * width;
+            if (batch.Length != (long)n * size)
+                throw new ArgumentException($"augmentation: batch of shape {ShapeUtil.Format(batch.Shape.ToArray())} is not N images of {channels}×{height}×{width}");
+            if (maxRows < 0 || maxCols < 0 || maxRows >= height || maxCols >= width)
+                throw new ArgumentException($"augmentation: shift ±{maxRows}×±{maxCols} must be below the image size {height}×{width}");
+            var src = batch.Dense();
+            var dst = Tensor.Zeros(batch.Shape, batch.DType);
+            if (batch.DType == DType.Float32) Run<float>(src, dst, n, generator); else Run<double>(src, dst, n, generator);
+            return dst;
+        }
+
+        void Run<T>(Tensor src, Tensor dst, int n, Generator g) where T : unmanaged, INumberBase<T>
+        {
+            int plane = height * width, size = channels * plane;
+            var s = src.Span<T>();
+            var d = dst.Span<T>();
+            for (int k = 0; k < n; k++)
+            {
+                int dy = maxRows > 0 ? g.NextInt(2 * maxRows + 1) - maxRows : 0;
+                int dx = maxCols > 0 ? g.NextInt(2 * maxCols + 1) - maxCols : 0;
+                bool mirror = flip && g.NextDouble() < 0.5;
+                int i0 = Math.Max(0, dy), i1 = Math.Min(height, height + dy);
+                int j0 = Math.Max(0, dx), j1 = Math.Min(width, width + dx);
+                for (int c = 0; c < channels; c++)
+                {
+                    var from = s.Slice(k * size + c * plane, plane);
+                    var to = d.Slice(k * size + c * plane, plane);
+                    for (int i = i0; i < i1; i++)
+                    {
+                        var row = from.Slice((i - dy) * width, width);
+                        var outRow = to.Slice(i * width, width);
+                        if (!mirror) row.Slice(j0 - dx, j1 - j0).CopyTo(outRow[j0..j1]);
+                        else for (int j = j0; j < j1; j++) outRow[width - 1 - j] = row[j - dx];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// <summary>
+/// Runs an enumeration of batches on a background thread, <c>depth</c> batches ahead of the consumer, so loading and
+/// augmenting the next batches overlaps training on the current one. The batches and their order are the source's
+/// own (the source is enumerated on one thread, in order, so a seeded source stays deterministic); an exception in
+/// the source reaches the consumer; stopping early stops the producer.
+/// </summary>
+public sealed class Prefetch<T>(IReadOnlyCollection<T> source, int depth = 2) : IReadOnlyCollection<T>
+{
+    /// <summary>The source's count (a trainer uses it for per-step schedules and progress).</summary>
+    public int Count => source.Count;
+
+    public IEnumerator<T> GetEnumerator()
+    {
+        if (depth < 1) throw new ArgumentOutOfRangeException(nameof(depth), depth, "Prefetch: depth must be at least 1");
+        using var queue = new BlockingCollection<T>(depth);
+        using var stop = new CancellationTokenSource();
+        Exception? failure = null;
+        var producer = Task.Run(() =>
+        {
+            try
+            {
+                foreach (var item in source)
+                    queue.Add(item, stop.Token);
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested) { }
+            catch (Exception e) { failure = e; }
+            finally { queue.CompleteAdding(); }
+        });
+        try
+        {
+            foreach (var item in queue.GetConsumingEnumerable())
+                yield return item;
+            producer.Wait();
+            if (failure is not null) throw new InvalidOperationException($"prefetch: the batch source failed: {failure.Message}", failure);
+        }
+        finally
+        {
+            stop.Cancel();
+            try { producer.Wait(); } catch (AggregateException) { }
+        }
+    }
+
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+}

@@ -1,0 +1,73 @@
+using System.Text.Json;
+using SkiaSharp;
+
+namespace Backprop.Tests;
+
+/// <summary>
+/// The CNN end to end: one epoch of the mnist-cnn preset on the repository's MNIST copy writes a run folder with
+/// filters.png, evaluates identically, and classifies digits drawn here with the imaging library (not from the dataset).
+/// </summary>
+[Collection("console")]
+public sealed class CnnCliTests : IDisposable
+{
+    readonly string dir = Directory.CreateTempSubdirectory("bp-cnn-").FullName;
+
+    public void Dispose() => Directory.Delete(dir, recursive: true);
+
+    [Fact]
+    public void Mnist_cnn_trains_evaluates_and_predicts_digits_drawn_outside_the_dataset()
+    {
+        string run = Path.Combine(dir, "run");
+        var (code, output, err) = Helpers.RunCli("train", "--preset", "mnist-cnn", "--epochs", "1", "--out", run);
+        Assert.True(code == 0, err);
+        Assert.Contains("conv 32,64 (5×5)", output);
+        foreach (var f in new[] { "filters.png", "loss.png", "accuracy.png", "confusion.png", "model.safetensors", "summary.json" })
+            Assert.True(new FileInfo(Path.Combine(run, f)).Length > 0, $"{f} is missing or empty");
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "summary.json")));
+        double test = summary.RootElement.GetProperty("test_accuracy").GetDouble();
+        Assert.InRange(test, 0.98, 1.0);   // one epoch of the classic 2-conv network
+
+        string model = Path.Combine(run, "model.safetensors");
+        var (evalCode, evalOut, evalErr) = Helpers.RunCli("eval", "--model", model);
+        Assert.True(evalCode == 0, evalErr);
+        Assert.Contains($"test accuracy: {test * 100:0.00}%", evalOut);
+
+        string one = Draw("one.png", white: true, c => c.DrawLine(140, 40, 140, 240, Stroke(SKColors.White)));
+        string zero = Draw("zero.png", white: true, c => c.DrawOval(140, 140, 65, 95, Stroke(SKColors.White)));
+        string seven = Draw("seven.png", white: true, c =>
+        {
+            using var p = new SKPath();
+            p.MoveTo(60, 50); p.LineTo(215, 50); p.LineTo(115, 240);
+            c.DrawPath(p, Stroke(SKColors.White));
+        });
+        string oneOnPaper = Draw("one-paper.jpg", white: false, c => c.DrawLine(140, 40, 140, 240, Stroke(SKColors.Black)));
+        var (pc, pout, perr) = Helpers.RunCli("predict", "--model", model, one, zero, seven, oneOnPaper);
+        Assert.True(pc == 0, perr);
+        var lines = pout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(4, lines.Length);
+        string Top(int i) => lines[i].Split(": ")[1].Split(' ')[0];
+        Assert.True(Top(0) == "1" && Top(1) == "0" && Top(2) == "7" && Top(3) == "1", pout);   // the last is dark on light: inverted as MNIST's light on dark
+        Assert.Equal(3, lines[0].Split(", ").Length);   // top-3 with probabilities
+
+        var (bad, _, badErr) = Helpers.RunCli("predict", "--model", model, Path.Combine(run, "summary.json"));
+        Assert.NotEqual(0, bad);
+        Assert.Contains("not an image", badErr);
+    }
+
+    static SKPaint Stroke(SKColor color) => new() { Color = color, StrokeWidth = 24, Style = SKPaintStyle.Stroke, IsAntialias = true, StrokeCap = SKStrokeCap.Round };
+
+    string Draw(string name, bool white, Action<SKCanvas> draw)
+    {
+        using var bmp = new SKBitmap(280, 280);
+        using (var c = new SKCanvas(bmp))
+        {
+            c.Clear(white ? SKColors.Black : SKColors.White);
+            draw(c);
+        }
+        string path = Path.Combine(dir, name);
+        using var data = bmp.Encode(name.EndsWith(".png") ? SKEncodedImageFormat.Png : SKEncodedImageFormat.Jpeg, 90);
+        using var f = File.Create(path);
+        data.SaveTo(f);
+        return path;
+    }
+}

@@ -1,0 +1,112 @@
+using Backprop.Data;
+using Backprop.Optim;
+
+namespace Backprop.Tests;
+
+/// <summary>Augmentation, prefetching, label smoothing and the warm-up schedule used to train image models.</summary>
+public class ImagePipelineTests
+{
+    // Two 1×3×4 images with distinct values 1 … 24.
+    static Tensor Batch() => Tensor.From(Enumerable.Range(1, 24).Select(v => (float)v).ToArray(), [2, 12]);
+
+    [Fact]
+    public void Flip_mirrors_rows_and_leaves_the_input_unchanged()
+    {
+        var x = Batch();
+        var before = x.ToFloatArray();
+        // Find a seed whose first coin flips image 0 and keeps image 1 (the draw order is documented: one coin per image).
+        for (ulong seed = 0; seed < 64; seed++)
+        {
+            var y = Augment.RandomHorizontalFlip(1, 3, 4).Apply(x, new Generator(seed)).ToFloatArray();
+            if (y[0] != 4f || y[12] != 13f) continue;
+            Assert.Equal([4f, 3f, 2f, 1f, 8f, 7f, 6f, 5f, 12f, 11f, 10f, 9f], y[..12]);
+            Assert.Equal(before[12..], y[12..]);
+            Assert.Equal(before, x.ToFloatArray());
+            return;
+        }
+        Assert.Fail("no seed in 0…63 flipped only the first image");
+    }
+
+    [Fact]
+    public void Crops_of_the_padded_image_are_shifts_with_zero_fill_and_the_same_seed_gives_the_same_batch()
+    {
+        var x = Tensor.Ones([64, 3 * 8 * 8]);
+        var crop = Augment.RandomCrop(3, 8, 8, 2);
+        var a = crop.Apply(x, new Generator(5)).ToFloatArray();
+        Assert.Equal(a, crop.Apply(x, new Generator(5)).ToFloatArray());
+        Assert.NotEqual(a, crop.Apply(x, new Generator(6)).ToFloatArray());
+        for (int k = 0; k < 64; k++)
+        {
+            // Each image is a shifted block of ones: every zero row/column is at an edge, at most 2 deep, the same in all channels.
+            var img = a.AsSpan(k * 192, 192).ToArray();
+            int rows = Enumerable.Range(0, 8).Count(i => Enumerable.Range(0, 8).All(j => img[i * 8 + j] == 0));
+            int cols = Enumerable.Range(0, 8).Count(j => Enumerable.Range(0, 8).All(i => img[i * 8 + j] == 0));
+            Assert.InRange(rows, 0, 2);
+            Assert.InRange(cols, 0, 2);
+            Assert.Equal(64 - 8 * (rows + cols) + rows * cols, img.Take(64).Count(v => v == 1));
+            Assert.Equal(img[..64], img[64..128]);
+        }
+    }
+
+    [Fact]
+    public void A_loader_with_augmentation_is_deterministic_for_a_seed()
+    {
+        var x = Tensor.Normal([50, 3 * 8 * 8], 0, 1, new Generator(1));
+        var y = Enumerable.Range(0, 50).ToArray();
+        float[][] Epoch(ulong seed) => new DataLoader(x, y, 16, shuffle: true, generator: new Generator(seed), transform: Augment.CropAndFlip(3, 8, 8, 2))
+            .Select(b => b.X.ToFloatArray()).ToArray();
+        Assert.Equal(Epoch(3), Epoch(3));
+        Assert.Throws<ArgumentException>(() => new DataLoader(x, y, 16, transform: Augment.CropAndFlip(3, 8, 8)));   // no generator
+    }
+
+    [Fact]
+    public void Prefetch_yields_the_sources_items_in_order_and_passes_its_failure_on()
+    {
+        var items = Enumerable.Range(0, 100).ToArray();
+        Assert.Equal(items, new Prefetch<int>(items, depth: 3).ToArray());
+        Assert.Equal(100, new Prefetch<int>(items).Count);
+        Assert.Equal([0, 1, 2], new Prefetch<int>(items).Take(3).ToArray());   // stopping early stops the producer
+        var e = Assert.Throws<InvalidOperationException>(() => new Prefetch<int>(new Failing()).ToArray());
+        Assert.Contains("boom", e.Message);
+    }
+
+    sealed class Failing : IReadOnlyCollection<int>
+    {
+        public int Count => 3;
+        public IEnumerator<int> GetEnumerator() { yield return 1; throw new IOException("boom"); }
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+    }
+
+    [Fact]
+    public void Label_smoothing_is_pytorchs_mix_of_cross_entropy_and_the_mean_negative_log_probability()
+    {
+        var g = new Generator(2);
+        var z = Helpers.Leaf(Tensor.Normal([5, 4], 0, 2, g, DType.Float64));
+        int[] t = [0, 3, 1, 1, 2];
+        const double eps = 0.2;
+        var loss = z.CrossEntropy(t, labelSmoothing: eps);
+        var logp = z.Detach().LogSoftmax();
+        double expected = 0;
+        for (int i = 0; i < 5; i++) expected += -(1 - eps) * logp[i, t[i]] - eps * Enumerable.Range(0, 4).Average(j => logp[i, j]);
+        Assert.Equal(expected / 5, loss.Item(), 12);
+        loss.Backward();
+        var p = z.Detach().Softmax();
+        for (int i = 0; i < 5; i++)
+            for (int j = 0; j < 4; j++)
+                Assert.Equal((p[i, j] - (j == t[i] ? 1 - eps : 0) - eps / 4) / 5, z.Grad![i, j], 12);
+    }
+
+    [Fact]
+    public void Warm_up_rises_linearly_per_step_then_the_cosine_decays_to_zero()
+    {
+        var w = Tensor.Zeros([1]);
+        w.RequiresGrad = true;
+        var s = new WarmupCosineLR(new Sgd([w], 0.2), warmupEpochs: 2, totalEpochs: 6);
+        Assert.True(s.PerStep);
+        Assert.Equal(0.05, s.RateAt(0.5), 12);
+        Assert.Equal(0.2, s.RateAt(2.0), 12);
+        Assert.Equal(0.1, s.RateAt(4.0), 12);
+        Assert.Equal(0.0, s.RateAt(6.0), 12);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new WarmupCosineLR(new Sgd([w], 0.2), 6, 6));
+    }
+}

@@ -82,8 +82,8 @@ if (Runs("W6") || Runs("W8"))
 }
 if (Runs("W7") || Runs("W8"))
 {
-    using var x = randn(256 * 12, 3, 32, 32);   // random data of CIFAR-10's shape, as Backprop's side uses
-    using var y = arange(256 * 12).remainder(10);
+    using var x = randn(256 * 15, 3, 32, 32);   // random data of CIFAR-10's shape, as Backprop's side uses
+    using var y = arange(256 * 15).remainder(10);
     if (Runs("W7")) results.Add(Repeat("W7", "samples/s", "cifar10-cnn b256", () => Workloads.CnnTraining(Cnn.Cifar, x, y, 256, 12)));
     if (Runs("W8")) results.Add(Repeat("W8", "samples/s", "cifar10-cnn b256", () => Workloads.CnnInference(Cnn.Cifar, x, 256, 12)));
 }

@@ -91,7 +91,7 @@ internal static class BenchCommand
         if (Want("W7") || Want("W8"))
         {
             var g = new Generator(9);   // random data of CIFAR-10's shape: the speed does not depend on the values
-            var x = Tensor.Normal([256 * 12, 3072], 0, 1, g);
+            var x = Tensor.Normal([256 * 15, 3072], 0, 1, g);
             var y = Enumerable.Range(0, x.Size(0)).Select(i => i % 10).ToArray();
             if (Want("W7")) Add(Measure("W7", "samples/s", repetitions, () => CnnTraining(CifarCnn(new Generator(10)), x, y, 256, 12), v => v) with { Shape = "cifar10-cnn b256" });
             if (Want("W8")) Add(Measure("W8", "samples/s", repetitions, () => CnnInference(CifarCnn(new Generator(11)), x, 256, 12), v => v) with { Shape = "cifar10-cnn b256" });

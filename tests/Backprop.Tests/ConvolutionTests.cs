@@ -53,7 +53,8 @@ public class ConvolutionTests
         {
             var fast = RunConv(Backend.Cpu, c, dtype, 7);
             var slow = RunConv(Backend.Reference, c, dtype, 7);
-            double tol = dtype == DType.Float32 ? 2e-5 : 1e-12;
+            // float32: the weight gradient sums N·OH·OW products (1,280 here) whose cancellation leaves ~1e-5 of rounding.
+            double tol = dtype == DType.Float32 ? 1e-4 : 1e-12;
             Helpers.AllClose(slow.Y, fast.Y, tol, $"{c.Name} {dtype} y");
             Helpers.AllClose(slow.Gx, fast.Gx, tol, $"{c.Name} {dtype} ∂x");
             Helpers.AllClose(slow.Gw, fast.Gw, tol, $"{c.Name} {dtype} ∂W");

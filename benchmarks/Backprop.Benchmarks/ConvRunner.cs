@@ -29,6 +29,7 @@ public static class ConvRunner
                 case "--runs": runs = int.Parse(args[++i]); break;
                 case "--threads": Parallelism.MaxThreads = int.Parse(args[++i]); break;
                 case "--layers": Layers(runs); return;
+                case "--step": Step(runs); return;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         var b = Backend.Cpu;
@@ -75,6 +76,28 @@ public static class ConvRunner
             Report("batch_norm fwd (no grad)", Time(() => x.BatchNorm(gamma, beta), runs));
             Report("max_pool2d fwd (no grad)", Time(() => x.MaxPool2d(2), runs));
         }
+    }
+
+    /// <summary>Where a mnist-cnn training step (batch 64) spends its time: each layer's forward, the backward, the optimizer.</summary>
+    public static void Step(int runs)
+    {
+        var g = new Generator(3);
+        var model = Models.Cnn.Create(1, 28, 28, [32, 64], 10, g, kernel: 5, hidden: [1024], dropout: 0.5);
+        var opt = new Optim.Sgd(model.Parameters(), 0.01, 0.9);
+        var x = Tensor.Normal([64, 784], 0, 1, g);
+        int[] y = [.. Enumerable.Range(0, 64).Select(i => i % 10)];
+        for (int i = 0; i < model.Count; i++)
+        {
+            var input = x;
+            using (Autograd.NoGrad()) for (int j = 0; j < i; j++) input = model[j].Forward(input);
+            var layer = model[i];
+            var inp = input.Detach(); inp.RequiresGrad = i > 0;
+            double f = Time(() => layer.Forward(inp), runs);
+            Tensor? up = null;
+            double fb = Time(() => { var o = layer.Forward(inp); up ??= Tensor.Normal(o.Shape, 0, 1, g); inp.Grad = null; model.ZeroGrad(); if (o.RequiresGrad) o.Backward(up); }, runs);
+            Console.WriteLine($"{i,2} {layer.GetType().Name,-12} fwd {f * 1e3,7:F2} ms   fwd+bwd {fb * 1e3,7:F2} ms");
+        }
+        Console.WriteLine($"   optimizer step {Time(() => opt.Step(), runs) * 1e3,7:F2} ms; whole step {Time(() => { opt.ZeroGrad(); model.Forward(x).CrossEntropy(y).Backward(); opt.Step(); }, runs) * 1e3,7:F2} ms");
     }
 
     static double Time(Action a, int runs)

@@ -77,7 +77,7 @@ sealed class Cnn : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x) => body.forward(x);
 
     public static Cnn Mnist() => new(1, 28, [32, 64], 5, 1, false, [1024], 0.5, 10);
-    public static Cnn Cifar() => new(3, 32, [48, 96, 192], 3, 2, true, [], 0, 10);
+    public static Cnn Cifar() => new(3, 32, [64, 128, 256], 3, 1, true, [], 0, 10);
 }
 
 /// <summary>The issue-6 workloads, written as a TorchSharp user would write them.</summary>

@@ -46,12 +46,16 @@ internal static class RunFolder
     public const string ClassesKey = "backprop.classes";
 
     public static void Write(string run, TrainSettings s, string dataset, IReadOnlyList<EpochMetrics> history, double testAccuracy,
-        int[,] confusion, PreparedData data, Module model, double seconds, string[] commandLine, string? interrupted = null)
+        int[,] confusion, PreparedData data, Module model, double seconds, string[] commandLine, string? interrupted = null, double? flipAccuracy = null)
     {
         var last = history.Count > 0 ? history[^1] : new EpochMetrics(0, double.NaN, double.NaN, null, double.NaN, 0, 0);
         WriteSummary(Path.Combine(run, "summary.json"), dataset, s.Model, s.WriteJson, s.Seed, history.Count,
             last.TrainAccuracy, last.ValAccuracy, testAccuracy, last.TrainLoss, seconds,
-            interrupted is null ? null : w => { w.WriteBoolean("interrupted", true); w.WriteString("interrupted_at", interrupted); });
+            w =>
+            {
+                if (flipAccuracy is double fa) w.WriteNumber("test_accuracy_flip_averaged", fa);
+                if (interrupted is not null) { w.WriteBoolean("interrupted", true); w.WriteString("interrupted_at", interrupted); }
+            });
 
         Plots.Curves(Path.Combine(run, "loss.png"), $"{dataset} {s.Model}: training loss", "cross-entropy",
             [("train loss", history.Select(m => m.TrainLoss).ToArray())]);

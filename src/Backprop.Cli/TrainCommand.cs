@@ -32,6 +32,7 @@ internal static class TrainCommand
     static readonly Option<string?> Schedule = new("--schedule") { Description = "Learning-rate schedule: step | cosine | exp | warmup-cosine (per step) | none [default: step]" };
     static readonly Option<double?> Warmup = new("--warmup") { Description = "warmup-cosine: epochs of linear warm-up (fractions allowed) [default: 1]" };
     static readonly Option<string?> AugmentOpt = new("--augment") { Description = "Training-image augmentation: none | flip | crop (4-pixel padding) | crop-flip | translate (±2 pixels) [default: none]" };
+    static readonly Option<bool?> FlipAveragingOpt = new("--tta") { Description = "Also report the test accuracy with flip averaging (each image and its mirror, probabilities averaged) [default: off]" };
     static readonly Option<double?> LabelSmoothing = new("--label-smoothing") { Description = "Cross-entropy label smoothing ε in [0, 1) [default: 0]" };
     static readonly Option<int?> LrStep = new("--lr-step") { Description = "Step schedule: multiply the rate by --lr-gamma every K epochs [default: 20]" };
     static readonly Option<double?> LrGamma = new("--lr-gamma") { Description = "Step/exp schedule factor γ [default: 0.1]" };
@@ -52,7 +53,7 @@ internal static class TrainCommand
         var cmd = new Command("train", "Train a network and write metrics, curves, a confusion matrix and the model to a run folder")
         {
             Dataset, Data, Model, Hidden, Conv, Kernel, ConvsPerStage, ActivationOpt, Dropout, InputDropout, BatchNorm, OptimizerOpt, Lr, Momentum, Nesterov, WeightDecay,
-            Schedule, Warmup, AugmentOpt, LabelSmoothing, LrStep, LrGamma, Epochs, BatchSize, Seed, ValSize, TestSize, Normalize, DTypeOpt, Threads, Out, RunFolder.OverwriteOption, Checkpoint.EveryOption, Checkpoint.ResumeOption, Checkpoint.StopAfterOption, DetectAnomaly, Preset,
+            Schedule, Warmup, AugmentOpt, LabelSmoothing, FlipAveragingOpt, LrStep, LrGamma, Epochs, BatchSize, Seed, ValSize, TestSize, Normalize, DTypeOpt, Threads, Out, RunFolder.OverwriteOption, Checkpoint.EveryOption, Checkpoint.ResumeOption, Checkpoint.StopAfterOption, DetectAnomaly, Preset,
         };
         cmd.SetAction(r =>
         {
@@ -96,6 +97,7 @@ internal static class TrainCommand
             Schedule = Validate.OneOf(r.GetValue(Schedule) ?? s.Schedule, "--schedule", "step", "cosine", "exp", "warmup-cosine", "none"),
             Warmup = Validate.NonNegative(r.GetValue(Warmup) ?? s.Warmup, "--warmup"),
             Augment = Validate.OneOf(r.GetValue(AugmentOpt) ?? s.Augment, "--augment", "none", "flip", "crop", "crop-flip", "translate"),
+            FlipAveraging = r.GetValue(FlipAveragingOpt) ?? s.FlipAveraging,
             LabelSmoothing = Validate.Probability(r.GetValue(LabelSmoothing) ?? s.LabelSmoothing, "--label-smoothing"),
             LrStep = (int)Validate.Positive(r.GetValue(LrStep) ?? s.LrStep, "--lr-step"),
             LrGamma = Validate.Positive(r.GetValue(LrGamma) ?? s.LrGamma, "--lr-gamma"),
@@ -213,10 +215,14 @@ internal static class TrainCommand
         }
 
         var (testAccuracy, confusion) = Trainer.Evaluate(model, Experiment.Batches(data.TestX, data.TestY), data.Classes);
-        ConsoleOutput.Line($"test accuracy: {ConsoleOutput.F(testAccuracy * 100, "0.00")}% ({data.TestY.Length} images)");
+        double? flipAccuracy = s.FlipAveraging
+            ? Trainer.Evaluate(new FlipAveraging(model, data.Channels, data.Height, data.Width), Experiment.Batches(data.TestX, data.TestY), data.Classes).Accuracy
+            : null;
+        ConsoleOutput.Line($"test accuracy: {ConsoleOutput.F(testAccuracy * 100, "0.00")}% ({data.TestY.Length} images)" +
+            (flipAccuracy is double fa ? $"; with flip averaging {ConsoleOutput.F(fa * 100, "0.00")}%" : ""));
         ConsoleOutput.PrintConfusion(confusion, data.ClassNames);
 
-        RunFolder.Write(run, s, dataset, history, testAccuracy, confusion, data, model, total.Elapsed.TotalSeconds, commandLine);
+        RunFolder.Write(run, s, dataset, history, testAccuracy, confusion, data, model, total.Elapsed.TotalSeconds, commandLine, flipAccuracy: flipAccuracy);
         ConsoleOutput.Line($"wrote {run}: metrics.csv, summary.json, loss.png, accuracy.png, {(s.Model == "cnn" ? "filters.png" : "weights.png")}, confusion.png, model.safetensors, command.txt");
         return 0;
     }

@@ -28,6 +28,7 @@ internal sealed record TrainSettings
     public double Warmup { get; init; } = 1;         // warmup-cosine: epochs of linear warm-up
     public string Augment { get; init; } = "none";   // none | flip | crop | crop-flip | translate
     public double LabelSmoothing { get; init; }
+    public bool FlipAveraging { get; init; }       // also report test accuracy with flip averaging
     public int LrStep { get; init; } = 20;
     public double LrGamma { get; init; } = 0.1;
     public int Epochs { get; init; } = 60;
@@ -49,11 +50,11 @@ internal sealed record TrainSettings
             ["mnist-cnn"] = ("Conv 5×5 32 → pool → Conv 5×5 64 → pool → Linear 1024 → dropout 0.5 → Linear 10, SGD momentum 0.9 lr 0.05 cosine, batch 64, 4 epochs",
                 s => s with { Model = "cnn", Conv = [32, 64], Kernel = 5, Hidden = [1024], Dropout = 0.5, Momentum = 0.9, LearningRate = 0.05, Schedule = "cosine", BatchSize = 64, Epochs = 4 }),
             ["cifar10-cnn-quick"] = ("CIFAR-10, conv-BN-ReLU 32-64-128 with pooling, crop+flip augmentation, label smoothing 0.1, SGD Nesterov 0.9 lr 0.1 with 1 warm-up epoch and cosine decay, weight decay 5e-4, batch 128, 6 epochs",
-                s => s with { Dataset = "cifar10", Model = "cnn", Conv = [32, 64, 128], Kernel = 3, BatchNorm = true, Hidden = [], Augment = "crop-flip", LabelSmoothing = 0.1,
+                s => s with { Dataset = "cifar10", Model = "cnn", Conv = [32, 64, 128], Kernel = 3, BatchNorm = true, Hidden = [], Augment = "crop-flip", LabelSmoothing = 0.1, FlipAveraging = true,
                     Momentum = 0.9, Nesterov = true, LearningRate = 0.1, WeightDecay = 5e-4, Schedule = "warmup-cosine", Warmup = 1, BatchSize = 128, Epochs = 6 }),
-            ["cifar10-cnn"] = ("CIFAR-10, conv-BN-ReLU 48-96-192, two convolutions per stage, crop+flip augmentation, label smoothing 0.1, SGD Nesterov 0.9 lr 0.1 with 1 warm-up epoch and cosine decay, weight decay 5e-4, batch 128, 10 epochs",
-                s => s with { Dataset = "cifar10", Model = "cnn", Conv = [48, 96, 192], Kernel = 3, ConvsPerStage = 2, BatchNorm = true, Hidden = [], Augment = "crop-flip", LabelSmoothing = 0.1,
-                    Momentum = 0.9, Nesterov = true, LearningRate = 0.1, WeightDecay = 5e-4, Schedule = "warmup-cosine", Warmup = 1, BatchSize = 128, Epochs = 10 }),
+            ["cifar10-cnn"] = ("CIFAR-10, conv-BN-ReLU 64-128-256 with pooling, crop+flip augmentation, label smoothing 0.1, SGD Nesterov 0.9 lr 0.1 with 1 warm-up epoch and cosine decay, weight decay 5e-4, batch 128, 12 epochs",
+                s => s with { Dataset = "cifar10", Model = "cnn", Conv = [64, 128, 256], Kernel = 3, BatchNorm = true, Hidden = [], Augment = "crop-flip", LabelSmoothing = 0.1, FlipAveraging = true,
+                    Momentum = 0.9, Nesterov = true, LearningRate = 0.1, WeightDecay = 5e-4, Schedule = "warmup-cosine", Warmup = 1, BatchSize = 128, Epochs = 12 }),
             ["mnist-best"] = ("784-1024-1024-10, dropout 0.2 on inputs and 0.5 on hidden layers, SGD momentum 0.9, lr 0.05 cosine, batch 128, 30 epochs",
                 s => s with { Hidden = [1024, 1024], InputDropout = 0.2, Dropout = 0.5, Momentum = 0.9, LearningRate = 0.05, Schedule = "cosine", BatchSize = 128, Epochs = 30 }),
         };
@@ -90,6 +91,7 @@ internal sealed record TrainSettings
         if (Schedule == "warmup-cosine") w.WriteNumber("warmup", Warmup);
         if (Augment != "none") w.WriteString("augment", Augment);
         if (LabelSmoothing > 0) w.WriteNumber("label_smoothing", LabelSmoothing);
+        if (FlipAveraging) w.WriteBoolean("tta", true);
         w.WriteNumber("lr_step", LrStep);
         w.WriteNumber("lr_gamma", LrGamma);
         w.WriteNumber("epochs", Epochs);
@@ -153,6 +155,7 @@ internal sealed record TrainSettings
             Warmup = r.TryGetProperty("warmup", out var wu) ? wu.GetDouble() : 1,
             Augment = r.TryGetProperty("augment", out var au) ? au.GetString() ?? "none" : "none",
             LabelSmoothing = r.TryGetProperty("label_smoothing", out var ls) ? ls.GetDouble() : 0,
+            FlipAveraging = r.TryGetProperty("tta", out var tta) && tta.GetBoolean(),
             Schedule = S("schedule"), LrStep = (int)D("lr_step"), LrGamma = D("lr_gamma"), Epochs = (int)D("epochs"),
             BatchSize = (int)D("batch_size"), Seed = r.GetProperty("seed").GetUInt64(), ValidationSize = (int)D("validation_size"),
             TestSize = r.TryGetProperty("test_size", out var ts) ? ts.GetInt32() : -1,   // absent in models saved before --test-size

@@ -28,6 +28,10 @@ public static class Augment
     /// <summary>Mirrors each image left–right with probability ½ (torchvision RandomHorizontalFlip).</summary>
     public static IImageTransform RandomHorizontalFlip(int channels, int height, int width) => new Shift(channels, height, width, 0, 0, true);
 
+    /// <summary>Every image mirrored left–right (no randomness): for test-time flip averaging.</summary>
+    public static Tensor Mirror(Tensor batch, int channels, int height, int width) =>
+        new Shift(channels, height, width, 0, 0, true, always: true).Apply(batch, new Generator(0));
+
     /// <summary>Applies the transforms in order.</summary>
     public static IImageTransform Compose(params IImageTransform[] transforms) => new Composed(transforms);
 
@@ -46,7 +50,7 @@ public static class Augment
 
     // Shift (crop of a padded image, or translation: the same map) and flip in one pass: out[c, i, j] = in[c, i − dy, j' − dx]
     // with j' = W − 1 − j when flipped, 0 outside. Per image the draws are dy, dx (when shifting) then the flip coin.
-    sealed class Shift(int channels, int height, int width, int maxRows, int maxCols, bool flip) : IImageTransform
+    sealed class Shift(int channels, int height, int width, int maxRows, int maxCols, bool flip, bool always = false) : IImageTransform
     {
         public Tensor Apply(Tensor batch, Generator generator)
         {
@@ -70,7 +74,7 @@ public static class Augment
             {
                 int dy = maxRows > 0 ? g.NextInt(2 * maxRows + 1) - maxRows : 0;
                 int dx = maxCols > 0 ? g.NextInt(2 * maxCols + 1) - maxCols : 0;
-                bool mirror = flip && g.NextDouble() < 0.5;
+                bool mirror = flip && (always || g.NextDouble() < 0.5);
                 int i0 = Math.Max(0, dy), i1 = Math.Min(height, height + dy);
                 int j0 = Math.Max(0, dx), j1 = Math.Min(width, width + dx);
                 for (int c = 0; c < channels; c++)

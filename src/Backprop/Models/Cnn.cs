@@ -76,3 +76,25 @@ public static class Cnn
         return null;
     }
 }
+
+/// <summary>
+/// Test-time flip averaging: the log of the mean of the model's class probabilities for each image and its left–right
+/// mirror. For evaluation (in training mode it would train on both views); the inner model's parameters are its own.
+/// </summary>
+public sealed class FlipAveraging : Module
+{
+    readonly Module inner;
+    readonly int channels, height, width;
+
+    public FlipAveraging(Module inner, int channels, int height, int width)
+    {
+        this.inner = RegisterModule("inner", inner);
+        this.channels = channels; this.height = height; this.width = width;
+    }
+
+    public override Tensor Forward(Tensor input)
+    {
+        var p = inner.Forward(input).Softmax() + inner.Forward(Data.Augment.Mirror(input, channels, height, width)).Softmax();
+        return (p * 0.5).Log();
+    }
+}

@@ -37,14 +37,15 @@ sealed class Mlp : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>
-/// Backprop's Models.Cnn as a torch user writes it: stages of (Conv k×k same → [BatchNorm2d] → ReLU) × per stage → MaxPool 2,
-/// then Flatten → (Linear → ReLU → [Dropout])* → Linear.
+/// Backprop's Models.Cnn as a torch user writes it: stages of (Conv k×k same → [BatchNorm2d] → ReLU) × per stage → MaxPool 2
+/// (with poolFirst, each stage's last convolution is pooled before its BatchNorm2d and ReLU), then Flatten →
+/// (Linear → ReLU → [Dropout])* → Linear.
 /// </summary>
 sealed class Cnn : nn.Module<Tensor, Tensor>
 {
     readonly nn.Module<Tensor, Tensor> body;
 
-    public Cnn(int channels, int size, int[] widths, int kernel, int perStage, bool batchNorm, int[] hidden, double dropout, int classes) : base("Cnn")
+    public Cnn(int channels, int size, int[] widths, int kernel, int perStage, bool batchNorm, int[] hidden, double dropout, int classes, bool poolFirst = false) : base("Cnn")
     {
         var layers = new List<nn.Module<Tensor, Tensor>>();
         int c = channels, s = size;
@@ -52,12 +53,14 @@ sealed class Cnn : nn.Module<Tensor, Tensor>
         {
             for (int i = 0; i < perStage; i++)
             {
+                bool last = i == perStage - 1;
                 layers.Add(nn.Conv2d(c, k, kernel, padding: kernel / 2, bias: !batchNorm));
+                if (last && poolFirst) layers.Add(nn.MaxPool2d(2));
                 if (batchNorm) layers.Add(nn.BatchNorm2d(k));
                 layers.Add(nn.ReLU());
+                if (last && !poolFirst) layers.Add(nn.MaxPool2d(2));
                 c = k;
             }
-            layers.Add(nn.MaxPool2d(2));
             s /= 2;
         }
         layers.Add(nn.Flatten());
@@ -77,7 +80,7 @@ sealed class Cnn : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x) => body.forward(x);
 
     public static Cnn Mnist() => new(1, 28, [32, 64], 5, 1, false, [1024], 0.5, 10);
-    public static Cnn Cifar() => new(3, 32, [64, 128, 256], 3, 1, true, [], 0, 10);
+    public static Cnn Cifar() => new(3, 32, [64, 128, 256], 3, 1, true, [], 0, 10, poolFirst: true);
 }
 
 /// <summary>The issue-6 workloads, written as a TorchSharp user would write them.</summary>

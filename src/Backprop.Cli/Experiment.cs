@@ -43,7 +43,7 @@ internal static class Experiment
     {
         int features = channels * height * width;
         if (s.Model == "cnn")
-            return Cnn.Create(channels, height, width, s.Conv, classes, g, s.Kernel, s.ConvsPerStage, s.BatchNorm, s.Hidden, s.Dropout, s.DType);
+            return Cnn.Create(channels, height, width, s.Conv, classes, g, s.Kernel, s.ConvsPerStage, s.BatchNorm, s.Hidden, s.Dropout, s.DType, s.PoolFirst);
         if (s.Model != "mlp") throw new ArgumentException($"--model: unknown model '{s.Model}' (mlp, cnn)");
         // Refuse up front what cannot fit: weights, gradients and up to two optimizer buffers each, in the model's dtype.
         int[] widths = [features, .. s.Hidden, classes];

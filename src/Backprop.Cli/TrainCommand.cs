@@ -20,6 +20,7 @@ internal static class TrainCommand
     static readonly Option<string?> Conv = new("--conv") { Description = "cnn: channels of each stage (convolutions then 2×2 max pooling), e.g. 32,64 [default: 32,64]" };
     static readonly Option<int?> Kernel = new("--kernel") { Description = "cnn: convolution kernel size [default: 3]" };
     static readonly Option<int?> ConvsPerStage = new("--convs-per-stage") { Description = "cnn: convolutions before each pooling [default: 1]" };
+    static readonly Option<bool?> PoolFirst = new("--pool-first") { Description = "cnn: pool right after each stage's last convolution, before its batch norm and ReLU [default: off]" };
     static readonly Option<string?> ActivationOpt = new("--activation") { Description = "relu | sigmoid | tanh [default: relu]" };
     static readonly Option<double?> Dropout = new("--dropout") { Description = "Dropout probability after each hidden layer [default: 0]" };
     static readonly Option<double?> InputDropout = new("--input-dropout") { Description = "Dropout probability on the inputs [default: 0]" };
@@ -52,7 +53,7 @@ internal static class TrainCommand
     {
         var cmd = new Command("train", "Train a network and write metrics, curves, a confusion matrix and the model to a run folder")
         {
-            Dataset, Data, Model, Hidden, Conv, Kernel, ConvsPerStage, ActivationOpt, Dropout, InputDropout, BatchNorm, OptimizerOpt, Lr, Momentum, Nesterov, WeightDecay,
+            Dataset, Data, Model, Hidden, Conv, Kernel, ConvsPerStage, PoolFirst, ActivationOpt, Dropout, InputDropout, BatchNorm, OptimizerOpt, Lr, Momentum, Nesterov, WeightDecay,
             Schedule, Warmup, AugmentOpt, LabelSmoothing, FlipAveragingOpt, LrStep, LrGamma, Epochs, BatchSize, Seed, ValSize, TestSize, Normalize, DTypeOpt, Threads, Out, RunFolder.OverwriteOption, Checkpoint.EveryOption, Checkpoint.ResumeOption, Checkpoint.StopAfterOption, DetectAnomaly, Preset,
         };
         cmd.SetAction(r =>
@@ -85,6 +86,7 @@ internal static class TrainCommand
             Conv = r.GetValue(Conv) is string cv ? ParseHidden(cv, "--conv") : s.Conv,
             Kernel = (int)Validate.Positive(r.GetValue(Kernel) ?? s.Kernel, "--kernel"),
             ConvsPerStage = (int)Validate.Positive(r.GetValue(ConvsPerStage) ?? s.ConvsPerStage, "--convs-per-stage"),
+            PoolFirst = r.GetValue(PoolFirst) ?? s.PoolFirst,
             Activation = r.GetValue(ActivationOpt) is string a ? ParseEnum<Activation>(a, "--activation") : s.Activation,
             Dropout = Validate.Probability(r.GetValue(Dropout) ?? s.Dropout, "--dropout"),
             InputDropout = Validate.Probability(r.GetValue(InputDropout) ?? s.InputDropout, "--input-dropout"),

@@ -15,6 +15,7 @@ internal sealed record TrainSettings
     public int[] Conv { get; init; } = [32, 64];     // cnn: channels of each stage
     public int Kernel { get; init; } = 3;            // cnn: square kernel size
     public int ConvsPerStage { get; init; } = 1;     // cnn: convolutions before each pooling
+    public bool PoolFirst { get; init; }             // cnn: pool before each stage's last normalisation and ReLU
     public Activation Activation { get; init; } = Activation.Relu;
     public double Dropout { get; init; }
     public double InputDropout { get; init; }
@@ -49,12 +50,12 @@ internal sealed record TrainSettings
             ["mnist-quick"] = ("the classic recipe in 6 epochs, lr ×0.1 every 2", s => s with { Epochs = 6, LrStep = 2 }),
             ["mnist-cnn"] = ("Conv 5×5 32 → pool → Conv 5×5 64 → pool → Linear 1024 → dropout 0.5 → Linear 10, SGD momentum 0.9 lr 0.05 cosine, batch 64, 4 epochs",
                 s => s with { Model = "cnn", Conv = [32, 64], Kernel = 5, Hidden = [1024], Dropout = 0.5, Momentum = 0.9, LearningRate = 0.05, Schedule = "cosine", BatchSize = 64, Epochs = 4 }),
-            ["cifar10-cnn-quick"] = ("CIFAR-10, conv-BN-ReLU 32-64-128 with pooling, crop+flip augmentation, label smoothing 0.1, SGD Nesterov 0.9 lr 0.1 with 1 warm-up epoch and cosine decay, weight decay 5e-4, batch 128, 6 epochs",
-                s => s with { Dataset = "cifar10", Model = "cnn", Conv = [32, 64, 128], Kernel = 3, BatchNorm = true, Hidden = [], Augment = "crop-flip", LabelSmoothing = 0.1, FlipAveraging = true,
+            ["cifar10-cnn-quick"] = ("CIFAR-10, conv → pool → BN → ReLU stages 32-64-128, crop+flip augmentation, label smoothing 0.1, SGD Nesterov 0.9 lr 0.1 with 1 warm-up epoch and cosine decay, weight decay 5e-4, batch 128, 6 epochs",
+                s => s with { Dataset = "cifar10", Model = "cnn", Conv = [32, 64, 128], Kernel = 3, BatchNorm = true, PoolFirst = true, Hidden = [], Augment = "crop-flip", LabelSmoothing = 0.1, FlipAveraging = true,
                     Momentum = 0.9, Nesterov = true, LearningRate = 0.1, WeightDecay = 5e-4, Schedule = "warmup-cosine", Warmup = 1, BatchSize = 128, Epochs = 6 }),
-            ["cifar10-cnn"] = ("CIFAR-10, conv-BN-ReLU 64-128-256 with pooling, crop+flip augmentation, label smoothing 0.1, SGD Nesterov 0.9 lr 0.1 with 1 warm-up epoch and cosine decay, weight decay 5e-4, batch 128, 12 epochs",
-                s => s with { Dataset = "cifar10", Model = "cnn", Conv = [64, 128, 256], Kernel = 3, BatchNorm = true, Hidden = [], Augment = "crop-flip", LabelSmoothing = 0.1, FlipAveraging = true,
-                    Momentum = 0.9, Nesterov = true, LearningRate = 0.1, WeightDecay = 5e-4, Schedule = "warmup-cosine", Warmup = 1, BatchSize = 128, Epochs = 12 }),
+            ["cifar10-cnn"] = ("CIFAR-10, conv → pool → BN → ReLU stages 64-128-256, crop+flip augmentation, label smoothing 0.1, SGD Nesterov 0.9 lr 0.1 with 1 warm-up epoch and cosine decay, weight decay 5e-4, batch 128, 10 epochs",
+                s => s with { Dataset = "cifar10", Model = "cnn", Conv = [64, 128, 256], Kernel = 3, BatchNorm = true, PoolFirst = true, Hidden = [], Augment = "crop-flip", LabelSmoothing = 0.1, FlipAveraging = true,
+                    Momentum = 0.9, Nesterov = true, LearningRate = 0.1, WeightDecay = 5e-4, Schedule = "warmup-cosine", Warmup = 1, BatchSize = 128, Epochs = 10 }),
             ["mnist-best"] = ("784-1024-1024-10, dropout 0.2 on inputs and 0.5 on hidden layers, SGD momentum 0.9, lr 0.05 cosine, batch 128, 30 epochs",
                 s => s with { Hidden = [1024, 1024], InputDropout = 0.2, Dropout = 0.5, Momentum = 0.9, LearningRate = 0.05, Schedule = "cosine", BatchSize = 128, Epochs = 30 }),
         };
@@ -77,6 +78,7 @@ internal sealed record TrainSettings
             w.WriteString("conv", string.Join(",", Conv));
             w.WriteNumber("kernel", Kernel);
             w.WriteNumber("convs_per_stage", ConvsPerStage);
+            if (PoolFirst) w.WriteBoolean("pool_first", true);
         }
         w.WriteString("activation", Activation.ToString().ToLowerInvariant());
         w.WriteNumber("dropout", Dropout);
@@ -149,6 +151,7 @@ internal sealed record TrainSettings
             Conv = r.TryGetProperty("conv", out var conv) ? Widths(conv.GetString() ?? "") : [32, 64],   // absent for MLPs
             Kernel = r.TryGetProperty("kernel", out var k) ? k.GetInt32() : 3,
             ConvsPerStage = r.TryGetProperty("convs_per_stage", out var cps) ? cps.GetInt32() : 1,
+            PoolFirst = r.TryGetProperty("pool_first", out var pf) && pf.GetBoolean(),
             Activation = Enum.Parse<Activation>(S("activation"), ignoreCase: true),
             Dropout = D("dropout"), InputDropout = D("input_dropout"), BatchNorm = r.GetProperty("batchnorm").GetBoolean(),
             Optimizer = S("optimizer"), LearningRate = D("lr"), Momentum = D("momentum"), WeightDecay = D("weight_decay"),

@@ -110,3 +110,25 @@ public class ImagePipelineTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new WarmupCosineLR(new Sgd([w], 0.2), 6, 6));
     }
 }
+
+public class CnnModelTests
+{
+    [Theory]
+    [InlineData(1, 28, 28, new[] { 32, 64 }, 5, 1, false, new[] { 1024 }, false)]
+    [InlineData(3, 32, 32, new[] { 64, 128, 256 }, 3, 1, true, new int[0], true)]
+    [InlineData(3, 17, 9, new[] { 8, 4 }, 3, 2, true, new[] { 7 }, false)]
+    public void The_state_size_computed_from_settings_is_the_built_models(int c, int h, int w, int[] widths, int kernel, int perStage, bool bn, int[] hidden, bool poolFirst)
+    {
+        var net = Models.Cnn.Create(c, h, w, widths, 10, new Generator(1), kernel, perStage, bn, hidden, poolFirst: poolFirst);
+        Assert.Equal(net.StateDict().Values.Sum(t => (long)t.Length), Models.Cnn.StateSize(c, h, w, widths, 10, kernel, perStage, bn, hidden));
+        Assert.Equal([2, 10], net.Forward(Tensor.Normal([2, c * h * w], 0, 1, new Generator(2))).Shape.ToArray());
+    }
+
+    [Fact]
+    public void Pool_first_puts_the_pooling_between_the_convolution_and_its_batch_norm()
+    {
+        var net = Models.Cnn.Create(3, 8, 8, [4], 10, new Generator(1), batchNorm: true, poolFirst: true);
+        Assert.Equal(["Unflatten", "Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU", "Flatten", "Linear"], Enumerable.Range(0, net.Count).Select(i => net[i].GetType().Name).ToArray());
+        Assert.Throws<ArgumentException>(() => Models.Cnn.Create(1, 4, 4, [2, 2, 2], 10, new Generator(1)));   // 3 poolings do not fit 4×4
+    }
+}

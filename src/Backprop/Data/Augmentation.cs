@@ -111,7 +111,9 @@ public sealed class Prefetch<T>(IReadOnlyCollection<T> source, int depth = 2) : 
         using var queue = new BlockingCollection<T>(depth);
         using var stop = new CancellationTokenSource();
         Exception? failure = null;
-        var producer = Task.Run(() =>
+        // A thread of its own (LongRunning), not a pool thread: the producer blocks while the queue is full, and a blocked
+        // pool thread would starve the kernels' helpers and every timer callback of the process.
+        var producer = Task.Factory.StartNew(() =>
         {
             try
             {
@@ -121,7 +123,7 @@ public sealed class Prefetch<T>(IReadOnlyCollection<T> source, int depth = 2) : 
             catch (OperationCanceledException) when (stop.IsCancellationRequested) { }
             catch (Exception e) { failure = e; }
             finally { queue.CompleteAdding(); }
-        });
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         try
         {
             foreach (var item in queue.GetConsumingEnumerable())

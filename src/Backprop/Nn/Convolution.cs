@@ -9,18 +9,11 @@ public sealed class Conv2d : Module
     public Conv2d(int inChannels, int outChannels, Size2 kernelSize, Generator generator, Size2? stride = null, Padding2d padding = default,
         Size2? dilation = null, int groups = 1, bool bias = true, DType dtype = DType.Float32)
     {
-        if (inChannels <= 0 || outChannels <= 0 || kernelSize.Height <= 0 || kernelSize.Width <= 0)
-            throw new ArgumentException($"Conv2d: channels and kernel size must be positive, got in={inChannels}, out={outChannels}, kernel={kernelSize}");
-        if (groups <= 0 || inChannels % groups != 0 || outChannels % groups != 0)
-            throw new ArgumentException($"Conv2d: groups={groups} must divide in_channels={inChannels} and out_channels={outChannels}");
         InChannels = inChannels; OutChannels = outChannels; KernelSize = kernelSize;
         Stride = stride ?? 1; Padding = padding; Dilation = dilation ?? 1; Groups = groups;
-        Weight = RegisterParameter("weight", Init.KaimingUniform(Tensor.Empty([outChannels, inChannels / groups, kernelSize.Height, kernelSize.Width], dtype), generator, a: Math.Sqrt(5)));
-        if (bias)
-        {
-            double bound = 1 / Math.Sqrt(Init.Fans(Weight).FanIn);
-            Bias = RegisterParameter("bias", Tensor.Uniform([outChannels], -bound, bound, generator, dtype));
-        }
+        var (w, b) = ConvParameters.Create("Conv2d", inChannels, outChannels, kernelSize, groups, [outChannels, inChannels / groups], outChannels, bias, generator, dtype);
+        Weight = RegisterParameter("weight", w);
+        if (b is not null) Bias = RegisterParameter("bias", b);
     }
 
     public int InChannels { get; }
@@ -49,18 +42,11 @@ public sealed class ConvTranspose2d : Module
     public ConvTranspose2d(int inChannels, int outChannels, Size2 kernelSize, Generator generator, Size2? stride = null, Size2? padding = null,
         Size2? outputPadding = null, int groups = 1, bool bias = true, Size2? dilation = null, DType dtype = DType.Float32)
     {
-        if (inChannels <= 0 || outChannels <= 0 || kernelSize.Height <= 0 || kernelSize.Width <= 0)
-            throw new ArgumentException($"ConvTranspose2d: channels and kernel size must be positive, got in={inChannels}, out={outChannels}, kernel={kernelSize}");
-        if (groups <= 0 || inChannels % groups != 0 || outChannels % groups != 0)
-            throw new ArgumentException($"ConvTranspose2d: groups={groups} must divide in_channels={inChannels} and out_channels={outChannels}");
         InChannels = inChannels; OutChannels = outChannels; KernelSize = kernelSize;
         Stride = stride ?? 1; Padding = padding ?? 0; OutputPadding = outputPadding ?? 0; Groups = groups; Dilation = dilation ?? 1;
-        Weight = RegisterParameter("weight", Init.KaimingUniform(Tensor.Empty([inChannels, outChannels / groups, kernelSize.Height, kernelSize.Width], dtype), generator, a: Math.Sqrt(5)));
-        if (bias)
-        {
-            double bound = 1 / Math.Sqrt(Init.Fans(Weight).FanIn);
-            Bias = RegisterParameter("bias", Tensor.Uniform([outChannels], -bound, bound, generator, dtype));
-        }
+        var (w, b) = ConvParameters.Create("ConvTranspose2d", inChannels, outChannels, kernelSize, groups, [inChannels, outChannels / groups], outChannels, bias, generator, dtype);
+        Weight = RegisterParameter("weight", w);
+        if (b is not null) Bias = RegisterParameter("bias", b);
     }
 
     public int InChannels { get; }
@@ -79,4 +65,25 @@ public sealed class ConvTranspose2d : Module
     protected override string ExtraRepr() =>
         $"{InChannels}, {OutChannels}, kernel_size={KernelSize}, stride={Stride}, padding={Padding}" +
         (OutputPadding != new Size2(0, 0) ? $", output_padding={OutputPadding}" : "") + (Groups != 1 ? $", groups={Groups}" : "") + (Bias is null ? ", bias=False" : "");
+}
+
+/// <summary>The convolution layers' checks and PyTorch's default initialisation of their weight and bias.</summary>
+file static class ConvParameters
+{
+    /// <summary>
+    /// Weight of shape (first, second, KH, KW) Kaiming-uniform with a = √5 — U(±1/√fan_in), fan_in = second·KH·KW, PyTorch's
+    /// fan for both layouts — and the bias U(±1/√fan_in).
+    /// </summary>
+    public static (Tensor Weight, Tensor? Bias) Create(string layer, int inChannels, int outChannels, Size2 kernel, int groups,
+        int[] leading, int biasSize, bool bias, Generator generator, DType dtype)
+    {
+        if (inChannels <= 0 || outChannels <= 0 || kernel.Height <= 0 || kernel.Width <= 0)
+            throw new ArgumentException($"{layer}: channels and kernel size must be positive, got in={inChannels}, out={outChannels}, kernel={kernel}");
+        if (groups <= 0 || inChannels % groups != 0 || outChannels % groups != 0)
+            throw new ArgumentException($"{layer}: groups={groups} must divide in_channels={inChannels} and out_channels={outChannels}");
+        var w = Init.KaimingUniform(Tensor.Empty([.. leading, kernel.Height, kernel.Width], dtype), generator, a: Math.Sqrt(5));
+        if (!bias) return (w, null);
+        double bound = 1 / Math.Sqrt(Init.Fans(w).FanIn);
+        return (w, Tensor.Uniform([biasSize], -bound, bound, generator, dtype));
+    }
 }

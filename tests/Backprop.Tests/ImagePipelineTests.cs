@@ -131,4 +131,19 @@ public class CnnModelTests
         Assert.Equal(["Unflatten", "Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU", "Flatten", "Linear"], Enumerable.Range(0, net.Count).Select(i => net[i].GetType().Name).ToArray());
         Assert.Throws<ArgumentException>(() => Models.Cnn.Create(1, 4, 4, [2, 2, 2], 10, new Generator(1)));   // 3 poolings do not fit 4×4
     }
+
+    [Fact]
+    public void Without_batch_norm_pooling_before_the_relu_gives_the_same_outputs_and_gradients()
+    {
+        var x = Tensor.Normal([3, 2, 6, 6], 0, 1, new Generator(4), DType.Float64);
+        var a = Helpers.Leaf(x.Clone().Detach()); var b = Helpers.Leaf(x.Clone().Detach());
+        var ya = a.Relu().MaxPool2d(2);
+        var yb = b.MaxPool2d(2).Relu();
+        Assert.Equal(ya.ToDoubleArray(), yb.ToDoubleArray());
+        var up = Tensor.Normal(ya.Shape, 0, 1, new Generator(5), DType.Float64);
+        ya.Backward(up); yb.Backward(up);
+        Assert.Equal(a.Grad!.ToDoubleArray(), b.Grad!.ToDoubleArray());
+        var net = Models.Cnn.Create(1, 8, 8, [4], 10, new Generator(1));
+        Assert.Equal(["Unflatten", "Conv2d", "MaxPool2d", "ReLU", "Flatten", "Linear"], Enumerable.Range(0, net.Count).Select(i => net[i].GetType().Name).ToArray());
+    }
 }

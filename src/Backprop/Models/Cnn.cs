@@ -4,7 +4,8 @@ namespace Backprop.Models;
 
 /// <summary>
 /// Builds convolutional classifiers over images given as rows of C·H·W values (as the data loaders give them):
-/// Unflatten → stages of (Conv k×k "same" → [BatchNorm2d] → ReLU) × convs per stage → MaxPool 2×2 → Flatten →
+/// Unflatten → stages of (Conv k×k "same" → [BatchNorm2d] → ReLU) × convs per stage → MaxPool 2×2 (without batch norm the
+/// pooling runs before the ReLU: the same function, cheaper) → Flatten →
 /// (Linear → ReLU → [Dropout])* → Linear. A convolution followed by batch normalisation has no bias (the β of the
 /// normalisation takes its place, as in ResNet-style networks).
 /// </summary>
@@ -36,11 +37,14 @@ public static class Cnn
             for (int i = 0; i < convsPerStage; i++)
             {
                 bool last = i == convsPerStage - 1;
+                // Without batch norm, pooling before the ReLU is the same function with the same gradients (max and ReLU
+                // commute, and the first maximum is the same element), at a quarter of the ReLU's memory traffic.
+                bool poolNext = last && (poolFirst || !batchNorm);
                 net.Add(new Conv2d(c, k, kernel, generator, padding: Padding2d.Same, bias: !batchNorm, dtype: dtype));
-                if (last && poolFirst) net.Add(new MaxPool2d(2));
+                if (poolNext) net.Add(new MaxPool2d(2));
                 if (batchNorm) net.Add(new BatchNorm2d(k, dtype: dtype));
                 net.Add(new ReLU());
-                if (last && !poolFirst) net.Add(new MaxPool2d(2));
+                if (last && !poolNext) net.Add(new MaxPool2d(2));
                 c = k;
             }
         net.Add(new Flatten());

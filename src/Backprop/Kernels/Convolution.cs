@@ -105,11 +105,10 @@ internal static class Convolution
         int plane = g.OutHeight * g.OutWidth, rows = g.GroupInChannels * g.KernelHeight * g.KernelWidth, size = g.OutChannels * rows;
         int chunks = Math.Min(g.Batch, WeightChunks), perChunk = (g.Batch + chunks - 1) / chunks;
         chunks = (g.Batch + perChunk - 1) / perChunk;
-        var partials = chunks == 1 ? null : new T[(chunks - 1) * size];
-        var first = new T[size];
+        var partials = chunks == 1 ? null : new T[(chunks - 1) * size];   // chunk 0 sums straight into gw
         ForSamples(chunks, chunk =>
         {
-            var sum = chunk == 0 ? first.AsSpan() : partials.AsSpan((chunk - 1) * size, size);
+            var sum = chunk == 0 ? gw.Span<T>() : partials.AsSpan((chunk - 1) * size, size);
             for (int n = chunk * perChunk, end = Math.Min(g.Batch, n + perChunk); n < end; n++)
             {
                 bool add = n != chunk * perChunk;
@@ -121,7 +120,6 @@ internal static class Convolution
             }
         });
         var dst = gw.Span<T>();
-        first.CopyTo(dst);
         for (int c = 1; c < chunks; c++) TensorPrimitives.Add(dst, partials.AsSpan((c - 1) * size, size), dst);
     }
 

@@ -38,8 +38,11 @@ public sealed class TwoLayerNet : Module
         foreach (var (name, p) in parameters) RegisterParameter(name, p);
     }
 
-    /// <summary>Class scores (N, C); no graph is recorded (the backward is the hand-written one).</summary>
-    public override Tensor Forward(Tensor input) => Scores(input);
+    /// <summary>
+    /// Class scores (N, C) as an autograd graph — what composes with other modules and what an exporter walks.
+    /// <see cref="Scores"/> is the same function without a graph, for the exercise's hand-written backward.
+    /// </summary>
+    public override Tensor Forward(Tensor input) => Run(input, record: true).Z3;
 
     static Tensor Init(Tensor standardNormal, double std, DType dtype)
     {
@@ -58,7 +61,7 @@ public sealed class TwoLayerNet : Module
     public Tensor Loss(Tensor x) => Run(x).Z3;
 
     /// <inheritdoc cref="Loss(Tensor)"/>
-    public Tensor Scores(Tensor x) => Run(x).Z3;
+    public Tensor Scores(Tensor x) => Run(x, record: false).Z3;
 
     /// <summary>
     /// The exercise's <c>loss(X, y, reg)</c>: the loss and the gradient of each parameter (W1, b1, W2, b2),
@@ -96,12 +99,12 @@ public sealed class TwoLayerNet : Module
         return (loss, new Dictionary<string, Tensor> { ["W1"] = dw1, ["b1"] = db1, ["W2"] = dw2, ["b2"] = db2 });
     }
 
-    (Tensor Z2, Tensor A2, Tensor Z3) Run(Tensor x)
+    (Tensor Z2, Tensor A2, Tensor Z3) Run(Tensor x, bool record = false)
     {
         Tensor w1 = parameters["W1"], b1 = parameters["b1"], w2 = parameters["W2"], b2 = parameters["b2"];
         if (x.Rank != 2 || x.Size(1) != w1.Size(0) || x.DType != w1.DType)
             throw new ArgumentException($"two-layer net: input {Fmt(x)} {x.DType} does not match W1 {Fmt(w1)} {w1.DType}");
-        using var _ = Autograd.NoGrad();
+        using var _ = record ? null : Autograd.NoGrad();   // recording follows the caller's state when asked for a graph
         var z2 = x.MatMul(w1) + b1;                     // z2 = X W1 + b1
         var a2 = z2.Relu();                             // a2 = max(0, z2)
         var z3 = a2.MatMul(w2) + b2;                    // z3 = a2 W2 + b2   (the scores)

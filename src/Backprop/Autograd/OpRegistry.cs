@@ -25,7 +25,7 @@ public static class OpRegistry
         new("sum", typeof(Ops.SumOp)), new("max", typeof(Ops.MaxOp)),
         new("softmax", typeof(Ops.SoftmaxOp)), new("log_softmax", typeof(Ops.LogSoftmaxOp)),
         new("matmul", typeof(Ops.MatMulOp)), new("bmm", typeof(Ops.BatchedMatMulOp)), new("linear", typeof(Ops.LinearOp)),
-        new("batch_norm", typeof(Ops.BatchNormOp)), new("batch_norm_nd", typeof(Ops.BatchNormChannelsOp)),
+        new("batch_norm", typeof(Ops.BatchNormOp)), new("batch_norm_nd", typeof(Ops.BatchNormChannelsOp)), new("batch_norm_eval", typeof(Ops.BatchNormEvalOp)),
         new("conv2d", typeof(Ops.Conv2dOp)), new("conv_transpose2d", typeof(Ops.ConvTranspose2dOp)),
         new("max_pool2d", typeof(Ops.MaxPool2dOp)), new("avg_pool2d", typeof(Ops.AvgPool2dOp)), new("adaptive_avg_pool2d", typeof(Ops.AvgPool2dOp)), new("dropout", typeof(Ops.DropoutOp)),
         new("cross_entropy", typeof(Ops.CrossEntropyOp)), new("cross_entropy_probs", typeof(Ops.CrossEntropyProbsOp)),

@@ -256,6 +256,14 @@ public static class GradCheckSuite
             var x = Leaf(Tensor.Normal([3, 2, 3, 4], 0, 0.5, g, DType.Float64)); var gamma = Uniform(g, 1, 2, 2); var beta = Normal(g, 2);
             return P(() => x.BatchNorm(gamma, beta, training: true), ("x", x), ("weight", gamma), ("bias", beta));
         });
+        Add("batchnorm_eval", g =>
+        {
+            // Eval mode: the running statistics are constants; (N, C) and (N, C, H, W) share the node.
+            var x = Normal(g, 3, 2, 3, 4); var x2 = Normal(g, 3, 2); var gamma = Uniform(g, 1, 2, 2); var beta = Normal(g, 2);
+            var mean = Tensor.Normal([2], 0, 1, g, DType.Float64); var variance = Tensor.Uniform([2], 0.5, 2, g, DType.Float64);
+            return P(() => x.BatchNorm(gamma, beta, mean, variance, training: false).Sum(3).Sum(2) + x2.BatchNorm(gamma, beta, mean, variance, training: false),
+                ("x", x), ("x2", x2), ("weight", gamma), ("bias", beta));
+        });
         Add("dropout2d", g =>
         {
             var x = Normal(g, 3, 4, 2, 2);

@@ -18,11 +18,7 @@ public static partial class Ops
             if (t is not null && (t.Rank != 1 || t.shape[0] != d))
                 throw new ArgumentException($"batch_norm: {name} has shape {ShapeUtil.Format(t.shape)}, expected ({d})");
 
-        if (!training)
-        {
-            if (runningMean is null || runningVar is null) throw new ArgumentException("batch_norm: eval mode needs running statistics");
-            return (x - runningMean.Detach()).Div((runningVar.Detach() + eps).Sqrt()).Mul(gamma).Add(beta);
-        }
+        if (!training) return BatchNormEval(x, gamma, beta, runningMean, runningVar, eps);
         if (n < 2) throw new ArgumentException($"batch_norm: training needs more than one sample per batch, got {n}");
 
         Tensor xhat, invStd;
@@ -71,13 +67,7 @@ public static partial class Ops
         var x3 = x.Reshape(n, c, -1);
         long count = (long)n * x3.shape[2];
         var backend = Backends.Backend.Current;
-        if (!training)
-        {
-            if (runningMean is null || runningVar is null) throw new ArgumentException("batch_norm: eval mode needs running statistics");
-            var scale = gamma / (runningVar.Detach() + eps).Sqrt();   // differentiable in γ and β; the statistics are constants
-            var shift = beta - runningMean.Detach() * scale;
-            return (x3 * scale.Reshape(1, c, 1) + shift.Reshape(1, c, 1)).Reshape(x.shape);
-        }
+        if (!training) return BatchNormEval(x, gamma, beta, runningMean, runningVar, eps);
         if (count < 2) throw new ArgumentException($"batch_norm: training needs more than one value per channel, got input {ShapeUtil.Format(x.shape)}");
         Tensor xhat, invStd, y;
         using (Autograd.NoGrad())
@@ -125,6 +115,60 @@ public static partial class Ops
             return [dx, NeedsInputGrad(1) ? sumGX : null, NeedsInputGrad(2) ? sumG : null];
         }
         protected override void Release() { xhat = null; invStd = null; }
+    }
+
+    // Eval: y = γ (x − μ)/√(σ² + ε) + β per channel with the running μ, σ² as constants — one node, so a graph
+    // exporter sees ONNX's BatchNormalization rather than its arithmetic.
+    static Tensor BatchNormEval(Tensor x, Tensor gamma, Tensor beta, Tensor? runningMean, Tensor? runningVar, double eps)
+    {
+        if (runningMean is null || runningVar is null) throw new ArgumentException("batch_norm: eval mode needs running statistics");
+        int c = x.shape[1];
+        var x3 = x.Reshape(x.shape[0], c, -1);
+        Tensor invStd, y;
+        using (Autograd.NoGrad())
+        {
+            invStd = 1.0 / (runningVar + eps).Sqrt();
+            var scale = gamma * invStd;
+            y = Tensor.Uninitialized((int[])x3.shape.Clone(), x.DType);
+            Backends.Backend.Current.ChannelAffine(x3, scale, null, null, beta - runningMean * scale, y);
+        }
+        y = y.Reshape(x.shape);
+        return Autograd.IsEnabled && (x.RequiresGrad || gamma.RequiresGrad || beta.RequiresGrad)
+            ? new BatchNormEvalOp(x3, gamma, invStd, -(runningMean * invStd), eps).Attach(y, x, gamma, beta, runningMean, runningVar) : y;
+    }
+
+    // With x̂ = (x − μ)/σ̂ and σ̂ = √(σ² + ε) fixed:  ∂L/∂x = g·γ/σ̂,  ∂L/∂γ = Σ g ⊙ x̂,  ∂L/∂β = Σ g   (sums over N and L)
+    internal sealed class BatchNormEvalOp : Function
+    {
+        readonly double eps;
+        Tensor? invStd, shift;   // 1/σ̂ and −μ/σ̂ per channel
+        public BatchNormEvalOp(Tensor x3, Tensor gamma, Tensor invStd, Tensor shift, double eps)
+        { SaveForBackward(x3, gamma); this.invStd = invStd; this.shift = shift; this.eps = eps; }
+        public override string Name => "batch_norm_eval";
+        public override IEnumerable<(string, object)> Attributes => [("eps", eps), ("training", false)];
+        protected override Tensor?[] Backward(Tensor g)
+        {
+            var backend = Backends.Backend.Current;
+            var x3 = Saved(0).Detach();
+            var g3 = g.Reshape(x3.shape);
+            int c = x3.shape[1];
+            Tensor? dx = null, sumG = null, sumGX = null;
+            if (NeedsInputGrad(0))
+            {
+                dx = Tensor.Uninitialized((int[])x3.shape.Clone(), g.DType);
+                backend.ChannelAffine(g3, Saved(1).Detach() * invStd!, null, null, Tensor.Zeros([c], g.DType), dx);
+                dx = dx.Reshape(g.Shape.ToArray());
+            }
+            if (NeedsInputGrad(1) || NeedsInputGrad(2))
+            {
+                var xhat = Tensor.Uninitialized((int[])x3.shape.Clone(), g.DType);
+                backend.ChannelAffine(x3, invStd!, null, null, shift!, xhat);
+                sumG = Tensor.Uninitialized([c], g.DType); sumGX = Tensor.Uninitialized([c], g.DType);
+                backend.ChannelSums(g3, xhat, sumG, sumGX);
+            }
+            return [dx, NeedsInputGrad(1) ? sumGX : null, NeedsInputGrad(2) ? sumG : null, null, null];
+        }
+        protected override void Release() { invStd = null; shift = null; }
     }
 
     // Inverted dropout with an explicit mask M (Mⱼ = 0 or 1/(1 − p)): y = x ⊙ M;  ∂y/∂x = M

@@ -113,7 +113,7 @@ public abstract class Module
         return d;
     }
 
-    /// <summary>Copies values into this module's tensors (converting dtype if needed).</summary>
+    /// <summary>Copies values into this module's tensors (converting dtype if needed); a PyTorch BatchNorm's num_batches_tracked is accepted.</summary>
     /// <param name="strict">When true, missing or unexpected names are errors.</param>
     public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state, bool strict = true)
     {
@@ -121,7 +121,7 @@ public abstract class Module
         if (strict)
         {
             var missing = own.Keys.Where(k => !state.ContainsKey(k)).ToList();
-            var unexpected = state.Keys.Where(k => !own.ContainsKey(k)).ToList();
+            var unexpected = state.Keys.Where(k => !own.ContainsKey(k) && !IsBatchCounter(k, own)).ToList();
             if (missing.Count > 0 || unexpected.Count > 0)
                 throw new ArgumentException($"load_state_dict: missing [{string.Join(", ", missing)}], unexpected [{string.Join(", ", unexpected)}]");
         }
@@ -133,6 +133,11 @@ public abstract class Module
             target.CopyFrom(source);
         }
     }
+
+    // PyTorch's BatchNorm keeps num_batches_tracked, which only its momentum=None (cumulative average) mode reads;
+    // Backprop's BatchNorm always uses a momentum, so a PyTorch state dict's counter is accepted and not stored.
+    static bool IsBatchCounter(string key, Dictionary<string, Tensor> own) =>
+        key.EndsWith("num_batches_tracked", StringComparison.Ordinal) && own.ContainsKey(key[..^"num_batches_tracked".Length] + "running_mean");
 
     public override string ToString() => Describe("");
 

@@ -8,15 +8,22 @@ namespace Backprop.Serialization;
 /// <summary>
 /// The safetensors format (8-byte little-endian header length, a JSON header of
 /// <c>{name: {dtype, shape, data_offsets}}</c> plus optional <c>__metadata__</c>, then raw little-endian data),
-/// so PyTorch's <c>safetensors.torch.load_file</c> reads what Backprop writes and vice versa (F32 and F64).
+/// so PyTorch's <c>safetensors.torch.load_file</c> reads what Backprop writes and vice versa. Every dtype PyTorch
+/// writes is read (F16, BF16, F32, F64, I64, I32, I16, I8, U8, BOOL) and converted to float32 or float64; floats are
+/// written as F32/F64 or, to halve a file, F16/BF16 (rounded to nearest, ties to even).
 /// </summary>
 public static class SafeTensors
 {
     const long MaxHeader = 100_000_000;   // the reference implementation's limit
 
     /// <summary>Writes atomically: a temporary file is renamed over <paramref name="path"/>, so a failure never leaves half a file.</summary>
-    public static void Save(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    /// <param name="storeAs">The file's dtype for every tensor: null keeps each tensor's own (F32 or F64); F16 or BF16 rounds.</param>
+    public static void Save(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null,
+        SafeTensorsDType? storeAs = null)
     {
+        if (storeAs is { } stored && stored is not (SafeTensorsDType.F16 or SafeTensorsDType.BF16 or SafeTensorsDType.F32 or SafeTensorsDType.F64))
+            throw new ArgumentException($"safetensors: Backprop writes floats as F16, BF16, F32 or F64, not {stored}");
+        SafeTensorsDType Stored(Tensor t) => storeAs ?? (t.DType == DType.Float32 ? SafeTensorsDType.F32 : SafeTensorsDType.F64);
         var header = new MemoryStream();
         using (var w = new Utf8JsonWriter(header))
         {
@@ -31,9 +38,9 @@ public static class SafeTensors
             foreach (var (name, t) in tensors)
             {
                 if (name == "__metadata__") throw new ArgumentException("safetensors: '__metadata__' is reserved");
-                long size = (long)t.Length * (t.DType == DType.Float32 ? 4 : 8);
+                long size = (long)t.Length * ElementSize(Stored(t));
                 w.WriteStartObject(name);
-                w.WriteString("dtype", t.DType == DType.Float32 ? "F32" : "F64");
+                w.WriteString("dtype", Name(Stored(t)));
                 w.WriteStartArray("shape");
                 foreach (int d in t.Shape) w.WriteNumberValue(d);
                 w.WriteEndArray();
@@ -58,8 +65,15 @@ public static class SafeTensors
             header.CopyTo(f);
             foreach (var t in tensors.Values)
             {
-                if (t.DType == DType.Float32) f.Write(MemoryMarshal.AsBytes(t.Dense().AsFloatSpan()));
-                else f.Write(MemoryMarshal.AsBytes(t.Dense().AsDoubleSpan()));
+                switch (Stored(t))
+                {
+                    case SafeTensorsDType.F32 when t.DType == DType.Float32: f.Write(MemoryMarshal.AsBytes(t.Dense().AsFloatSpan())); break;
+                    case SafeTensorsDType.F64 when t.DType == DType.Float64: f.Write(MemoryMarshal.AsBytes(t.Dense().AsDoubleSpan())); break;
+                    case SafeTensorsDType.F32: f.Write(MemoryMarshal.AsBytes(t.ToFloatArray().AsSpan())); break;
+                    case SafeTensorsDType.F64: f.Write(MemoryMarshal.AsBytes(t.ToDoubleArray().AsSpan())); break;
+                    case SafeTensorsDType.F16: f.Write(MemoryMarshal.AsBytes(t.ToFloatArray().Select(v => (Half)v).ToArray().AsSpan())); break;
+                    default: f.Write(MemoryMarshal.AsBytes(t.ToFloatArray().Select(ToBFloat16).ToArray().AsSpan())); break;
+                }
             }
         });
     }
@@ -71,7 +85,13 @@ public static class SafeTensors
     /// name), so a file can never make the reader allocate more than it holds. Any defect raises
     /// <see cref="InvalidDataException"/> naming the file, the field and the offending value.
     /// </summary>
-    public static (Dictionary<string, Tensor> Tensors, Dictionary<string, string> Metadata) Load(string path)
+    /// <param name="dtype">What every tensor becomes: null keeps F64 as float64 and makes every other dtype float32.</param>
+    public static (Dictionary<string, Tensor> Tensors, Dictionary<string, string> Metadata) Load(string path, DType? dtype = null) =>
+        Load(path, dtype, out _);
+
+    /// <summary>The file's tensors with the dtype each had in the file (so a caller can tell an I64 counter from a weight).</summary>
+    public static (Dictionary<string, Tensor> Tensors, Dictionary<string, string> Metadata) Load(string path, DType? dtype,
+        out Dictionary<string, SafeTensorsDType> stored)
     {
         using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         long fileLength = f.Length;
@@ -87,18 +107,62 @@ public static class SafeTensors
 
         var (entries, metadata) = ParseHeader(path, headerBytes, dataLength);
         var tensors = new Dictionary<string, Tensor>();
+        stored = [];
         foreach (var e in entries)
         {
-            var t = Tensor.Empty(e.Shape, e.ElementSize == 4 ? DType.Float32 : DType.Float64);
+            var target = dtype ?? (e.DType == SafeTensorsDType.F64 ? DType.Float64 : DType.Float32);
+            var t = Tensor.Empty(e.Shape, target);
             f.Position = dataStart + e.Start;
-            if (e.ElementSize == 4) f.ReadExactly(MemoryMarshal.AsBytes(t.AsFloatSpan()));
-            else f.ReadExactly(MemoryMarshal.AsBytes(t.AsDoubleSpan()));
+            if (e.DType == SafeTensorsDType.F32 && target == DType.Float32) f.ReadExactly(MemoryMarshal.AsBytes(t.AsFloatSpan()));
+            else if (e.DType == SafeTensorsDType.F64 && target == DType.Float64) f.ReadExactly(MemoryMarshal.AsBytes(t.AsDoubleSpan()));
+            else
+            {
+                var raw = new byte[e.End - e.Start];
+                f.ReadExactly(raw);
+                var values = Widen(e.DType, raw);
+                if (target == DType.Float64) values.CopyTo(t.AsDoubleSpan());
+                else for (int i = 0; i < values.Length; i++) t.AsFloatSpan()[i] = (float)values[i];
+            }
             tensors[e.Name] = t;
+            stored[e.Name] = e.DType;
         }
         return (tensors, metadata);
     }
 
-    sealed record Entry(string Name, int ElementSize, int[] Shape, long Start, long End);
+    // Every stored value as a double: exact for each dtype here except I64 beyond 2⁵³ (rounded to nearest).
+    static double[] Widen(SafeTensorsDType dtype, byte[] raw) => dtype switch
+    {
+        SafeTensorsDType.F16 => [.. MemoryMarshal.Cast<byte, Half>(raw).ToArray().Select(v => (double)v)],
+        SafeTensorsDType.BF16 => [.. MemoryMarshal.Cast<byte, ushort>(raw).ToArray().Select(v => (double)BitConverter.Int32BitsToSingle(v << 16))],
+        SafeTensorsDType.F32 => [.. MemoryMarshal.Cast<byte, float>(raw).ToArray().Select(v => (double)v)],
+        SafeTensorsDType.F64 => MemoryMarshal.Cast<byte, double>(raw).ToArray(),
+        SafeTensorsDType.I64 => [.. MemoryMarshal.Cast<byte, long>(raw).ToArray().Select(v => (double)v)],
+        SafeTensorsDType.I32 => [.. MemoryMarshal.Cast<byte, int>(raw).ToArray().Select(v => (double)v)],
+        SafeTensorsDType.I16 => [.. MemoryMarshal.Cast<byte, short>(raw).ToArray().Select(v => (double)v)],
+        SafeTensorsDType.I8 => [.. MemoryMarshal.Cast<byte, sbyte>(raw).ToArray().Select(v => (double)v)],
+        SafeTensorsDType.U8 => [.. raw.Select(v => (double)v)],
+        _ => [.. raw.Select(v => v != 0 ? 1.0 : 0.0)],   // BOOL: one byte each
+    };
+
+    // float32 → bfloat16: keep the upper 16 bits, rounded to nearest, ties to even; NaN stays a (quiet) NaN.
+    static ushort ToBFloat16(float v)
+    {
+        uint bits = BitConverter.SingleToUInt32Bits(v);
+        if (float.IsNaN(v)) return (ushort)((bits >> 16) | 0x40);
+        return (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
+    }
+
+    static int ElementSize(SafeTensorsDType d) => d switch
+    {
+        SafeTensorsDType.F64 or SafeTensorsDType.I64 => 8,
+        SafeTensorsDType.F32 or SafeTensorsDType.I32 => 4,
+        SafeTensorsDType.F16 or SafeTensorsDType.BF16 or SafeTensorsDType.I16 => 2,
+        _ => 1,
+    };
+
+    static string Name(SafeTensorsDType d) => d == SafeTensorsDType.Bool ? "BOOL" : d.ToString();
+
+    sealed record Entry(string Name, SafeTensorsDType DType, int[] Shape, long Start, long End);
 
     static (List<Entry> Entries, Dictionary<string, string> Metadata) ParseHeader(string path, byte[] header, long dataLength)
     {
@@ -152,12 +216,14 @@ public static class SafeTensors
             v.TryGetProperty(name, out var x) ? x.ValueKind == kind ? x : throw new InvalidDataException($"{where}: '{name}' is a {x.ValueKind}, not a {kind}")
                 : throw new InvalidDataException($"{where} has no '{name}'");
         string dtype = Field("dtype", JsonValueKind.String).GetString()!;
-        int elementSize = dtype switch
+        var stored = dtype switch
         {
-            "F32" => 4,
-            "F64" => 8,
-            _ => throw new InvalidDataException($"{where} has dtype '{dtype}'; Backprop reads F32 and F64"),
+            "F16" => SafeTensorsDType.F16, "BF16" => SafeTensorsDType.BF16, "F32" => SafeTensorsDType.F32, "F64" => SafeTensorsDType.F64,
+            "I64" => SafeTensorsDType.I64, "I32" => SafeTensorsDType.I32, "I16" => SafeTensorsDType.I16, "I8" => SafeTensorsDType.I8,
+            "U8" => SafeTensorsDType.U8, "BOOL" => SafeTensorsDType.Bool,
+            _ => throw new InvalidDataException($"{where} has dtype '{dtype}'; Backprop reads F16, BF16, F32, F64, I64, I32, I16, I8, U8 and BOOL"),
         };
+        int elementSize = ElementSize(stored);
         var shapeJson = Field("shape", JsonValueKind.Array);
         if (shapeJson.GetArrayLength() > 32) throw new InvalidDataException($"{where}: shape has {shapeJson.GetArrayLength()} dimensions (at most 32)");
         var shape = new int[shapeJson.GetArrayLength()];
@@ -181,6 +247,9 @@ public static class SafeTensors
         if (bytes == long.MaxValue || end - start != bytes)
             throw new InvalidDataException($"{where}: shape ({string.Join(",", shape)}) {dtype} needs {(bytes == long.MaxValue ? "more than the file's" : bytes.ToString(System.Globalization.CultureInfo.InvariantCulture))} bytes, data_offsets [{start}, {end}] hold {end - start}");
         if (bytes / elementSize > Array.MaxLength) throw new InvalidDataException($"{where}: {bytes / elementSize} elements are more than one tensor holds");
-        return new Entry(entry.Name, elementSize, shape, start, end);
+        return new Entry(entry.Name, stored, shape, start, end);
     }
 }
+
+/// <summary>The element types of the safetensors format (its names, BOOL as <see cref="Bool"/>).</summary>
+public enum SafeTensorsDType { F16, BF16, F32, F64, I64, I32, I16, I8, U8, Bool }

@@ -112,7 +112,8 @@ internal static class Cifar10TwoLayerCommand
             : throw new ArgumentException($"{option}: '{p}' is not a valid value")).ToArray();
     }
 
-    internal sealed record Split(Tensor TrainX, int[] TrainY, Tensor ValX, int[] ValY, Tensor TestX, int[] TestY, IReadOnlyList<string> ClassNames, int Channels, int Height, int Width);
+    internal sealed record Split(Tensor TrainX, int[] TrainY, Tensor ValX, int[] ValY, Tensor TestX, int[] TestY, IReadOnlyList<string> ClassNames, int Channels, int Height, int Width,
+        Preprocessor Preprocessor);
 
     /// <summary>The exercise's split and preprocessing: raw 0–255 pixels minus the training mean image.</summary>
     internal static Split Load(string? dataDir, DType dtype)
@@ -123,7 +124,7 @@ internal static class Cifar10TwoLayerCommand
         var (train, val, test) = DatasetSplits.Take(raw, TrainCount, ValCount, TestCount);
         var prep = Preprocessor.Fit(train, Normalization.MeanImage, scale01: false);
         var split = new Split(prep.Apply(train, dtype), train.LabelsAsInts(), prep.Apply(val, dtype), val.LabelsAsInts(), prep.Apply(test, dtype), test.LabelsAsInts(),
-            raw.Train.ClassNames, train.Channels, train.Height, train.Width);
+            raw.Train.ClassNames, train.Channels, train.Height, train.Width, prep);
         ConsoleOutput.Line($"cifar10: {TrainCount} train / {ValCount} validation / {TestCount} test, {train.Features} features, mean image subtracted " +
             $"(read {ConsoleOutput.F(readSeconds, "0.0")} s, prepared {ConsoleOutput.F(clock.Elapsed.TotalSeconds - readSeconds, "0.0")} s)");
         return split;
@@ -211,7 +212,11 @@ internal static class Cifar10TwoLayerCommand
         var ms = new MemoryStream();
         using (var jw = new Utf8JsonWriter(ms)) c.WriteJson(jw, dtype, preset);
         SafeTensors.Save(Path.Combine(run, "model.safetensors"), net.Params,
-            new Dictionary<string, string> { ["format"] = "pt", ["backprop.two_layer"] = System.Text.Encoding.UTF8.GetString(ms.ToArray()) });
+            new Dictionary<string, string>
+            {
+                ["format"] = "pt", [ModelFile.TwoLayerKey] = System.Text.Encoding.UTF8.GetString(ms.ToArray()), [RunFolder.PreprocessingKey] = d.Preprocessor.ToJson(),
+                [RunFolder.ClassesKey] = JsonSerializer.Serialize(d.ClassNames.ToArray(), ClassNamesContext.Default.StringArray),
+            });
         RunFolder.WriteCommand(run, commandLine);
     }
 

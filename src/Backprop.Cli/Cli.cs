@@ -23,7 +23,7 @@ internal static class Cli
         new System.CommandLine.Help.HelpOption(),
         new VersionOption(),
         TrainCommand.Create(),
-        EvalCommand.Create(), PredictCommand.Create(),
+        EvalCommand.Create(), PredictCommand.Create(), ExportCommand.Create(),
         GradCheckCommand.Create(), FuzzCommand.Create(),
         ToyCommand.Create(),
         BenchCommand.Create(),

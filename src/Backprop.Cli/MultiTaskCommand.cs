@@ -264,7 +264,13 @@ internal static class MultiTaskCommand
         Plots.Curves(Path.Combine(run, "accuracy.png"), $"mnist {s.ModelName}: accuracy", "accuracy",
             [("B train", Series(e => e.Train.AccuracyB)), ("B validation", Series(e => e.Val.AccuracyB)),
              ("A argmax train", Series(e => e.Train.AccuracyA)), ("A argmax validation", Series(e => e.Val.AccuracyA))]);
-        SafeTensors.Save(Path.Combine(run, "model.safetensors"), model.StateDict(), new Dictionary<string, string> { ["format"] = "pt" });
+        SafeTensors.Save(Path.Combine(run, "model.safetensors"), model.StateDict(), new Dictionary<string, string>
+        {
+            ["format"] = "pt",
+            // what the tensors' shapes do not say, so eval, predict and export rebuild the same forward pass
+            [ModelFile.MultiTaskKey] = string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{{\"batch_norm_before_relu\":{(s.BatchNormBeforeRelu ? "true" : "false")},\"cascade\":{(s.Cascade ? "true" : "false")},\"dropout\":{s.Dropout}}}"),
+        });
         Serialization.AtomicFile.WriteAllText(Path.Combine(run, "command.txt"), string.Join(" ", commandLine.Select(RunFolder.Quote)) + Environment.NewLine);
     }
 

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Text.Json;
 using Backprop.Data;
 using Backprop.Serialization;
 using SkiaSharp;
@@ -14,18 +13,19 @@ internal static class PredictCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "A model.safetensors written by backprop train", Required = true };
         var top = new Option<int>("--top") { Description = "How many classes to print per image", DefaultValueFactory = _ => 3 };
+        var data = new Option<string?>("--data") { Description = "Dataset folder, to refit the input normalisation of a file that does not store it" };
         var images = new Argument<string[]>("images") { Description = "Image files (PNG, JPEG, WebP, BMP, GIF)", Arity = ArgumentArity.OneOrMore };
-        var cmd = new Command("predict", "Classify your own images with a trained model (top classes and probabilities)") { model, top, images };
-        cmd.SetAction(r => Run(r.GetValue(model)!, r.GetValue(images)!, r.GetValue(top)));
+        var cmd = new Command("predict", "Classify your own images with a trained model (top classes and probabilities)")
+            { EvalCommand.ModelOption, EvalCommand.ArchOption, data, top, images };
+        cmd.SetAction(r => Run(r.GetValue(EvalCommand.ModelOption)!, r.GetValue(EvalCommand.ArchOption), r.GetValue(data), r.GetValue(images)!, r.GetValue(top)));
         return cmd;
     }
 
-    static int Run(string modelPath, string[] images, int top)
+    static int Run(string modelPath, string? arch, string? data, string[] images, int top)
     {
         if (top < 1) throw new ArgumentException($"--top: {top} must be at least 1");
-        var (net, prep, classes) = Load(modelPath);
+        var (net, prep, classes) = Load(modelPath, arch, data);
         foreach (var path in images)
         {
             var p = Predict(net, prep, path);
@@ -35,26 +35,13 @@ internal static class PredictCommand
         return 0;
     }
 
-    /// <summary>The model of a run folder's model file, with its input normalisation and class names.</summary>
-    internal static (Nn.Module Net, Preprocessor Prep, string[] Classes) Load(string modelPath)
+    /// <summary>A classifier from any model file the CLI writes (or weights with --arch), its input normalisation and class names.</summary>
+    internal static (Nn.Module Net, Preprocessor Prep, string[] Classes) Load(string modelPath, string? arch = null, string? data = null)
     {
-        if (!File.Exists(modelPath)) throw new FileNotFoundException($"--model: {modelPath} does not exist");
-        var (state, metadata) = SafeTensors.Load(modelPath);
-        if (!metadata.TryGetValue(RunFolder.ConfigKey, out var json))
-            throw new InvalidDataException($"{modelPath}: no '{RunFolder.ConfigKey}' metadata; was it written by backprop train?");
-        if (!metadata.TryGetValue(RunFolder.PreprocessingKey, out var prepJson) || !metadata.TryGetValue(RunFolder.ClassesKey, out var classJson))
-            throw new InvalidDataException($"{modelPath}: no input normalisation or class names in its metadata (models written by backprop train before predict existed lack them; retrain)");
-        var s = TrainSettings.FromJson(json);
-        var prep = Preprocessor.FromJson(prepJson);
-        string[] classes;
-        try { classes = JsonSerializer.Deserialize(classJson, ClassNamesContext.Default.StringArray) ?? []; }
-        catch (JsonException e) { throw new InvalidDataException($"{modelPath}: class names: {e.Message}"); }
-        if (classes.Length < 2) throw new InvalidDataException($"{modelPath}: {classes.Length} class names; a classifier needs at least 2");
-        Experiment.CheckState(modelPath, s, prep.Channels, prep.Height, prep.Width, classes.Length, state);
-        var net = Experiment.BuildModel(s with { DType = DType.Float32 }, prep.Channels, prep.Height, prep.Width, classes.Length, new Generator(0));
-        net.LoadStateDict(state.ToDictionary(kv => kv.Key, kv => kv.Value.To(DType.Float32)));
-        net.Eval();
-        return (net, prep, classes);
+        var file = ModelFile.Load(modelPath, arch, data: data);
+        if (file.Kind == ModelKind.Vae)
+            throw new ArgumentException($"predict: {modelPath} is a VAE, which does not classify images; `backprop export` writes its encoder and decoder");
+        return (file.Net, file.Normalisation(), file.Classes);
     }
 
     /// <summary>Class probabilities for one image file.</summary>

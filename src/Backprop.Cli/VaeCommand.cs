@@ -106,7 +106,8 @@ internal static class VaeCommand
         WriteImages(run, vae, testX, s);
         Plots.Curves(Path.Combine(run, "loss.png"), $"mnist vae (latent {s.Latent}): negative ELBO", "nats per image",
             [("train (running, during the epoch)", history.Select(h => h.TrainNegElbo).ToArray()), ("test", history.Select(h => h.TestNegElbo).ToArray())]);
-        SafeTensors.Save(Path.Combine(run, "model.safetensors"), vae.StateDict(), new Dictionary<string, string> { ["format"] = "pt" });
+        SafeTensors.Save(Path.Combine(run, "model.safetensors"), vae.StateDict(), new Dictionary<string, string>
+            { ["format"] = "pt", [ModelFile.VaeKey] = $"{{\"inputs\":{vae.Inputs},\"hidden\":{vae.Hidden},\"latent\":{vae.Latent}}}" });
         RunFolder.WriteSummary(Path.Combine(run, "summary.json"), "mnist", "vae", w =>
         {
             w.WriteStartObject();

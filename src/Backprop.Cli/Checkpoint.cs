@@ -105,6 +105,9 @@ internal static class Checkpoint
             sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; interrupt.Cancel(); });
         }
 
+        /// <summary>False on the ranks of a distributed run other than rank 0: they read a checkpoint to resume but never write one.</summary>
+        public bool Writes { get; init; } = true;
+
         /// <summary>Cancelled by Ctrl-C or SIGTERM.</summary>
         public CancellationToken Interrupted => interrupt.Token;
 
@@ -129,7 +132,7 @@ internal static class Checkpoint
         public bool AfterEpoch(int epoch, string metricsCsv)
         {
             bool stopping = epoch >= stopAfter && epoch < epochs;
-            if ((every > 0 && epoch % every == 0) || stopping)
+            if (((every > 0 && epoch % every == 0) || stopping) && Writes)
             {
                 Save(run, model, optimizer, new State(epoch, settings, [.. generators.Select(g => g.State)], metricsCsv));
                 LastCheckpoint = epoch;

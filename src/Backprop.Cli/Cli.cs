@@ -30,6 +30,7 @@ internal static class Cli
         VaeCommand.Create(),
         MultiTaskCommand.Create(),
         Cifar10TwoLayerCommand.Create(),
+        DistributedCheckCommand.Create(),
     };
 
     /// <summary>Parses and runs; a parse error prints one clear line and exits 2, a failure prints its message and exits 1.</summary>
@@ -51,8 +52,14 @@ internal static class Cli
             or UnauthorizedAccessException or Training.TrainingDivergedException or AnomalyException)
         {
             // Expected failures (bad input, missing files, divergence) get one clear line, not a stack trace.
+            if (Distribution.Current is { Size: > 1 } job) job.Fail(e.Message);   // ends every rank, not only this one
             Console.Error.WriteLine($"backprop: {e.Message}");
             return e is ArgumentException ? 2 : 1;
+        }
+        catch (Exception e) when (Distribution.Current is { Size: > 1 } job)
+        {
+            job.Fail(e.ToString());
+            throw;
         }
     }
 }

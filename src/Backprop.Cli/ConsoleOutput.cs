@@ -6,7 +6,10 @@ namespace Backprop.Cli;
 /// <summary>Console reporting: Spectre.Console on a terminal, plain lines when output is redirected (CI logs).</summary>
 internal static class ConsoleOutput
 {
-    public static bool Interactive => !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
+    /// <summary>True on the ranks of a distributed run other than rank 0, which alone reports.</summary>
+    public static bool Muted { get; set; }
+
+    public static bool Interactive => !Muted && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
 
     public static string F(double v, string format = "0.0000") => v.ToString(format, CultureInfo.InvariantCulture);
 
@@ -31,10 +34,11 @@ internal static class ConsoleOutput
         return result;
     }
 
-    public static void Line(string text) => Console.WriteLine(text);
+    public static void Line(string text) { if (!Muted) Console.WriteLine(text); }
 
     public static void PrintConfusion(int[,] confusion, IReadOnlyList<string> classNames)
     {
+        if (Muted) return;
         int k = confusion.GetLength(0);
         if (Interactive)
         {

@@ -55,6 +55,7 @@ internal static class TrainCommand
         {
             Dataset, Data, Model, Hidden, Conv, Kernel, ConvsPerStage, PoolFirst, ActivationOpt, Dropout, InputDropout, BatchNorm, OptimizerOpt, Lr, Momentum, Nesterov, WeightDecay,
             Schedule, Warmup, AugmentOpt, LabelSmoothing, FlipAveragingOpt, LrStep, LrGamma, Epochs, BatchSize, Seed, ValSize, TestSize, Normalize, DTypeOpt, Threads, Out, RunFolder.OverwriteOption, Checkpoint.EveryOption, Checkpoint.ResumeOption, Checkpoint.StopAfterOption, DetectAnomaly, Preset,
+            Distribution.Enabled, Distribution.Timeout, Distribution.CheckEveryStep,
         };
         cmd.SetAction(r =>
         {
@@ -62,8 +63,12 @@ internal static class TrainCommand
             var (every, resume, stop) = Checkpoint.Options(r);
             if (resume is not null && r.GetValue(Out) is string o && Path.GetFullPath(o) != Path.GetFullPath(resume))
                 throw new ArgumentException($"--resume {resume} continues that folder; --out {o} would be another");
-            return Run(Resolve(r), resume ?? r.GetValue(Out), r.GetValue(RunFolder.OverwriteOption), Environment.GetCommandLineArgs(),
-                every, resume is not null, stop);
+            var s = Resolve(r);
+            using var job = Distribution.Start(r);
+            // Ranks on one machine share its cores: by default each takes its share, so they do not oversubscribe them.
+            if (job is not null && r.GetValue(Threads) is null) s = s with { Threads = Math.Max(1, Environment.ProcessorCount / job.LocalRanks) };
+            return Run(s, resume ?? r.GetValue(Out), r.GetValue(RunFolder.OverwriteOption), Environment.GetCommandLineArgs(),
+                every, resume is not null, stop, job, r.GetValue(Distribution.CheckEveryStep));
         });
         return cmd;
     }
@@ -150,28 +155,39 @@ internal static class TrainCommand
         _ => null,
     };
 
-    static int Run(TrainSettings s, string? outDir, bool overwrite, string[] commandLine, int checkpointEvery = 0, bool resume = false, int stopAfter = int.MaxValue)
+    static int Run(TrainSettings s, string? outDir, bool overwrite, string[] commandLine, int checkpointEvery = 0, bool resume = false, int stopAfter = int.MaxValue,
+        Distribution? job = null, bool checkReplicasEveryStep = false)
     {
+        bool leader = job is null || job.IsLeader;   // the one process that writes the run folder
         using var threads = Parallelism.Use(s.Threads);   // this run's kernels (training and evaluation), not a process-wide setting
         var total = Stopwatch.StartNew();
         var raw = Experiment.Load(s);
         var data = Experiment.Prepare(s, raw);
         string dataset = s.Dataset == "idx" ? Path.GetFileName(Path.GetFullPath(s.Data!).TrimEnd('/')) : s.Dataset;
         string run = outDir ?? Path.Combine("runs", $"{dataset}-{s.Model}-{DateTime.Now:yyyyMMdd-HHmmss}");
+        if (job is { Size: > 1 } && outDir is null) throw new ArgumentException("--distributed: give --out, so every rank names the same run folder");
         var g = new Generator(s.Seed);
         var model = Experiment.BuildModel(s, data, g);   // refuses a model that cannot fit, before any folder exists
-        if (!resume) RunFolder.Prepare(run, overwrite);
+        if (!resume && leader) RunFolder.Prepare(run, overwrite);
         var optimizer = CreateOptimizer(s, model.Parameters());
         var schedule = CreateSchedule(s, optimizer);
         double smoothing = s.LabelSmoothing;
         var trainer = new Trainer(model, optimizer, (logits, y) => logits.CrossEntropy(y, smoothing), schedule);
         var shuffling = new Generator(s.Seed + 1);
-        var loader = new DataLoader(data.TrainX, data.TrainY, s.BatchSize, shuffle: true, generator: shuffling, transform: Experiment.Augmentation(s, data));
+        // Distributed: every rank draws the same global batches (per-rank batch × ranks) and trains on its share of each.
+        int ranks = job?.Size ?? 1;
+        var loader = new DataLoader(data.TrainX, data.TrainY, s.BatchSize * ranks, shuffle: true, generator: shuffling, transform: Experiment.Augmentation(s, data),
+            shard: job is null ? null : (job.Rank, job.Size));
+        if (job is not null)
+        {
+            trainer.DataParallel = new DataParallel(job.Group, model);
+            trainer.CheckReplicasEveryStep = checkReplicasEveryStep;
+        }
         IEnumerable<(Tensor X, int[] Y)> batches = new Prefetch<(Tensor X, int[] Y)>(loader);   // the next batches are gathered (and augmented) while this one trains
         // Ctrl-C or SIGTERM end the current step, then what there is gets written (exit 130); what must match to resume
         // leaves out the thread count, which does not change results.
         using var session = new Checkpoint.Session(run, "train", model, optimizer, (s with { Threads = 1, Preset = null }).ToJson(), [g, shuffling],
-            checkpointEvery, stopAfter, s.Epochs);
+            checkpointEvery, stopAfter, s.Epochs) { Writes = leader };
 
         ConsoleOutput.Line($"{dataset}: {data.TrainY.Length} train / {data.ValY.Length} validation / {data.TestY.Length} test, {data.Features} features, {data.Classes} classes");
         string shape = s.Model == "cnn"
@@ -179,6 +195,8 @@ internal static class TrainCommand
             : $"{data.Features}-{s.HiddenText}-{data.Classes} {s.Activation.ToString().ToLowerInvariant()}";
         ConsoleOutput.Line($"model: {s.Model} {shape}, {model.ParameterCount():N0} parameters; {s.Optimizer} lr {s.LearningRate}, batch {s.BatchSize}, {s.Epochs} epochs, seed {s.Seed}");
         ConsoleOutput.Line($"run folder: {run}");
+        if (job is not null)
+            ConsoleOutput.Line($"distributed: {job.Size} ranks ({job.Group.LibraryVersion}), batch {s.BatchSize} per rank = {s.BatchSize * job.Size} per step, {s.Threads} kernel thread{(s.Threads == 1 ? "" : "s")} per rank");
         ConsoleOutput.Line($"{"epoch",5} {"train loss",11} {"train acc",9} {"val acc",8} {"lr",9} {"seconds",8} {"samples/s",10}");
 
         var history = new List<EpochMetrics>();
@@ -199,6 +217,7 @@ internal static class TrainCommand
                     report(p.Step, p.Steps, $"loss {ConsoleOutput.F(p.RunningLoss)}  {p.SamplesPerSecond:N0} samples/s"));
                 return trainer.RunEpoch(epoch, batches, () => Trainer.Evaluate(model, Experiment.Batches(data.ValX, data.ValY), data.Classes).Accuracy, session.Interrupted);
             });
+            if (!m.Completed && !leader) return 130;
             if (!m.Completed)
             {
                 var (partialAccuracy, partialConfusion) = Trainer.Evaluate(model, Experiment.Batches(data.TestX, data.TestY), data.Classes);
@@ -212,8 +231,16 @@ internal static class TrainCommand
             ConsoleOutput.Line($"{m.Epoch,5} {ConsoleOutput.F(m.TrainLoss),11} {ConsoleOutput.F(m.TrainAccuracy * 100, "0.00") + "%",9} {val,8} {m.LearningRate.ToString("G4", CultureInfo.InvariantCulture),9} {ConsoleOutput.F(m.Seconds, "0.0"),8} {m.SamplesPerSecond,10:N0}");
             csv.WriteLine(string.Join(",", m.Epoch.ToString(CultureInfo.InvariantCulture), Validate.RoundTrip(m.TrainLoss), Validate.RoundTrip(m.TrainAccuracy), m.ValAccuracy is double v2 ? Validate.RoundTrip(v2) : "",
                 Validate.RoundTrip(m.LearningRate), m.Seconds.ToString("F3", CultureInfo.InvariantCulture), m.SamplesPerSecond.ToString("F0", CultureInfo.InvariantCulture)));
-            Serialization.AtomicFile.WriteAllText(Path.Combine(run, "metrics.csv"), csv.ToString());
+            if (leader) Serialization.AtomicFile.WriteAllText(Path.Combine(run, "metrics.csv"), csv.ToString());
             if (session.AfterEpoch(epoch, csv.ToString())) return 0;
+        }
+        if (trainer.DataParallel is { } dp && job is not null)
+        {
+            // The share of training time not spent in collectives: what the ranks' compute would scale by were it alone.
+            double trained = history.Sum(h => h.Seconds), communicating = dp.CommunicationTime.TotalSeconds;
+            ConsoleOutput.Line($"distributed: {job.Size} ranks, {ConsoleOutput.F(history.Count > 0 ? history[^1].SamplesPerSecond : 0, "N0")} samples/s in the last epoch; " +
+                $"collectives took {ConsoleOutput.F(communicating, "0.00")} s of {ConsoleOutput.F(trained, "0.00")} s of training: scaling efficiency {ConsoleOutput.F(100 * (1 - communicating / trained), "0.0")}%; " +
+                $"the ranks' weights agreed bitwise after every {(checkReplicasEveryStep ? "step" : "epoch")}");
         }
 
         var (testAccuracy, confusion) = Trainer.Evaluate(model, Experiment.Batches(data.TestX, data.TestY), data.Classes);
@@ -224,6 +251,7 @@ internal static class TrainCommand
             (flipAccuracy is double fa ? $"; with flip averaging {ConsoleOutput.F(fa * 100, "0.00")}%" : ""));
         ConsoleOutput.PrintConfusion(confusion, data.ClassNames);
 
+        if (!leader) return 0;
         RunFolder.Write(run, s, dataset, history, testAccuracy, confusion, data, model, total.Elapsed.TotalSeconds, commandLine, flipAccuracy: flipAccuracy);
         ConsoleOutput.Line($"wrote {run}: metrics.csv, summary.json, loss.png, accuracy.png, {(s.Model == "cnn" ? "filters.png" : "weights.png")}, confusion.png, model.safetensors, command.txt");
         return 0;

@@ -16,10 +16,20 @@ public sealed class DataLoader : IReadOnlyCollection<(Tensor X, int[] Y)>
     readonly Generator? generator;
     readonly bool shuffle;
     readonly IImageTransform? transform;
+    readonly (int Rank, int Size)? shard;
 
+    /// <param name="shard">
+    /// For data-parallel training: this rank's share of every batch. <paramref name="batchSize"/> is then the global batch,
+    /// drawn identically on every rank from the same seed; rank r of R takes rows ⌊n·r/R⌋ … ⌊n·(r+1)/R⌋ − 1 of each, so
+    /// together the ranks see exactly the single-process batches. A last batch with fewer rows than ranks is skipped on
+    /// every rank alike. A transform is applied to the whole batch before slicing, keeping the ranks' generators in step.
+    /// </param>
     public DataLoader(Tensor inputs, int[] labels, int batchSize, bool shuffle = false, Generator? generator = null, bool dropLast = false,
-        IImageTransform? transform = null)
+        IImageTransform? transform = null, (int Rank, int Size)? shard = null)
     {
+        if (shard is { } sh && (sh.Size < 1 || sh.Rank < 0 || sh.Rank >= sh.Size))
+            throw new ArgumentOutOfRangeException(nameof(shard), shard, "DataLoader: the shard's rank must be in [0, size)");
+        this.shard = shard;
         if (inputs.Rank == 0 || inputs.Size(0) != labels.Length)
             throw new ArgumentException($"DataLoader: {labels.Length} labels for inputs of shape {ShapeUtil.Format(inputs.Shape)}");
         if (batchSize <= 0) throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "DataLoader: batch size must be positive");
@@ -35,7 +45,8 @@ public sealed class DataLoader : IReadOnlyCollection<(Tensor X, int[] Y)>
     public int Samples => labels.Length;
 
     /// <summary>Batches per epoch.</summary>
-    public int Count => DropLast ? Samples / BatchSize : (Samples + BatchSize - 1) / BatchSize;
+    public int Count => DropLast || (shard is { } s && Samples % BatchSize is > 0 and var r && r < s.Size)
+        ? Samples / BatchSize : (Samples + BatchSize - 1) / BatchSize;
 
     public IEnumerator<(Tensor X, int[] Y)> GetEnumerator()
     {
@@ -46,6 +57,12 @@ public sealed class DataLoader : IReadOnlyCollection<(Tensor X, int[] Y)>
         for (int b = 0; b < batches; b++)
         {
             int start = b * BatchSize, n = Math.Min(BatchSize, Samples - start);
+            if (shard is { } sh && transform is null)
+            {
+                // only this rank's rows are gathered; with a transform, the whole batch is (its draws cover every image)
+                int lo = (int)((long)n * sh.Rank / sh.Size), hi = (int)((long)n * (sh.Rank + 1) / sh.Size);
+                start += lo; n = hi - lo;
+            }
             var idx = order.AsSpan(start, n);
             var y = new int[n];
             for (int i = 0; i < n; i++) y[i] = labels[idx[i]];
@@ -54,6 +71,12 @@ public sealed class DataLoader : IReadOnlyCollection<(Tensor X, int[] Y)>
             {
                 x = inputs.IndexSelect(idx);
                 if (transform is not null) x = transform.Apply(x, generator!);   // after the order's draw, batch by batch: same seed, same batches
+            }
+            if (shard is { } s && transform is not null)
+            {
+                int lo = (int)((long)n * s.Rank / s.Size), hi = (int)((long)n * (s.Rank + 1) / s.Size);
+                using (Autograd.NoGrad()) x = x.Narrow(0, lo, hi - lo).Contiguous();
+                y = y[lo..hi];
             }
             yield return (x, y);
         }

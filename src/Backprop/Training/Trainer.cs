@@ -74,8 +74,19 @@ public class Trainer<TBatch>(Module model, Optimizer optimizer, Func<TBatch, Ste
     /// <summary>Kernel threads while this trainer runs (default: <see cref="Parallelism.MaxThreads"/>); other code is unaffected.</summary>
     public int? Threads { get; set; }
 
+    /// <summary>
+    /// Data-parallel training across processes: set on every rank, each fed its own shard of every batch. Rank 0's state
+    /// is broadcast before the first step, gradients are averaged after each backward pass (so the loss, divergence
+    /// checks and clipping see the global batch) and epoch metrics are summed over the ranks.
+    /// </summary>
+    public DataParallel? DataParallel { get; set; }
+
+    /// <summary>With <see cref="DataParallel"/>: verify after every step (not only each epoch) that the ranks' weights agree bitwise.</summary>
+    public bool CheckReplicasEveryStep { get; set; }
+
     double reference = double.NaN;   // the first step's loss: the yardstick for divergence (later steps may already have exploded)
     long stepsTaken;
+    bool broadcast;
 
     /// <summary>
     /// Runs epochs <paramref name="firstEpoch"/>..<paramref name="epochs"/>; <paramref name="batches"/> gives one epoch's
@@ -111,27 +122,47 @@ public class Trainer<TBatch>(Module model, Optimizer optimizer, Func<TBatch, Ste
         double lr = Optimizer.LearningRate;
         int expected = batches is IReadOnlyCollection<TBatch> rc ? rc.Count : batches.TryGetNonEnumeratedCount(out int n) ? n : 0;
         bool completed = true;
+        var dp = DataParallel;
+        if (dp is not null && !broadcast) { dp.BroadcastState(); broadcast = true; }
         foreach (var batch in batches)
         {
-            if (cancellation.IsCancellationRequested) { completed = false; break; }
+            // Under data parallelism every rank must take every step: a cancellation is honoured at epoch ends only.
+            if (dp is null && cancellation.IsCancellationRequested) { completed = false; break; }
             steps++;
             if (Scheduler is { PerStep: true } ps && expected > 0) Optimizer.LearningRate = ps.RateAt(epoch - 1 + (steps - 1) / (double)expected);
             Optimizer.ZeroGrad();
             var r = step(batch);
             double value = r.Loss.Item();
-            CheckDivergence(value, epoch, steps, expected, lossSum, seen);
+            long samples = r.Samples;
+            if (dp is null) CheckDivergence(value, epoch, steps, expected, lossSum, seen);
             r.Loss.Backward();
+            if (dp is not null)
+            {
+                (value, samples) = dp.AverageGradients(Optimizer.Parameters, r.Samples, value);
+                CheckDivergence(value, epoch, steps, expected, lossSum, seen);   // the global loss: every rank decides alike
+            }
             if (ClipGradNorm is double max) CheckGradientNorm(Gradients.ClipNorm(Optimizer.Parameters, max), epoch, steps);
             else if (stepsTaken % 16 == 0) CheckGradientNorm(Gradients.Norm(Optimizer.Parameters), epoch, steps);   // a pass over the gradients: not every step
             stepsTaken++;
             Optimizer.Step();
+            if (dp is not null && CheckReplicasEveryStep) dp.CheckReplicas($"after epoch {epoch}, step {steps}");
 
-            lossSum += value * r.Samples;
-            seen += r.Samples;
+            lossSum += value * samples;
+            seen += samples;
             foreach (var (name, sum) in r.Sums) sums[name] = sums.GetValueOrDefault(name) + sum;
             foreach (var c in Callbacks) c.OnStep(epoch, steps, value);
             if (StepProgress is not null && (steps % ProgressInterval == 0 || steps == expected))
                 StepProgress.Report(new StepProgress(epoch, steps, expected, lossSum / seen, seen / clock.Elapsed.TotalSeconds));
+        }
+        if (dp is not null)
+        {
+            // Metric sums over all ranks' samples (the loss and sample count are global already); names sorted alike everywhere.
+            var names = sums.Keys.Order(StringComparer.Ordinal).ToArray();
+            var values = names.Select(k => sums[k]).ToArray();
+            dp.Sum(values);
+            for (int i = 0; i < names.Length; i++) sums[names[i]] = values[i];
+            dp.CheckReplicas($"after epoch {epoch}");
+            if (cancellation.IsCancellationRequested) completed = false;
         }
         if (seen == 0 && completed) throw new InvalidOperationException($"epoch {epoch} had no training batches");
         double seconds = clock.Elapsed.TotalSeconds;

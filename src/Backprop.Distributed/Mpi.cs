@@ -47,6 +47,7 @@ internal static partial class Mpi
     [LibraryImport(Library, EntryPoint = "MPI_Ibarrier")] public static partial int Ibarrier(int comm, out int request);
     [LibraryImport(Library, EntryPoint = "MPI_Ibcast")] public static partial int Ibcast(IntPtr buffer, int count, int datatype, int root, int comm, out int request);
     [LibraryImport(Library, EntryPoint = "MPI_Iallreduce")] public static partial int Iallreduce(IntPtr send, IntPtr receive, int count, int datatype, int op, int comm, out int request);
+    [LibraryImport(Library, EntryPoint = "MPI_Iallgather")] public static partial int Iallgather(IntPtr send, int sendCount, int sendType, IntPtr receive, int receiveCount, int receiveType, int comm, out int request);
     [LibraryImport(Library, EntryPoint = "MPI_Test")] public static partial int Test(ref int request, out int flag, IntPtr status);
     [LibraryImport(Library, EntryPoint = "MPI_Get_library_version")] public static unsafe partial int GetLibraryVersion(byte* version, out int length);
 }

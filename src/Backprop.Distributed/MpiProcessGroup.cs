@@ -79,6 +79,18 @@ public sealed class MpiProcessGroup : IProcessGroup, IDisposable
             }
     }
 
+    public unsafe void AllGather(ReadOnlySpan<double> mine, Span<double> all)
+    {
+        if (all.Length != mine.Length * Size) throw new ArgumentException($"MPI: all-gather of {mine.Length} values from {Size} ranks needs {mine.Length * Size}, not {all.Length}");
+        if (mine.Length > Chunk) throw new ArgumentException($"MPI: all-gather of more than {Chunk} values per rank");
+        fixed (double* send = mine)
+        fixed (double* receive = all)
+        {
+            Check(Mpi.Iallgather((IntPtr)send, mine.Length, Mpi.Double, (IntPtr)receive, mine.Length, Mpi.Double, Mpi.CommWorld, out int request), "MPI_Iallgather");
+            Wait(ref request, "an all-gather");
+        }
+    }
+
     public void Barrier()
     {
         Check(Mpi.Ibarrier(Mpi.CommWorld, out int request), "MPI_Ibarrier");

@@ -73,6 +73,18 @@ public sealed class DistributedTests : IDisposable
     }
 
     [Fact]
+    public void A_batchnorm_cnn_with_augmentation_keeps_identical_replicas_at_every_step()
+    {
+        // BatchNorm's running statistics are per rank until rank 0's are broadcast after each step; augmentation draws
+        // for the whole global batch on every rank. Either slip would make the replicas differ, which every step checks.
+        var (code, output, err) = Mpi("train", "--distributed", "--check-replicas", "--model", "cnn", "--conv", "8,16", "--hidden", "", "--batchnorm",
+            "--augment", "translate", "--epochs", "1", "--batch-size", "32", "--lr", "0.05", "--momentum", "0.9", "--out", Path.Combine(dir, "cnn"));
+        Assert.True(code == 0, output + err);
+        Assert.Contains("the ranks' weights agreed bitwise after every step", output);
+        Assert.InRange(double.Parse(Regex.Match(output, @"test accuracy: ([\d.]+)%").Groups[1].Value, CultureInfo.InvariantCulture), 90, 100);
+    }
+
+    [Fact]
     public void A_two_rank_run_resumes_with_two_ranks_or_with_one()
     {
         string run = Path.Combine(dir, "resumable");
@@ -201,6 +213,13 @@ public class DataParallelTests
             if (rank == root) for (int i = 0; i < d.Length; i++) d[i] = data[i];
             AllReduceSum(d);
             for (int i = 0; i < d.Length; i++) data[i] = (byte)d[i];
+        }
+        public void AllGather(ReadOnlySpan<double> mine, Span<double> all)
+        {
+            var spread = new double[all.Length];
+            mine.CopyTo(spread.AsSpan(rank * mine.Length));
+            AllReduceSum(spread);
+            spread.CopyTo(all);
         }
         public void Barrier() => shared.Barrier.SignalAndWait();
     }

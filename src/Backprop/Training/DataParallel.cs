@@ -25,6 +25,9 @@ public interface IProcessGroup
     /// <summary>Copies rank <paramref name="root"/>'s bytes into every other rank's <paramref name="data"/>.</summary>
     void Broadcast(Span<byte> data, int root);
 
+    /// <summary>Every rank's <paramref name="mine"/> (all of one length), in rank order, into <paramref name="all"/> (length × ranks).</summary>
+    void AllGather(ReadOnlySpan<double> mine, Span<double> all);
+
     /// <summary>Returns when every rank has called it.</summary>
     void Barrier();
 }
@@ -38,6 +41,7 @@ public sealed class LocalGroup : IProcessGroup
     public void AllReduceSum(Span<float> values) { }
     public void AllReduceSum(Span<double> values) { }
     public void Broadcast(Span<byte> data, int root) { }
+    public void AllGather(ReadOnlySpan<double> mine, Span<double> all) => mine.CopyTo(all);
     public void Barrier() { }
 }
 
@@ -45,8 +49,9 @@ public sealed class LocalGroup : IProcessGroup
 /// Data-parallel training (PyTorch's DistributedDataParallel, without its hooks): rank 0's parameters and buffers are
 /// broadcast once; after each backward pass the gradients are summed over the ranks in buckets, each rank's weighted
 /// by its sample count, and divided by the total — so ranks holding 63 and 65 samples step exactly as one process
-/// with 128 would, up to the order of the float sums — and every rank takes the same optimizer step. BatchNorm keeps
-/// per-rank batch statistics (DDP's default). <see cref="Trainer{TBatch}"/> calls it when its
+/// with 128 would, up to the order of the float sums — and every rank takes the same optimizer step. BatchNorm normalises
+/// with per-rank batch statistics (DDP's default) and rank 0's running statistics are broadcast after every step (DDP's
+/// broadcast_buffers). <see cref="Trainer{TBatch}"/> calls it when its
 /// <see cref="Trainer{TBatch}.DataParallel"/> is set.
 /// </summary>
 public sealed class DataParallel
@@ -75,12 +80,20 @@ public sealed class DataParallel
     public TimeSpan CommunicationTime => communication.Elapsed;
 
     /// <summary>Copies rank 0's parameters and buffers to every rank (before the first step).</summary>
-    public void BroadcastState()
+    public void BroadcastState() => Broadcast(model.NamedParameters().Concat(model.NamedBuffers()));
+
+    /// <summary>
+    /// Copies rank 0's buffers (BatchNorm's running statistics, which each rank updates from its own samples) to every
+    /// rank after each step, as DDP's broadcast_buffers does, so the replicas stay identical and evaluate alike.
+    /// </summary>
+    public void BroadcastBuffers() => Broadcast(model.NamedBuffers());
+
+    void Broadcast(IEnumerable<(string, Tensor)> tensors)
     {
         communication.Start();
         try
         {
-            foreach (var (_, t) in model.NamedParameters().Concat(model.NamedBuffers()))
+            foreach (var (_, t) in tensors)
             {
                 var dense = t.Dense();
                 var bytes = dense.DType == DType.Float32 ? MemoryMarshal.AsBytes(dense.AsFloatSpan()) : MemoryMarshal.AsBytes(dense.AsDoubleSpan());

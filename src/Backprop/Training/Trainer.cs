@@ -124,6 +124,7 @@ public class Trainer<TBatch>(Module model, Optimizer optimizer, Func<TBatch, Ste
         bool completed = true;
         var dp = DataParallel;
         if (dp is not null && !broadcast) { dp.BroadcastState(); broadcast = true; }
+        bool hasBuffers = dp is not null && Model.NamedBuffers().Any();
         foreach (var batch in batches)
         {
             // Under data parallelism every rank must take every step: a cancellation is honoured at epoch ends only.
@@ -145,7 +146,11 @@ public class Trainer<TBatch>(Module model, Optimizer optimizer, Func<TBatch, Ste
             else if (stepsTaken % 16 == 0) CheckGradientNorm(Gradients.Norm(Optimizer.Parameters), epoch, steps);   // a pass over the gradients: not every step
             stepsTaken++;
             Optimizer.Step();
-            if (dp is not null && CheckReplicasEveryStep) dp.CheckReplicas($"after epoch {epoch}, step {steps}");
+            if (dp is not null)
+            {
+                if (hasBuffers) dp.BroadcastBuffers();
+                if (CheckReplicasEveryStep) dp.CheckReplicas($"after epoch {epoch}, step {steps}");
+            }
 
             lossSum += value * samples;
             seen += samples;

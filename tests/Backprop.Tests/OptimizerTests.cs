@@ -56,6 +56,37 @@ public class OptimizerTests
         Close(1 - 0.1 * 2 / (2 + 1e-8) - 0.1 * mhat / (Math.Sqrt(vhat) + 1e-8), p.Item(), 1e-14);
     }
 
+    [Theory]
+    [InlineData(false, false, 0.0), InlineData(false, false, 0.05), InlineData(true, false, 0.05), InlineData(false, true, 0.05), InlineData(true, true, 0.05)]
+    public void The_fused_adam_pass_matches_the_update_written_out_per_element(bool decoupled, bool amsgrad, double wd)
+    {
+        // 1,003 float32 elements: the vector loop and its scalar tail, against the formulas element by element
+        const int n = 1003;
+        var g = new Generator(3);
+        var p = Tensor.Normal([n], 0, 1, g); p.RequiresGrad = true;
+        var opt = decoupled ? new AdamW([p], 0.01, 0.9, 0.99, 1e-8, wd, amsgrad) : new Adam([p], 0.01, 0.9, 0.99, 1e-8, wd, amsgrad);
+        float[] theta = p.ToFloatArray(), m = new float[n], v = new float[n], vMax = new float[n];
+        for (int t = 1; t <= 3; t++)
+        {
+            var grad = Tensor.Normal([n], 0, t, g);   // a different scale each step, so v falls and rises
+            p.Grad = grad;
+            opt.Step();
+            var gr = grad.ToFloatArray();
+            float stepSize = (float)(0.01 / (1 - Math.Pow(0.9, t))), k = (float)(1 / Math.Sqrt(1 - Math.Pow(0.99, t)));
+            for (int i = 0; i < n; i++)
+            {
+                float th = decoupled ? theta[i] * (float)(1 - 0.01 * wd) : theta[i];
+                float gi = !decoupled && wd != 0 ? th * (float)wd + gr[i] : gr[i];
+                m[i] = gi * (1 - 0.9f) + m[i] * 0.9f;
+                v[i] = v[i] * 0.99f + (1 - 0.99f) * gi * gi;
+                float vi = v[i];
+                if (amsgrad) { vMax[i] = Math.Max(vMax[i], v[i]); vi = vMax[i]; }
+                theta[i] = th - stepSize * m[i] / (MathF.Sqrt(vi) * k + 1e-8f);
+            }
+            Assert.Equal(theta, p.ToFloatArray());
+        }
+    }
+
     [Fact]
     public void AdamW_decays_weights_decoupled_from_the_gradient()
     {

@@ -23,14 +23,14 @@ internal static class Fused
                 (Vector512.Create<T>(param[i..]) - vlr * b).CopyTo(param[i..]);
             }
         }
-        else if (Vector256.IsHardwareAccelerated && Vector256<T>.IsSupported)
+        else if (Vector.IsHardwareAccelerated && Vector<T>.IsSupported)   // AVX2: 256 bits; SSE and Arm64's NEON: 128
         {
-            Vector256<T> vmu = Vector256.Create(mu), vc = Vector256.Create(c), vlr = Vector256.Create(lr);
-            for (; i <= n - Vector256<T>.Count; i += Vector256<T>.Count)
+            Vector<T> vmu = new(mu), vc = new(c), vlr = new(lr);
+            for (; i <= n - Vector<T>.Count; i += Vector<T>.Count)
             {
-                var b = Vector256.Create<T>(d[i..]) * vc + Vector256.Create<T>(buf[i..]) * vmu;
+                var b = new Vector<T>(d[i..]) * vc + new Vector<T>(buf[i..]) * vmu;
                 b.CopyTo(buf[i..]);
-                (Vector256.Create<T>(param[i..]) - vlr * b).CopyTo(param[i..]);
+                (new Vector<T>(param[i..]) - vlr * b).CopyTo(param[i..]);
             }
         }
         for (; i < n; i++)
@@ -38,6 +38,46 @@ internal static class Fused
             T b = d[i] * c + buf[i] * mu;
             buf[i] = b;
             param[i] -= lr * b;
+        }
+    }
+
+    /// <summary>
+    /// One Adam step in one pass (was five over the state): g ← g + λθ (L2; 0 for none), or θ ← θ·decay first (AdamW);
+    /// m ← β₁m + (1 − β₁)g; v ← β₂v + (1 − β₂)g²; with AMSGrad v_max ← max(v_max, v) and v̂ = v_max, else v̂ = v;
+    /// θ ← θ − s·m / (√v̂·k + ε), s = η/(1 − β₁ᵗ), k = 1/√(1 − β₂ᵗ). Each element is computed in the order the separate
+    /// passes used, so the result is the same to the bit.
+    /// </summary>
+    public static void AdamStep<T>(Span<T> param, ReadOnlySpan<T> grad, Span<T> m, Span<T> v, Span<T> vMax, bool amsgrad,
+        T l2, T decay, T b1, T b2, T stepSize, T invSqrtC2, T eps) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int i = 0, n = param.Length;
+        T c1 = T.One - b1, c2 = T.One - b2;
+        bool coupled = l2 != T.Zero;   // no decay term at all without L2 (0·∞ would be NaN)
+        if (Vector.IsHardwareAccelerated && Vector<T>.IsSupported)
+        {
+            Vector<T> vl2 = new(l2), vdecay = new(decay), vb1 = new(b1), vb2 = new(b2), vc1 = new(c1), vc2 = new(c2),
+                vstep = new(stepSize), vk = new(invSqrtC2), veps = new(eps);
+            for (; i <= n - Vector<T>.Count; i += Vector<T>.Count)
+            {
+                var p = new Vector<T>(param[i..]) * vdecay;
+                var g = coupled ? p * vl2 + new Vector<T>(grad[i..]) : new Vector<T>(grad[i..]);
+                var mi = g * vc1 + new Vector<T>(m[i..]) * vb1;
+                var vi = new Vector<T>(v[i..]) * vb2 + vc2 * g * g;
+                mi.CopyTo(m[i..]);
+                vi.CopyTo(v[i..]);
+                if (amsgrad) { vi = Vector.Max(new Vector<T>(vMax[i..]), vi); vi.CopyTo(vMax[i..]); }
+                (p - vstep * mi / (Vector.SquareRoot(vi) * vk + veps)).CopyTo(param[i..]);
+            }
+        }
+        for (; i < n; i++)
+        {
+            T p = param[i] * decay;
+            T g = coupled ? p * l2 + grad[i] : grad[i];
+            T mi = g * c1 + m[i] * b1;
+            T vi = v[i] * b2 + c2 * g * g;
+            m[i] = mi; v[i] = vi;
+            if (amsgrad) { vi = T.Max(vMax[i], vi); vMax[i] = vi; }
+            param[i] = p - stepSize * mi / (T.Sqrt(vi) * invSqrtC2 + eps);
         }
     }
 }

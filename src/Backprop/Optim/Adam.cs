@@ -1,5 +1,4 @@
 using System.Numerics;
-using System.Numerics.Tensors;
 
 namespace Backprop.Optim;
 
@@ -36,26 +35,17 @@ public class Adam : Optimizer
 
     protected override void Update<T>(int index, Span<T> param, Span<T> grad)
     {
-        if (Decoupled && WeightDecay != 0) TensorPrimitives.Multiply(param, T.CreateChecked(1 - LearningRate * WeightDecay), param);
-        else grad = GradWithDecay(index, param, grad, WeightDecay);
         var m = (expAvg[index] ??= StateLike(index)).Span<T>();
         var v = (expAvgSq[index] ??= StateLike(index)).Span<T>();
-        T b1 = T.CreateChecked(Beta1), b2 = T.CreateChecked(Beta2);
-        // m ← β₁m + (1 − β₁)g ;  v ← β₂v + (1 − β₂)g²
-        TensorPrimitives.Multiply(m, b1, m);
-        TensorPrimitives.MultiplyAdd(grad, T.One - b1, m, m);
-        TensorPrimitives.Multiply(v, b2, v);
-        for (int i = 0; i < v.Length; i++) v[i] += (T.One - b2) * grad[i] * grad[i];
-        if (Amsgrad)
-        {
-            var vMax = (maxExpAvgSq[index] ??= StateLike(index)).Span<T>();
-            TensorPrimitives.Max(vMax, v, vMax);   // v_max ← max(v_max, v), on the raw (not bias-corrected) v as PyTorch
-            v = vMax;
-        }
+        var vMax = Amsgrad ? (maxExpAvgSq[index] ??= StateLike(index)).Span<T>() : default;
         double c1 = 1 - Math.Pow(Beta1, Steps), c2 = 1 - Math.Pow(Beta2, Steps);
-        // θ ← θ − (η/c₁) · m / (√v/√c₂ + ε), the same algebra as PyTorch's implementation
-        T stepSize = T.CreateChecked(LearningRate / c1), invSqrtC2 = T.CreateChecked(1 / Math.Sqrt(c2)), eps = T.CreateChecked(Eps);
-        for (int i = 0; i < param.Length; i++) param[i] -= stepSize * m[i] / (T.Sqrt(v[i]) * invSqrtC2 + eps);
+        // The same algebra as PyTorch's implementation, in one pass: weight decay as L2 (g + λθ) or decoupled (θ(1 − ηλ));
+        // m ← β₁m + (1 − β₁)g ; v ← β₂v + (1 − β₂)g² ; v_max ← max(v_max, v) on the raw (not bias-corrected) v ;
+        // θ ← θ − (η/c₁) · m / (√v/√c₂ + ε)
+        bool decoupled = Decoupled && WeightDecay != 0;
+        Kernels.Fused.AdamStep(param, grad, m, v, vMax, Amsgrad,
+            l2: decoupled ? T.Zero : T.CreateChecked(WeightDecay), decay: decoupled ? T.CreateChecked(1 - LearningRate * WeightDecay) : T.One,
+            T.CreateChecked(Beta1), T.CreateChecked(Beta2), T.CreateChecked(LearningRate / c1), T.CreateChecked(1 / Math.Sqrt(c2)), T.CreateChecked(Eps));
     }
 
     public override Dictionary<string, Tensor> StateDict()

@@ -5,7 +5,7 @@ using TorchSharp;
 using static TorchSharp.torch;
 
 // The issue-6 workloads on TorchSharp-cpu, so Backprop's figures can be read as ratios measured in one run.
-// Usage: Peers.TorchSharp [--workload W1|W2|W3|W4|W6|W7|W8|W9|W10] [--threads N] [--reps N] [--json]
+// Usage: Peers.TorchSharp [--workload W1|W2|W3|W4|W5|W6|W7|W8|W9|W10] [--threads N] [--reps N] [--json]
 string? only = null;
 int threads = 2, reps = 3;
 bool json = false;
@@ -20,7 +20,7 @@ for (int i = 0; i < args.Length; i++)
             Console.Error.WriteLine($"unknown argument '{args[i]}'\nusage: Peers.TorchSharp [--workload W1|W2|W3|W4] [--threads N] [--reps N] [--json]");
             return 2;
     }
-if (only is not null && only is not ("W1" or "W2" or "W3" or "W4" or "W6" or "W7" or "W8" or "W9" or "W10")) { Console.Error.WriteLine($"--workload: unknown '{only}' (W1, W2, W3, W4, W6, W7, W8, W9, W10)"); return 2; }
+if (only is not null && only is not ("W1" or "W2" or "W3" or "W4" or "W5" or "W6" or "W7" or "W8" or "W9" or "W10")) { Console.Error.WriteLine($"--workload: unknown '{only}' (W1, W2, W3, W4, W5, W6, W7, W8, W9, W10)"); return 2; }
 bool Runs(string w) => only is null || only == w;
 
 set_num_threads(threads);
@@ -39,6 +39,7 @@ if (Runs("W1") || Runs("W2"))
     if (Runs("W1")) results.Add(Epochs("W1", x, y, [784, 50, 10], batch: 16, lr: 0.1, momentum: 0, warmUpSteps: 500));
     if (Runs("W2")) results.Add(Epochs("W2", x, y, [784, 1024, 1024, 10], batch: 128, lr: 0.05, momentum: 0.9, warmUpSteps: 40));
 }
+if (Runs("W5")) results.Add(Repeat("W5", "µs/call", "784-1024-1024-10 b1", () => Workloads.BatchOneLatency([784, 1024, 1024, 10], 2000)));
 if (Runs("W3"))
 {
     const int Count = 49_000;

@@ -188,6 +188,31 @@ static class Workloads
     }
 
     /// <summary>Inference samples/s (eval mode, no_grad) over <paramref name="batches"/> batches.</summary>
+    /// <summary>Median latency in µs of one-sample inference of a ReLU MLP (eval, no_grad), one dispose scope per call.</summary>
+    public static double BatchOneLatency(int[] sizes, int calls)
+    {
+        var layers = new List<nn.Module<Tensor, Tensor>>();
+        for (int i = 0; i + 1 < sizes.Length; i++)
+        {
+            layers.Add(nn.Linear(sizes[i], sizes[i + 1]));
+            if (i + 2 < sizes.Length) layers.Add(nn.ReLU());
+        }
+        using var model = nn.Sequential(layers.ToArray());
+        model.eval();
+        using var _ = no_grad();
+        using var x = randn(1, sizes[0]);
+        for (int i = 0; i < 200; i++) using (NewDisposeScope()) model.forward(x);
+        var times = new double[calls];
+        for (int i = 0; i < calls; i++)
+        {
+            long t = Stopwatch.GetTimestamp();
+            using (NewDisposeScope()) model.forward(x);
+            times[i] = Stopwatch.GetElapsedTime(t).TotalMicroseconds;
+        }
+        Array.Sort(times);
+        return times[calls / 2];
+    }
+
     public static double CnnInference(Func<Cnn> create, Tensor x, int batch, int batches)
     {
         using var model = create();

@@ -8,6 +8,8 @@ using Backprop.Nn;
 using Backprop.Optim;
 using Backprop.Training;
 
+using Backprop.Kernels;
+
 namespace Backprop.Cli;
 
 /// <summary>
@@ -23,15 +25,22 @@ internal static class BenchCommand
 
     public static Command Create()
     {
-        var workload = new Option<string?>("--workload") { Description = "W1 | W2 | W3 | W4 | W6 | W7 | W8 | W9 | W10 | alloc [default: all]" };
+        var workload = new Option<string?>("--workload") { Description = "W1 | W2 | W3 | W4 | W5 | W6 | W7 | W8 | W9 | W10 | alloc [default: all]" };
         var json = new Option<bool>("--json") { Description = "Print the rows as a JSON array" };
         var reps = new Option<int>("--repetitions") { Description = "Measured repetitions per workload (after one warm-up) [default: 3]", DefaultValueFactory = _ => 3 };
         var threads = new Option<int?>("--threads") { Description = "Kernel threads [default: all cores]" };
         var compare = new Option<bool>("--compare") { Description = "Also run the TorchSharp peer (benchmarks/Peers.TorchSharp) workload by workload and print the ratios" };
         var peer = new Option<string?>("--peer") { Description = "Path to Peers.TorchSharp.dll [default: benchmarks/Peers.TorchSharp/bin/Release/net10.0 in the repo]" };
-        var cmd = new Command("bench", "Run the performance workloads (W1 classic MLP, W2 wide MLP, W3 two-layer CIFAR — each by the Trainer and by a plain loop — W4 GEMM, W6/W7 CNN training, W8 CNN inference, W9 Conv2d, W10 MaxPool2d, alloc)") { workload, json, reps, threads, compare, peer };
+        var isa = new Option<string?>("--isa") { Description = "Cap the matrix-multiply kernels' vector path: vector512 | vector256 | vector128 | scalar [default: the widest the CPU runs]" };
+        var cmd = new Command("bench", "Run the performance workloads (W1 classic MLP, W2 wide MLP, W3 two-layer CIFAR — each by the Trainer and by a plain loop — W4 GEMM, W5 batch-1 inference latency, W6/W7 CNN training, W8 CNN inference, W9 Conv2d, W10 MaxPool2d, alloc)") { workload, json, reps, threads, compare, peer, isa };
         cmd.SetAction(r =>
         {
+            if (r.GetValue(isa) is string level)
+                InstructionSets.Forced = Enum.TryParse<InstructionSet>(level, ignoreCase: true, out var forced) && forced != InstructionSet.Auto ? forced
+                    : throw new ArgumentException($"--isa: '{level}' is not one of vector512, vector256, vector128, scalar");
+            if (!r.GetValue(json))
+                Console.WriteLine($"cpu: {InstructionSets.CpuName()}, {Environment.ProcessorCount} cores; matrix kernels: {InstructionSets.Active}" +
+                    $"{(InstructionSets.Forced == InstructionSet.Auto ? "" : " (capped by --isa)")}; measured multiply-add peak {InstructionSets.MeasurePeak():N0} GFLOP/s per core (float32, this path)");
             using var scope = r.GetValue(threads) is int t ? Parallelism.Use(t) : null;   // this run's kernels only, no process-wide setting
             int n = r.GetValue(reps);
             if (n < 1) throw new ArgumentException("--repetitions: must be at least 1");
@@ -42,6 +51,9 @@ internal static class BenchCommand
         });
         return cmd;
     }
+
+    // Units of time (lower is better): the ratio is theirs over ours.
+    static bool IsTime(string unit) => unit.StartsWith("s/", StringComparison.Ordinal) || unit.StartsWith("µs/", StringComparison.Ordinal);
 
     static void Print(Row row) => Console.WriteLine(
         $"{row.Workload,-6} {row.Shape ?? "",-22} median {row.Median,12:N1} {row.Unit,-14} (min {row.Min:N1}, max {row.Max:N1}){(row.Note is null ? "" : "  " + row.Note)}");
@@ -60,7 +72,7 @@ internal static class BenchCommand
             for (int i = 0; i < reps; i++) { trainer[i] = run(false); plain[i] = run(true); }
             var t = Summarise(name, unit, trainer) with { Note = note };
             var p = Summarise(name + "-plain", unit, plain);
-            double speed = unit.StartsWith("s/", StringComparison.Ordinal) ? t.Median / p.Median : p.Median / t.Median;
+            double speed = IsTime(unit) ? t.Median / p.Median : p.Median / t.Median;
             Add(t);
             Add(p with { Note = $"plain loop at {speed:0.00}× the Trainer's speed" });
         }
@@ -75,6 +87,7 @@ internal static class BenchCommand
                 Add(new Row("alloc-W2", "bytes/step", AllocatedPerStep(train, [1024, 1024], 128, 0.05, 0.9), 0, 0) with { Min = double.NaN, Max = double.NaN });
             }
         }
+        if (Want("W5")) Add(Measure("W5", "µs/call", repetitions, () => BatchOneLatency(Mlp.Create(784, [1024, 1024], 10, new Generator(12)), 784, 2000), v => v) with { Shape = "784-1024-1024-10 b1" });
         if (Want("W3"))
         {
             var (x, y, note) = Cifar();
@@ -164,6 +177,24 @@ internal static class BenchCommand
         var clock = Stopwatch.StartNew();
         trainer.RunEpoch(2, batches[3..]);
         return batch * steps / clock.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>Median latency in µs of one-sample inference (eval mode, no graph), as a service answering one request sees it.</summary>
+    static double BatchOneLatency(Nn.Module model, int features, int calls)
+    {
+        model.Eval();
+        var x = Tensor.Normal([1, features], 0, 1, new Generator(13));
+        using var _ = Autograd.NoGrad();
+        for (int i = 0; i < 200; i++) model.Forward(x);   // warm-up
+        var times = new double[calls];
+        for (int i = 0; i < calls; i++)
+        {
+            long t = System.Diagnostics.Stopwatch.GetTimestamp();
+            model.Forward(x);
+            times[i] = System.Diagnostics.Stopwatch.GetElapsedTime(t).TotalMicroseconds;
+        }
+        Array.Sort(times);
+        return times[calls / 2];
     }
 
     /// <summary>Inference samples/s (eval mode, no graph) over <paramref name="batches"/> batches.</summary>
@@ -277,7 +308,7 @@ internal static class BenchCommand
         if (!File.Exists(dll))
             throw new FileNotFoundException($"--compare: {dll} not found; build it first: dotnet build benchmarks/Peers.TorchSharp -c Release");
         var table = new List<(Row Ours, Row? Peer)>();
-        foreach (var w in new[] { "W1", "W2", "W3", "W4", "W6", "W7", "W8", "W9", "W10" })
+        foreach (var w in new[] { "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9", "W10" })
         {
             if (only is not null && only != w) continue;
             var ours = Run(w, repetitions, null);
@@ -288,7 +319,7 @@ internal static class BenchCommand
         Console.WriteLine($"{"workload",-8} {"shape",-22} {"unit",-13} {"Backprop",12} {"TorchSharp",12} {"ratio",7}");
         foreach (var (o, p) in table)
         {
-            double? ratio = p is null ? null : o.Unit.StartsWith("s/", StringComparison.Ordinal) ? p.Median / o.Median : o.Median / p.Median;
+            double? ratio = p is null ? null : IsTime(o.Unit) ? p.Median / o.Median : o.Median / p.Median;
             Console.WriteLine($"{o.Workload,-8} {o.Shape ?? "",-22} {o.Unit,-13} {o.Median,12:N1} {(p is null ? "-" : p.Median.ToString("N1", CultureInfo.InvariantCulture)),12} {(ratio is double x ? x.ToString("0.00", CultureInfo.InvariantCulture) + "×" : "-"),7}");
         }
         return 0;

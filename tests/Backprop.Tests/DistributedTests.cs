@@ -13,7 +13,7 @@ namespace Backprop.Tests;
 /// Data-parallel training on MPI, end to end: two ranks started by MPICH's mpiexec (installed by .ci/run; these tests
 /// need it: apt-get install mpich libmpich-dev).
 /// </summary>
-[Collection("mpi")]   // one MPI job at a time: each already uses both cores
+[Collection("console")]   // one MPI job at a time (each uses both cores), and some run the CLI in-process, redirecting Console
 public sealed class DistributedTests : IDisposable
 {
     readonly string dir = Directory.CreateTempSubdirectory("bp-mpi-").FullName;

@@ -11,13 +11,14 @@ namespace Backprop.Tests;
 public class GemmTests
 {
     // Names, not GemmPath values: the enum is internal and a public test method cannot take it.
-    public static TheoryData<string> Paths => [nameof(GemmPath.Scalar), nameof(GemmPath.Vector256), nameof(GemmPath.Vector512)];
+    public static TheoryData<string> Paths => [nameof(GemmPath.Scalar), nameof(GemmPath.Vector128), nameof(GemmPath.Vector256), nameof(GemmPath.Vector512)];
 
     // (m, n, k): ones, primes, one past a tile (MR 4/6/14, NR 4/16/32), one past KC (128 doubles, 256 floats).
     static readonly (int M, int N, int K)[] Shapes =
     [
         (1, 1, 1), (1, 7, 13), (7, 1, 33), (13, 33, 1), (33, 65, 13), (65, 13, 130), (130, 65, 33),
         (7, 130, 65), (14, 32, 256), (15, 33, 257), (28, 64, 129), (16, 50, 784), (50, 784, 16),
+        (1, 30, 37), (1, 1027, 784),   // one row: the matrix-vector path (four rows at a time, a ragged tail; the second split across threads)
     ];
 
     [Theory, MemberData(nameof(Paths))]
@@ -48,6 +49,7 @@ public class GemmTests
             {
                 GemmPath.Vector512 => System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated,
                 GemmPath.Vector256 => System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Fma.IsSupported,
+                GemmPath.Vector128 => System.Runtime.Intrinsics.Vector128.IsHardwareAccelerated,
                 _ => true,
             };
             if (supported) Assert.Equal(path, Gemm.PathFor<float>());

@@ -8,7 +8,7 @@ using static Backprop.Kernels.MicroKernels;
 namespace Backprop.Kernels;
 
 /// <summary>Which microkernel family <see cref="Gemm"/> uses; tests force each one.</summary>
-internal enum GemmPath { Auto, Vector512, Vector256, Scalar }
+internal enum GemmPath { Auto, Vector512, Vector256, Vector128, Scalar }
 
 /// <summary>
 /// General matrix multiply on row-major spans: C (m×n) = op(A)·op(B), or C += op(A)·op(B) when
@@ -24,16 +24,23 @@ internal static unsafe partial class Gemm
 {
     [ThreadStatic] static GemmPath forcedPath;
 
-    /// <summary>Forces a kernel family for calls made on the current thread (tests); Auto picks the widest supported.</summary>
+    /// <summary>Forces a kernel family for calls made on the current thread (tests); Auto defers to <see cref="ProcessPath"/>.</summary>
     internal static GemmPath ForcedPath { get => forcedPath; set => forcedPath = value; }
 
-    /// <summary>The kernel family a call on this thread would use for element type <typeparamref name="T"/>.</summary>
+    /// <summary>
+    /// The widest kernel family every thread may use (<c>bench --isa</c>, or the BACKPROP_ISA environment variable:
+    /// vector512, vector256, vector128, scalar), so each path can be measured on one machine; Auto: the widest supported.
+    /// </summary>
+    internal static GemmPath ProcessPath { get; set; } = Enum.TryParse<GemmPath>(Environment.GetEnvironmentVariable("BACKPROP_ISA"), ignoreCase: true, out var p) ? p : GemmPath.Auto;
+
+    /// <summary>The kernel family a call on this thread would use for element type <typeparamref name="T"/>: the widest supported at or below the forced one.</summary>
     internal static GemmPath PathFor<T>() where T : unmanaged
     {
         if (typeof(T) != typeof(float) && typeof(T) != typeof(double)) return GemmPath.Scalar;
-        var path = forcedPath;
+        var path = forcedPath != GemmPath.Auto ? forcedPath : ProcessPath;
         if (path is GemmPath.Auto or GemmPath.Vector512 && K512x8<T>.IsSupported) return GemmPath.Vector512;
         if (path is GemmPath.Auto or GemmPath.Vector512 or GemmPath.Vector256 && K256x6<T>.IsSupported) return GemmPath.Vector256;
+        if (path is not GemmPath.Scalar && K128x6<T>.IsSupported) return GemmPath.Vector128;
         return GemmPath.Scalar;
     }
 
@@ -48,6 +55,15 @@ internal static unsafe partial class Gemm
             if (!accumulate) c[..(m * n)].Clear();
             return;
         }
+        if (m == 1 && transB)
+        {
+            // One row times a matrix stored (n × k) — a Linear layer on one sample: n dot products of contiguous rows.
+            // Packing B for the blocked kernel would copy the whole weight matrix to use each value once.
+            int parts = singleThreaded ? 1 : (int)Math.Min(Math.Min(Parallelism.MaxThreads, Environment.ProcessorCount), (long)n * k / GemvMinPerThread);
+            if (parts <= 1 || n < 8 * parts) Gemv(a[..k], b[..(n * k)], c[..n], n, k, accumulate);
+            else fixed (T* pa = a) fixed (T* pb = b) fixed (T* pc = c) GemvParallel(pa, pb, pc, n, k, accumulate, parts);
+            return;
+        }
         var path = PathFor<T>();
         fixed (T* pa = a) fixed (T* pb = b) fixed (T* pc = c)
         {
@@ -55,6 +71,48 @@ internal static unsafe partial class Gemm
             int threads = singleThreaded ? 1 : ThreadsFor(m, n, k);
             if (threads <= 1) Run(path, p);
             else Job<T>.ForThisThread().Run(path, p, threads);
+        }
+    }
+
+    // Below this many multiply-adds per thread a single-row product stays on the calling thread (a hand-off costs µs).
+    const long GemvMinPerThread = 256 * 1024;
+
+    // Memory-bound: each thread streams its own rows of the weights (each output is one thread's, so the result does not
+    // depend on the thread count). Its own method, so the closure is allocated only on this path.
+    static void GemvParallel<T>(T* x, T* w, T* y, int n, int k, bool accumulate, int parts) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Parallel.For(0, parts, part =>
+        {
+            int lo = (int)((long)n * part / parts) & ~3, hi = part == parts - 1 ? n : (int)((long)n * (part + 1) / parts) & ~3;
+            Gemv(new ReadOnlySpan<T>(x, k), new ReadOnlySpan<T>(w + (nint)lo * k, (hi - lo) * k), new Span<T>(y + lo, hi - lo), hi - lo, k, accumulate);
+        });
+
+    // y[j] (+)= x · w[j, :], four rows at a time so each load of x serves four accumulators.
+    static void Gemv<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> y, int n, int k, bool accumulate) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int j = 0;
+        if (Vector.IsHardwareAccelerated && Vector<T>.IsSupported && k >= Vector<T>.Count)
+        {
+            int width = Vector<T>.Count, body = k - k % width;
+            for (; j + 4 <= n; j += 4)
+            {
+                ReadOnlySpan<T> w0 = w.Slice(j * k, k), w1 = w.Slice((j + 1) * k, k), w2 = w.Slice((j + 2) * k, k), w3 = w.Slice((j + 3) * k, k);
+                Vector<T> s0 = default, s1 = default, s2 = default, s3 = default;
+                for (int p = 0; p < body; p += width)
+                {
+                    var xv = new Vector<T>(x[p..]);
+                    s0 += xv * new Vector<T>(w0[p..]); s1 += xv * new Vector<T>(w1[p..]);
+                    s2 += xv * new Vector<T>(w2[p..]); s3 += xv * new Vector<T>(w3[p..]);
+                }
+                T d0 = Vector.Sum(s0), d1 = Vector.Sum(s1), d2 = Vector.Sum(s2), d3 = Vector.Sum(s3);
+                for (int p = body; p < k; p++) { d0 += x[p] * w0[p]; d1 += x[p] * w1[p]; d2 += x[p] * w2[p]; d3 += x[p] * w3[p]; }
+                if (accumulate) { y[j] += d0; y[j + 1] += d1; y[j + 2] += d2; y[j + 3] += d3; }
+                else { y[j] = d0; y[j + 1] = d1; y[j + 2] = d2; y[j + 3] = d3; }
+            }
+        }
+        for (; j < n; j++)
+        {
+            T d = TensorPrimitives.Dot(x, w.Slice(j * k, k));
+            y[j] = accumulate ? y[j] + d : d;
         }
     }
 
@@ -82,6 +140,7 @@ internal static unsafe partial class Gemm
         {
             case GemmPath.Vector512: Blocked<T, K512x8<T>>(p); break;
             case GemmPath.Vector256: Blocked<T, K256x6<T>>(p); break;
+            case GemmPath.Vector128: Blocked<T, K128x6<T>>(p); break;
             default: Blocked<T, Scalar4x4<T>>(p); break;
         }
     }
@@ -90,6 +149,7 @@ internal static unsafe partial class Gemm
     {
         GemmPath.Vector512 => (K512x8<T>.MR, K512x8<T>.NR),
         GemmPath.Vector256 => (K256x6<T>.MR, K256x6<T>.NR),
+        GemmPath.Vector128 => (K128x6<T>.MR, K128x6<T>.NR),
         _ => (Scalar4x4<T>.MR, Scalar4x4<T>.NR),
     };
 

@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
 
 namespace Backprop.Kernels;
@@ -40,6 +41,72 @@ internal static partial class MicroKernels
         if (typeof(T) == typeof(float)) return Vector256.FusedMultiplyAdd(a.AsSingle(), b.AsSingle(), c.AsSingle()).As<float, T>();
         if (typeof(T) == typeof(double)) return Vector256.FusedMultiplyAdd(a.AsDouble(), b.AsDouble(), c.AsDouble()).As<double, T>();
         throw new NotSupportedException();
+    }
+
+    // 128-bit vectors: fused where the hardware fuses (x64 FMA3, Arm64 NEON), else multiply then add — emulating a
+    // fused multiply-add in software would cost more than the vector saves. Both checks are JIT-time constants.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector128<T> MulAdd<T>(Vector128<T> a, Vector128<T> b, Vector128<T> c) where T : unmanaged
+    {
+        if (Fma.IsSupported || AdvSimd.Arm64.IsSupported)
+        {
+            if (typeof(T) == typeof(float)) return Vector128.FusedMultiplyAdd(a.AsSingle(), b.AsSingle(), c.AsSingle()).As<float, T>();
+            if (typeof(T) == typeof(double)) return Vector128.FusedMultiplyAdd(a.AsDouble(), b.AsDouble(), c.AsDouble()).As<double, T>();
+        }
+        return a * b + c;
+    }
+
+    /// <summary>
+    /// 6×(2·w) with 128-bit vectors (w = 4 floats or 2 doubles): the path for CPUs without AVX — SSE-only x64, and every
+    /// Arm64 machine (NEON) — and for NativeAOT builds that target the x64 baseline. Twelve accumulators, two B vectors
+    /// and a broadcast fit SSE's 16 registers.
+    /// </summary>
+    internal readonly struct K128x6<T> : IMicroKernel<T> where T : unmanaged
+    {
+        public static int MR => 6;
+        public static int NR => 2 * Vector128<T>.Count;
+        public static bool IsSupported => Vector128.IsHardwareAccelerated && (typeof(T) == typeof(float) || typeof(T) == typeof(double));
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static unsafe void Run(int kc, T* a, T* b, nint ldb, T* c, nint ldc, bool add)
+        {
+            nint w = Vector128<T>.Count;
+            Vector128<T> c00 = default, c01 = default;
+            Vector128<T> c10 = default, c11 = default;
+            Vector128<T> c20 = default, c21 = default;
+            Vector128<T> c30 = default, c31 = default;
+            Vector128<T> c40 = default, c41 = default;
+            Vector128<T> c50 = default, c51 = default;
+            for (int p = 0; p < kc; p++)
+            {
+                var b0 = Vector128.Load(b); var b1 = Vector128.Load(b + w);
+                var a0 = Vector128.Create(a[0]); c00 = MulAdd(a0, b0, c00); c01 = MulAdd(a0, b1, c01);
+                var a1 = Vector128.Create(a[1]); c10 = MulAdd(a1, b0, c10); c11 = MulAdd(a1, b1, c11);
+                var a2 = Vector128.Create(a[2]); c20 = MulAdd(a2, b0, c20); c21 = MulAdd(a2, b1, c21);
+                var a3 = Vector128.Create(a[3]); c30 = MulAdd(a3, b0, c30); c31 = MulAdd(a3, b1, c31);
+                var a4 = Vector128.Create(a[4]); c40 = MulAdd(a4, b0, c40); c41 = MulAdd(a4, b1, c41);
+                var a5 = Vector128.Create(a[5]); c50 = MulAdd(a5, b0, c50); c51 = MulAdd(a5, b1, c51);
+                a += 6; b += ldb;
+            }
+            if (add)
+            {
+                Vector128.Store(Vector128.Load(c) + c00, c); Vector128.Store(Vector128.Load(c + w) + c01, c + w); c += ldc;
+                Vector128.Store(Vector128.Load(c) + c10, c); Vector128.Store(Vector128.Load(c + w) + c11, c + w); c += ldc;
+                Vector128.Store(Vector128.Load(c) + c20, c); Vector128.Store(Vector128.Load(c + w) + c21, c + w); c += ldc;
+                Vector128.Store(Vector128.Load(c) + c30, c); Vector128.Store(Vector128.Load(c + w) + c31, c + w); c += ldc;
+                Vector128.Store(Vector128.Load(c) + c40, c); Vector128.Store(Vector128.Load(c + w) + c41, c + w); c += ldc;
+                Vector128.Store(Vector128.Load(c) + c50, c); Vector128.Store(Vector128.Load(c + w) + c51, c + w); c += ldc;
+            }
+            else
+            {
+                Vector128.Store(c00, c); Vector128.Store(c01, c + w); c += ldc;
+                Vector128.Store(c10, c); Vector128.Store(c11, c + w); c += ldc;
+                Vector128.Store(c20, c); Vector128.Store(c21, c + w); c += ldc;
+                Vector128.Store(c30, c); Vector128.Store(c31, c + w); c += ldc;
+                Vector128.Store(c40, c); Vector128.Store(c41, c + w); c += ldc;
+                Vector128.Store(c50, c); Vector128.Store(c51, c + w); c += ldc;
+            }
+        }
     }
 
     /// <summary>Portable 4×4 fallback: 16 scalar accumulators fit any target's register file.</summary>

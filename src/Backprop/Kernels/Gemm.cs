@@ -55,20 +55,13 @@ internal static unsafe partial class Gemm
             if (!accumulate) c[..(m * n)].Clear();
             return;
         }
-        if (m == 1 && transB)
-        {
-            // One row times a matrix stored (n × k) — a Linear layer on one sample: n dot products of contiguous rows.
-            // Packing B for the blocked kernel would copy the whole weight matrix to use each value once.
-            int parts = singleThreaded ? 1 : (int)Math.Min(Math.Min(Parallelism.MaxThreads, Environment.ProcessorCount), (long)n * k / GemvMinPerThread);
-            if (parts <= 1 || n < 8 * parts) Gemv(a[..k], b[..(n * k)], c[..n], n, k, accumulate);
-            else fixed (T* pa = a) fixed (T* pb = b) fixed (T* pc = c) GemvParallel(pa, pb, pc, n, k, accumulate, parts);
-            return;
-        }
         var path = PathFor<T>();
         fixed (T* pa = a) fixed (T* pb = b) fixed (T* pc = c)
         {
             var p = new Problem<T>(pa, transA, transA ? m : k, pb, transB, transB ? k : n, pc, n, m, n, k, accumulate);
-            int threads = singleThreaded ? 1 : ThreadsFor(m, n, k);
+            int threads = singleThreaded ? 1 : IsRowTimesRows(p)
+                ? (int)Math.Clamp((long)n * k / GemvMinPerThread, 1, Math.Min(Parallelism.MaxThreads, Environment.ProcessorCount))
+                : ThreadsFor(m, n, k);
             if (threads <= 1) Run(path, p);
             else Job<T>.ForThisThread().Run(path, p, threads);
         }
@@ -77,17 +70,18 @@ internal static unsafe partial class Gemm
     // Below this many multiply-adds per thread a single-row product stays on the calling thread (a hand-off costs µs).
     const long GemvMinPerThread = 256 * 1024;
 
-    // Memory-bound: each thread streams its own rows of the weights (each output is one thread's, so the result does not
-    // depend on the thread count). Its own method, so the closure is allocated only on this path.
-    static void GemvParallel<T>(T* x, T* w, T* y, int n, int k, bool accumulate, int parts) where T : unmanaged, IFloatingPointIeee754<T> =>
-        Parallel.For(0, parts, part =>
-        {
-            int lo = (int)((long)n * part / parts) & ~3, hi = part == parts - 1 ? n : (int)((long)n * (part + 1) / parts) & ~3;
-            Gemv(new ReadOnlySpan<T>(x, k), new ReadOnlySpan<T>(w + (nint)lo * k, (hi - lo) * k), new Span<T>(y + lo, hi - lo), hi - lo, k, accumulate);
-        });
+    // One row times a matrix stored (n × k) — a Linear layer on one sample: n dot products of contiguous rows. Packing
+    // B for the blocked kernel would copy the whole weight matrix to use each value once. Large ones split their columns
+    // across the GEMM's helper threads like any product (no allocation, no Parallel.For hand-off); each output is one
+    // thread's, so the thread count changes nothing. Memory-bound: 256-bit vectors stream the rows as fast as 512-bit
+    // ones on Zen 4 (measured), so Vector<T> serves every machine.
+    static bool IsRowTimesRows<T>(in Problem<T> p) where T : unmanaged => p.M == 1 && p.TransB;
+
+    static void RowTimesRows<T>(in Problem<T> p) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Gemv(new ReadOnlySpan<T>(p.A, p.K), new ReadOnlySpan<T>(p.B, (p.N - 1) * (int)p.Ldb + p.K), new Span<T>(p.C, p.N), p.N, p.K, (int)p.Ldb, p.Accumulate);
 
     // y[j] (+)= x · w[j, :], four rows at a time so each load of x serves four accumulators.
-    static void Gemv<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> y, int n, int k, bool accumulate) where T : unmanaged, IFloatingPointIeee754<T>
+    static void Gemv<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> y, int n, int k, int ldw, bool accumulate) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int j = 0;
         if (Vector.IsHardwareAccelerated && Vector<T>.IsSupported && k >= Vector<T>.Count)
@@ -95,7 +89,7 @@ internal static unsafe partial class Gemm
             int width = Vector<T>.Count, body = k - k % width;
             for (; j + 4 <= n; j += 4)
             {
-                ReadOnlySpan<T> w0 = w.Slice(j * k, k), w1 = w.Slice((j + 1) * k, k), w2 = w.Slice((j + 2) * k, k), w3 = w.Slice((j + 3) * k, k);
+                ReadOnlySpan<T> w0 = w.Slice(j * ldw, k), w1 = w.Slice((j + 1) * ldw, k), w2 = w.Slice((j + 2) * ldw, k), w3 = w.Slice((j + 3) * ldw, k);
                 Vector<T> s0 = default, s1 = default, s2 = default, s3 = default;
                 for (int p = 0; p < body; p += width)
                 {
@@ -111,7 +105,7 @@ internal static unsafe partial class Gemm
         }
         for (; j < n; j++)
         {
-            T d = TensorPrimitives.Dot(x, w.Slice(j * k, k));
+            T d = TensorPrimitives.Dot(x, w.Slice(j * ldw, k));
             y[j] = accumulate ? y[j] + d : d;
         }
     }
@@ -136,6 +130,7 @@ internal static unsafe partial class Gemm
 
     static void Run<T>(GemmPath path, in Problem<T> p) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (IsRowTimesRows(p)) { RowTimesRows(p); return; }
         switch (path)
         {
             case GemmPath.Vector512: Blocked<T, K512x8<T>>(p); break;

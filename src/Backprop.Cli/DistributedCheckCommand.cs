@@ -34,6 +34,7 @@ internal static class DistributedCheckCommand
     static int Run(MpiProcessGroup group)
     {
         int p = group.Size;
+        if (p > Samples / 2) throw new ArgumentException($"distributed-check: {p} ranks; it checks up to {Samples / 2} (two of its {Samples} samples per rank)");
         ConsoleOutput.Line($"distributed-check: {p} ranks, {group.LibraryVersion}");
         // Every rank builds the same data; the reference is one process training on all of it.
         var data = Tensor.Normal([Samples, Features], 0, 1, new Generator(1));

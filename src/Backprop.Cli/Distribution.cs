@@ -47,6 +47,9 @@ internal sealed class Distribution : IDisposable
         return d;
     }
 
+    /// <summary>Waits for every rank, allowing up to an hour (loading or downloading data, clearing a run folder).</summary>
+    public void StartupBarrier() => Group.Barrier(TimeSpan.FromHours(1));
+
     /// <summary>Prints the error and ends every rank (a rank that stops alone would leave the others waiting).</summary>
     public void Fail(string message) => Group.Abort(message);
 

@@ -67,8 +67,16 @@ internal static class TrainCommand
             using var job = Distribution.Start(r);
             // Ranks on one machine share its cores: by default each takes its share, so they do not oversubscribe them.
             if (job is not null && r.GetValue(Threads) is null) s = s with { Threads = Math.Max(1, Environment.ProcessorCount / job.LocalRanks) };
-            return Run(s, resume ?? r.GetValue(Out), r.GetValue(RunFolder.OverwriteOption), Environment.GetCommandLineArgs(),
-                every, resume is not null, stop, job, r.GetValue(Distribution.CheckEveryStep));
+            try
+            {
+                return Run(s, resume ?? r.GetValue(Out), r.GetValue(RunFolder.OverwriteOption), Environment.GetCommandLineArgs(),
+                    every, resume is not null, stop, job, r.GetValue(Distribution.CheckEveryStep));
+            }
+            catch (Exception e) when (job is { Size: > 1 })
+            {
+                job.Fail(e is ArgumentException or InvalidDataException or IOException or InvalidOperationException or TrainingDivergedException ? e.Message : e.ToString());
+                throw;   // not reached: the job ends in Fail
+            }
         });
         return cmd;
     }
@@ -161,7 +169,11 @@ internal static class TrainCommand
         bool leader = job is null || job.IsLeader;   // the one process that writes the run folder
         using var threads = Parallelism.Use(s.Threads);   // this run's kernels (training and evaluation), not a process-wide setting
         var total = Stopwatch.StartNew();
+        // Distributed: rank 0 loads first (any download happens once), the others then read what it fetched; slow
+        // start-ups wait at barriers with a long timeout, so the collectives' short one only covers training.
+        if (job is not null && !job.IsLeader) job.StartupBarrier();
         var raw = Experiment.Load(s);
+        if (job is not null && job.IsLeader) job.StartupBarrier();
         var data = Experiment.Prepare(s, raw);
         string dataset = s.Dataset == "idx" ? Path.GetFileName(Path.GetFullPath(s.Data!).TrimEnd('/')) : s.Dataset;
         string run = outDir ?? Path.Combine("runs", $"{dataset}-{s.Model}-{DateTime.Now:yyyyMMdd-HHmmss}");
@@ -169,6 +181,7 @@ internal static class TrainCommand
         var g = new Generator(s.Seed);
         var model = Experiment.BuildModel(s, data, g);   // refuses a model that cannot fit, before any folder exists
         if (!resume && leader) RunFolder.Prepare(run, overwrite);
+        job?.StartupBarrier();
         var optimizer = CreateOptimizer(s, model.Parameters());
         var schedule = CreateSchedule(s, optimizer);
         double smoothing = s.LabelSmoothing;

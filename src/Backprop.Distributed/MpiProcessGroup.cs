@@ -91,24 +91,29 @@ public sealed class MpiProcessGroup : IProcessGroup, IDisposable
         }
     }
 
-    public void Barrier()
+    public void Barrier() => Barrier(Timeout);
+
+    /// <summary>A barrier with its own time limit (start-up steps may take longer than any collective).</summary>
+    public void Barrier(TimeSpan timeout)
     {
         Check(Mpi.Ibarrier(Mpi.CommWorld, out int request), "MPI_Ibarrier");
-        Wait(ref request, "a barrier");
+        Wait(ref request, "a barrier", timeout);
     }
 
     // MPICH progresses a non-blocking collective inside MPI_Test, so the wait polls without sleeping (as its blocking
     // calls do), yielding the core between polls, and checks the clock every few hundred polls.
-    void Wait(ref int request, string what)
+    void Wait(ref int request, string what) => Wait(ref request, what, Timeout);
+
+    void Wait(ref int request, string what, TimeSpan timeout)
     {
         var clock = Stopwatch.StartNew();
         for (int polls = 0; ; polls++)
         {
             Check(Mpi.Test(ref request, out int done, Mpi.StatusIgnore), "MPI_Test");
             if (done != 0) return;
-            if (polls > 64) Thread.Yield();
-            if ((polls & 255) == 0 && clock.Elapsed > Timeout)
-                Abort($"no answer from the other ranks for {Timeout.TotalSeconds:0} s in {what}: a rank has died or hangs; aborting the job");
+            if (polls > 64) { if (clock.ElapsedMilliseconds > 1000) Thread.Sleep(1); else Thread.Yield(); }   // a long wait (start-up) stops burning the core
+            if ((polls & 255) == 0 && clock.Elapsed > timeout)
+                Abort($"no answer from the other ranks for {timeout.TotalSeconds:0} s in {what}: a rank has died or hangs; aborting the job");
         }
     }
 

@@ -59,21 +59,39 @@ public static class OnnxExport
         ArgumentNullException.ThrowIfNull(module);
         ArgumentNullException.ThrowIfNull(exampleInput);
         if (exampleInput.Rank == 0) throw new ArgumentException("onnx export: the example input needs a batch dimension, got a scalar");
-        bool wasTraining = module.Training;
+        // Every submodule's own mode, restored one by one (parents first, so a child's own setting wins).
+        var modes = new List<(Module Module, bool Training)>();
+        void Record(Module m) { modes.Add((m, m.Training)); foreach (var (_, c) in m.Children()) Record(c); }
+        Record(module);
         module.Eval();
         try
         {
-            var input = exampleInput.Detach().Clone();
-            input.RequiresGrad = true;   // so every op downstream of the input records its node
-            IReadOnlyList<(string Name, Tensor Value)> results;
-            using (Autograd.EnableGrad()) results = outputs(input);
-            if (results.Count == 0) throw new ArgumentException("onnx export: the function returned no outputs");
-            var names = results.Select(r => r.Name).ToList();
-            if (names.Distinct().Count() != names.Count || names.Contains(options.InputName))
-                throw new ArgumentException($"onnx export: output names must be distinct and differ from the input's: {string.Join(", ", names)}");
-            return new GraphWriter(module, input, options).Write(results);
+            var model = Trace(module, exampleInput, outputs, options);
+            if (options.DynamicBatch)
+            {
+                // Traced again with one more row, the graph and its constants must not change: a value computed from the
+                // input outside autograd (frozen into a constant) or a shape tied to the batch size would.
+                var larger = Ops.Cat([exampleInput.Detach(), exampleInput.Detach().Narrow(0, 0, 1)], 0);
+                if (!Trace(module, larger, outputs, options).Graph.Equals(model.Graph))
+                    throw new InvalidOperationException("onnx export: the traced graph changes with the batch size — a value computed from the input " +
+                        "outside autograd became a constant, or a shape is tied to the batch; export with DynamicBatch = false to fix the batch size");
+            }
+            return model;
         }
-        finally { module.Train(wasTraining); }
+        finally { foreach (var (m, training) in modes) m.Train(training); }
+    }
+
+    static ModelProto Trace(Module module, Tensor exampleInput, Func<Tensor, IReadOnlyList<(string Name, Tensor Value)>> outputs, OnnxExportOptions options)
+    {
+        var input = exampleInput.Detach().Clone();
+        input.RequiresGrad = true;   // so every op downstream of the input records its node
+        IReadOnlyList<(string Name, Tensor Value)> results;
+        using (Autograd.EnableGrad()) results = outputs(input);
+        if (results.Count == 0) throw new ArgumentException("onnx export: the function returned no outputs");
+        var names = results.Select(r => r.Name).ToList();
+        if (names.Distinct().Count() != names.Count || names.Contains(options.InputName))
+            throw new ArgumentException($"onnx export: output names must be distinct and differ from the input's: {string.Join(", ", names)}");
+        return new GraphWriter(module, input, options).Write(results);
     }
 
     internal static TensorProto.Types.DataType ElementType(DType dtype) =>
@@ -236,7 +254,9 @@ public static class OnnxExport
                 case "softplus":
                 {
                     double beta = Attr<double>(f, "beta");
-                    // threshold only switches to the identity where softplus(x) equals x in float precision; ONNX has none
+                    // At the default threshold (20) the switch to the identity is where softplus(βx)/β equals x in float
+                    // precision, so ONNX's Softplus, which has none, computes the same; another threshold would not.
+                    if (Attr<double>(f, "threshold") != 20) throw Unsupported(f, "softplus with a threshold other than 20");
                     if (beta == 1) return Node(t, "Softplus", ins);
                     var scaled = Step("Softplus", [Step("Mul", [ins[0], Constant(beta, t.DType)])]);
                     return Node(t, "Div", [scaled, Constant(beta, t.DType)]);
@@ -329,7 +349,7 @@ public static class OnnxExport
                     (perm[d0], perm[d1]) = (perm[d1], perm[d0]);
                     return Node(t, "Transpose", ins, Ints("perm", perm));
                 }
-                case "permute": return Node(t, "Transpose", ins, Ints("perm", Attr<int[]>(f, "dims").Select(i => (long)i).ToArray()));
+                case "permute": return Node(t, "Transpose", ins, Ints("perm", Attr<int[]>(f, "dims").Select(i => (long)Axis(i, t.Rank)).ToArray()));
                 case "cat": return Node(t, "Concat", ins, Int("axis", Attr<int>(f, "dim")));
                 case "to": return Node(t, "Cast", ins, Int("to", (int)ElementType(t.DType)));
                 case "sum":

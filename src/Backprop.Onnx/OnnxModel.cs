@@ -114,9 +114,10 @@ public sealed class OnnxModel : Module
             if (node.OpType == "Constant") continue;
             object result;
             try { result = Evaluate(node, values); }
-            catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+            catch (Exception e) when (e is not (NotSupportedException or InvalidDataException or OutOfMemoryException))
             {
-                throw new InvalidOperationException($"onnx: node '{node.Name}' ({node.OpType}) failed: {e.Message}", e);
+                // a malformed node (an axis past the rank, a short attribute) or inputs of the wrong shape: name the node
+                throw new InvalidDataException($"onnx: node '{node.Name}' ({node.OpType}) failed: {e.Message}", e);
             }
             values[node.Output[0]] = result;
         }
@@ -139,7 +140,8 @@ public sealed class OnnxModel : Module
 
         switch (node.OpType)
         {
-            case "Identity": return values[node.Input[0]];
+            case "Identity": return node.Input.Count > 0 && values.TryGetValue(node.Input[0], out var v0) ? v0
+                : throw new InvalidDataException($"onnx: Identity '{node.Name}' reads a value not computed before it");
             case "Add": return In(0) + In(1);
             case "Sub": return In(0) - In(1);
             case "Mul": return In(0) * In(1);
@@ -216,14 +218,14 @@ public sealed class OnnxModel : Module
                 var kernel = Ints("kernel_shape") ?? throw new InvalidDataException($"onnx: MaxPool '{node.Name}' has no kernel_shape");
                 var (k, s, d, p) = Window(node, kernel.Select(v => (int)v).ToArray(), Ints, Str);
                 if (p.IsSame) throw new NotSupportedException($"onnx: MaxPool '{node.Name}' with auto_pad");
-                return In(0).MaxPool2d(k, s, new Size2(p.Height, p.Width), d, Int("ceil_mode", 0) != 0);
+                return CheckCeil(node, In(0), In(0).MaxPool2d(k, s, new Size2(p.Height, p.Width), d, Int("ceil_mode", 0) != 0), k, s, p, d);
             }
             case "AveragePool":
             {
                 var kernel = Ints("kernel_shape") ?? throw new InvalidDataException($"onnx: AveragePool '{node.Name}' has no kernel_shape");
                 var (k, s, d, p) = Window(node, kernel.Select(v => (int)v).ToArray(), Ints, Str);
                 if (p.IsSame || d != new Size2(1, 1)) throw new NotSupportedException($"onnx: AveragePool '{node.Name}' with auto_pad or dilations");
-                return In(0).AvgPool2d(k, s, new Size2(p.Height, p.Width), Int("ceil_mode", 0) != 0, Int("count_include_pad", 0) != 0);
+                return CheckCeil(node, In(0), In(0).AvgPool2d(k, s, new Size2(p.Height, p.Width), Int("ceil_mode", 0) != 0, Int("count_include_pad", 0) != 0), k, s, p, d);
             }
             case "Pad":
             {
@@ -304,6 +306,17 @@ public sealed class OnnxModel : Module
         }
     }
 
+    // ONNX's ceil mode keeps a last window that starts in the padding, PyTorch's (and so Backprop's) drops it: refuse a
+    // node where the two output sizes differ rather than compute another shape than ONNX Runtime would.
+    static Tensor CheckCeil(NodeProto node, Tensor x, Tensor y, Size2 k, Size2 s, Padding2d p, Size2 d)
+    {
+        static int Onnx(int size, int k, int s, int p, int d) => (int)Math.Ceiling((size + 2.0 * p - d * (k - 1) - 1) / s) + 1;
+        bool ceil = node.Attribute.FirstOrDefault(a => a.Name == "ceil_mode") is { I: not 0 };
+        if (ceil && (Onnx(x.Shape[^2], k.Height, s.Height, p.Height, d.Height) != y.Shape[^2] || Onnx(x.Shape[^1], k.Width, s.Width, p.Width, d.Width) != y.Shape[^1]))
+            throw new NotSupportedException($"onnx: {node.OpType} '{node.Name}' in ceil mode has a last window that starts in the padding, which ONNX keeps and Backprop drops");
+        return y;
+    }
+
     // kernel, strides, dilations and symmetric pads of a 2-D Conv/Pool node (auto_pad SAME_UPPER as "same").
     static (Size2 Kernel, Size2 Stride, Size2 Dilation, Padding2d Padding) Window(NodeProto node, int[] kernel,
         Func<string, long[]?> ints, Func<string, string, string> str)
@@ -312,6 +325,8 @@ public sealed class OnnxModel : Module
         var s = ints("strides") ?? [1, 1];
         var d = ints("dilations") ?? [1, 1];
         var p = ints("pads") ?? [0, 0, 0, 0];
+        if (s.Length != 2 || d.Length != 2 || p.Length != 4)
+            throw new InvalidDataException($"onnx: {node.OpType} '{node.Name}' has {s.Length} strides, {d.Length} dilations and {p.Length} pads; a 2-D node needs 2, 2 and 4");
         var k = new Size2(kernel[0], kernel[1]);
         var autoPad = str("auto_pad", "NOTSET");
         Padding2d padding;

@@ -249,7 +249,7 @@ public class DataParallelTests
             new DataParallel(group, model).CheckReplicas("at the start");
             return 0;
         }));
-        Assert.Contains("differ from another rank's at the start", e.Message);
+        Assert.Contains("rank 1's weights differ from rank 0's at the start", e.Message);
         Assert.Equal([0, 0], OnRanks(2, group =>
         {
             var model = new Linear(3, 2, new Generator(7));
@@ -283,6 +283,7 @@ public class DataParallelTests
     [Fact]
     public void Sharded_loaders_together_give_the_single_process_batches()
     {
+        Assert.Throws<ArgumentOutOfRangeException>(() => new DataLoader(Tensor.Zeros([10, 2]), new int[10], 2, shard: (0, 3)));   // a rank would get no rows
         var x = Tensor.From(Enumerable.Range(0, 50).Select(i => (float)i).ToArray(), [25, 2]);
         var y = Enumerable.Range(0, 25).ToArray();
         var whole = new DataLoader(x, y, 8, shuffle: true, generator: new Generator(4)).Select(b => b.Y).ToList();

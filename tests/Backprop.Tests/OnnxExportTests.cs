@@ -103,6 +103,32 @@ public class OnnxExportTests
     }
 
     [Fact]
+    public void A_value_computed_from_the_input_outside_autograd_is_refused_not_frozen()
+    {
+        // The mask depends on the input but is computed without a graph: traced once it would be a constant of the
+        // example's batch; the second trace, one row larger, differs, and the export says so.
+        var net = new Sequential(new Linear(4, 3, new Generator(1)));
+        var e = Assert.Throws<InvalidOperationException>(() => OnnxExport.ToBytes(net, Tensor.Normal([2, 4], 0, 1, new Generator(2)), x =>
+        {
+            Tensor mask;
+            using (Autograd.NoGrad()) mask = net.Forward(x).Relu() + 1.0;
+            return [("y", net.Forward(x) * mask)];
+        }));
+        Assert.Contains("changes with the batch size", e.Message);
+    }
+
+    [Fact]
+    public void Export_restores_each_submodules_own_mode()
+    {
+        var net = Mlp.Create(4, [3], 2, new Generator(1), batchNorm: true);
+        var bn = net.Children().Select(c => c.Module).OfType<BatchNorm1d>().Single();
+        bn.Eval();   // frozen statistics inside a training model
+        OnnxExport.ToBytes(net, Tensor.Normal([2, 4], 0, 1, new Generator(2)), x => [("y", net.Forward(x))]);
+        Assert.True(net.Training);
+        Assert.False(bn.Training);
+    }
+
+    [Fact]
     public void Every_activation_and_shape_op_exports()
     {
         // Ops the CLI's models do not use, through one graph: each maps to ONNX nodes ONNX Runtime agrees with.

@@ -104,5 +104,13 @@ public class OnnxImportTests
         Assert.Contains("opset 9", Assert.Throws<NotSupportedException>(() => OnnxModel.Load(new MemoryStream(Google.Protobuf.MessageExtensions.ToByteArray(model)))).Message);
 
         Assert.Throws<FileNotFoundException>(() => OnnxModel.Load(Path.Combine(Path.GetTempPath(), "no-such-model.onnx")));
+
+        // a malformed node fails when run, naming the node, not with an index error from inside
+        model = global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(Fixture("cnn.onnx")));
+        var conv = model.Graph.Node.First(n => n.OpType == "Conv");
+        conv.Attribute.First(a => a.Name == "strides").Ints.RemoveAt(1);
+        var broken = OnnxModel.Load(new MemoryStream(Google.Protobuf.MessageExtensions.ToByteArray(model)));
+        var bad = Assert.Throws<InvalidDataException>(() => broken.Forward(Torch["cnn_input"]));
+        Assert.Contains(conv.Name, bad.Message);
     }
 }

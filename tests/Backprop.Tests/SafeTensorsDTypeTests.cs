@@ -60,6 +60,16 @@ public class SafeTensorsDTypeTests
     static long HeaderLength(string path) { using var f = File.OpenRead(path); var b = new byte[8]; f.ReadExactly(b); return BitConverter.ToInt64(b); }
 
     [Fact]
+    public void A_value_beyond_half_precision_is_refused_not_written_as_infinity()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"backprop-st-{Guid.NewGuid():N}.safetensors");
+        var e = Assert.Throws<ArgumentException>(() => SafeTensors.Save(path, new Dictionary<string, Tensor> { ["running_var"] = Tensor.From([1f, 70000f]) },
+            storeAs: SafeTensorsDType.F16));
+        Assert.Contains("'running_var' holds 70000 at element 1", e.Message);
+        Assert.False(File.Exists(path));
+    }
+
+    [Fact]
     public void Integer_dtypes_are_not_written()
     {
         var e = Assert.Throws<ArgumentException>(() => SafeTensors.Save(Path.Combine(Path.GetTempPath(), "never.safetensors"),

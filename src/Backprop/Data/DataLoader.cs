@@ -29,6 +29,8 @@ public sealed class DataLoader : IReadOnlyCollection<(Tensor X, int[] Y)>
     {
         if (shard is { } sh && (sh.Size < 1 || sh.Rank < 0 || sh.Rank >= sh.Size))
             throw new ArgumentOutOfRangeException(nameof(shard), shard, "DataLoader: the shard's rank must be in [0, size)");
+        if (shard is { } s1 && batchSize < s1.Size)
+            throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, $"DataLoader: a batch of {batchSize} leaves some of {s1.Size} ranks without samples");
         this.shard = shard;
         if (inputs.Rank == 0 || inputs.Size(0) != labels.Length)
             throw new ArgumentException($"DataLoader: {labels.Length} labels for inputs of shape {ShapeUtil.Format(inputs.Shape)}");

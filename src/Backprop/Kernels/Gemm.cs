@@ -75,7 +75,7 @@ internal static unsafe partial class Gemm
     // across the GEMM's helper threads like any product (no allocation, no Parallel.For hand-off); each output is one
     // thread's, so the thread count changes nothing. Memory-bound: 256-bit vectors stream the rows as fast as 512-bit
     // ones on Zen 4 (measured), so Vector<T> serves every machine.
-    static bool IsRowTimesRows<T>(in Problem<T> p) where T : unmanaged => p.M == 1 && p.TransB;
+    static bool IsRowTimesRows<T>(in Problem<T> p) where T : unmanaged => p.M == 1 && p.TransB && (!p.TransA || p.Lda == 1);   // A's row contiguous
 
     static void RowTimesRows<T>(in Problem<T> p) where T : unmanaged, IFloatingPointIeee754<T> =>
         Gemv(new ReadOnlySpan<T>(p.A, p.K), new ReadOnlySpan<T>(p.B, (p.N - 1) * (int)p.Ldb + p.K), new Span<T>(p.C, p.N), p.N, p.K, (int)p.Ldb, p.Accumulate);

@@ -24,6 +24,15 @@ public static class SafeTensors
         if (storeAs is { } stored && stored is not (SafeTensorsDType.F16 or SafeTensorsDType.BF16 or SafeTensorsDType.F32 or SafeTensorsDType.F64))
             throw new ArgumentException($"safetensors: Backprop writes floats as F16, BF16, F32 or F64, not {stored}");
         SafeTensorsDType Stored(Tensor t) => storeAs ?? (t.DType == DType.Float32 ? SafeTensorsDType.F32 : SafeTensorsDType.F64);
+        // Half precision tops out at 65504 (bfloat16 near float32's range): refuse what would silently become infinite.
+        if (storeAs is SafeTensorsDType.F16 or SafeTensorsDType.BF16)
+            foreach (var (name, t) in tensors)
+            {
+                double limit = storeAs == SafeTensorsDType.F16 ? (double)Half.MaxValue : 3.3895313892515355e38;
+                var values = t.ToDoubleArray();
+                int i = Array.FindIndex(values, v => double.IsFinite(v) && Math.Abs(v) > limit);
+                if (i >= 0) throw new ArgumentException($"safetensors: '{name}' holds {values[i]:G6} at element {i}, beyond {storeAs}'s range (±{limit:G5}); save it as F32");
+            }
         var header = new MemoryStream();
         using (var w = new Utf8JsonWriter(header))
         {
@@ -71,7 +80,7 @@ public static class SafeTensors
                     case SafeTensorsDType.F64 when t.DType == DType.Float64: f.Write(MemoryMarshal.AsBytes(t.Dense().AsDoubleSpan())); break;
                     case SafeTensorsDType.F32: f.Write(MemoryMarshal.AsBytes(t.ToFloatArray().AsSpan())); break;
                     case SafeTensorsDType.F64: f.Write(MemoryMarshal.AsBytes(t.ToDoubleArray().AsSpan())); break;
-                    case SafeTensorsDType.F16: f.Write(MemoryMarshal.AsBytes(t.ToFloatArray().Select(v => (Half)v).ToArray().AsSpan())); break;
+                    case SafeTensorsDType.F16: f.Write(MemoryMarshal.AsBytes(t.ToDoubleArray().Select(v => (Half)v).ToArray().AsSpan())); break;   // rounded once, from the source
                     default: f.Write(MemoryMarshal.AsBytes(t.ToFloatArray().Select(ToBFloat16).ToArray().AsSpan())); break;
                 }
             }

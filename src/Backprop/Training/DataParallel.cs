@@ -60,7 +60,7 @@ public sealed class DataParallel
     readonly int bucketElements;
     float[] floatBucket = [];
     double[] doubleBucket = [];
-    readonly double[] totals = new double[2];
+    double[] totals = [];
     readonly Stopwatch communication = new();
 
     /// <param name="bucketBytes">Largest all-reduce message (DDP's default: 25 MB), so the staging buffer stays bounded.</param>
@@ -113,12 +113,18 @@ public sealed class DataParallel
         communication.Start();
         try
         {
+            // One small all-reduce: the samples, the loss sum, and per parameter whether any rank's graph reached it.
+            if (totals.Length != parameters.Count + 2) totals = new double[parameters.Count + 2];
             totals[0] = samples; totals[1] = loss * samples;
+            for (int i = 0; i < parameters.Count; i++) totals[i + 2] = parameters[i].Grad is null ? 0 : 1;
             Group.AllReduceSum(totals);
             double total = totals[0];
             if (!(total > 0)) throw new InvalidOperationException("data parallel: no rank had samples in this step");
-            foreach (var p in parameters)
-                if (p.Grad is null || !p.Grad.IsContiguous || p.Grad.DType != p.DType) p.Grad = Tensor.Zeros(p.Shape, p.DType);   // unused here, maybe not elsewhere
+            for (int i = 0; i < parameters.Count; i++)
+            {
+                var p = parameters[i];
+                if (p.Grad is null || !p.Grad.IsContiguous || p.Grad.DType != p.DType) p.Grad = Tensor.Zeros(p.Shape, p.DType);   // unused here, used elsewhere
+            }
             // Buckets of consecutive parameters of one dtype: scale by this rank's share, sum over ranks, divide by the total.
             double scale = samples;
             int start = 0;
@@ -132,6 +138,8 @@ public sealed class DataParallel
                 else Reduce(ref doubleBucket, parameters, start, end, (int)length, scale, total, static t => t.Grad!.AsDoubleSpan(), Group.AllReduceSum);
                 start = end;
             }
+            // A parameter no rank used keeps no gradient, so the optimizer skips it as one process would.
+            for (int i = 0; i < parameters.Count; i++) if (totals[i + 2] == 0) parameters[i].Grad = null;
             return (totals[1] / total, (long)total);
         }
         finally { communication.Stop(); }
@@ -172,9 +180,8 @@ public sealed class DataParallel
     }
 
     /// <summary>
-    /// Throws unless every rank holds bitwise the same parameters and buffers. Each rank sums, over the ranks, pieces of a
-    /// 64-bit hash of its state (small enough that the double sums are exact) and the square of one: the sums equal the
-    /// rank count times its own pieces only if every rank's agree (for the squared piece: zero variance).
+    /// Throws unless every rank holds bitwise the same parameters and buffers: each rank's 64-bit hash of its state (every
+    /// byte), gathered as two exact 32-bit halves, must equal rank 0's — the same verdict on every rank.
     /// </summary>
     public void CheckReplicas(string when)
     {
@@ -183,14 +190,18 @@ public sealed class DataParallel
         {
             var dense = t.Dense();
             var bytes = dense.DType == DType.Float32 ? MemoryMarshal.AsBytes(dense.AsFloatSpan()) : MemoryMarshal.AsBytes(dense.AsDoubleSpan());
-            foreach (var word in MemoryMarshal.Cast<byte, ulong>(bytes[..(bytes.Length & ~7)])) hash = (hash ^ word) * 1099511628211;
+            int whole = bytes.Length & ~7;
+            foreach (var word in MemoryMarshal.Cast<byte, ulong>(bytes[..whole])) hash = (hash ^ word) * 1099511628211;
+            ulong tail = 0;
+            for (int i = whole; i < bytes.Length; i++) tail = tail << 8 | bytes[i];
+            hash = (hash ^ tail ^ (ulong)bytes.Length) * 1099511628211;   // the tail (a float32 tensor of odd length) and the size
         }
-        Span<double> parts = [hash >> 40, (hash >> 20) & 0xFFFFF, hash & 0xFFFFF, (hash >> 40) * (hash >> 40)];
-        Span<double> mine = stackalloc double[4];
-        parts.CopyTo(mine);
-        Sum(parts);
-        for (int i = 0; i < 4; i++)
-            if (parts[i] != mine[i] * Group.Size)
-                throw new InvalidOperationException($"data parallel: rank {Group.Rank}'s weights differ from another rank's {when}; the replicas have diverged");
+        var all = new double[2 * Group.Size];
+        communication.Start();
+        try { Group.AllGather([hash >> 32, hash & 0xFFFFFFFF], all); }
+        finally { communication.Stop(); }
+        for (int r = 1; r < Group.Size; r++)
+            if (all[2 * r] != all[0] || all[2 * r + 1] != all[1])
+                throw new InvalidOperationException($"data parallel: rank {r}'s weights differ from rank 0's {when}; the replicas have diverged");
     }
 }

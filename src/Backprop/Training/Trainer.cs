@@ -98,7 +98,8 @@ public class Trainer<TBatch>(Module model, Optimizer optimizer, Func<TBatch, Ste
     {
         if (epochs < 0) throw new ArgumentOutOfRangeException(nameof(epochs), epochs, "epochs must be ≥ 0");
         var history = new List<EpochMetrics>();
-        for (int epoch = firstEpoch; epoch <= epochs && !cancellation.IsCancellationRequested; epoch++)
+        // Under data parallelism the ranks decide together, at the end of each epoch (RunEpoch), whether to stop.
+        for (int epoch = firstEpoch; epoch <= epochs && (DataParallel is not null || !cancellation.IsCancellationRequested); epoch++)
         {
             var m = RunEpoch(epoch, batches(epoch), validate, cancellation);
             history.Add(m);
@@ -162,12 +163,16 @@ public class Trainer<TBatch>(Module model, Optimizer optimizer, Func<TBatch, Ste
         if (dp is not null)
         {
             // Metric sums over all ranks' samples (the loss and sample count are global already); names sorted alike everywhere.
+            // The last value counts the ranks asked to stop: all ranks agree to stop here, or all go on (a rank that
+            // stopped alone would leave the others waiting in the next epoch's first all-reduce).
             var names = sums.Keys.Order(StringComparer.Ordinal).ToArray();
-            var values = names.Select(k => sums[k]).ToArray();
+            var values = new double[names.Length + 1];
+            for (int i = 0; i < names.Length; i++) values[i] = sums[names[i]];
+            values[^1] = cancellation.IsCancellationRequested ? 1 : 0;
             dp.Sum(values);
             for (int i = 0; i < names.Length; i++) sums[names[i]] = values[i];
             dp.CheckReplicas($"after epoch {epoch}");
-            if (cancellation.IsCancellationRequested) completed = false;
+            if (values[^1] > 0) completed = false;
         }
         if (seen == 0 && completed) throw new InvalidOperationException($"epoch {epoch} had no training batches");
         double seconds = clock.Elapsed.TotalSeconds;

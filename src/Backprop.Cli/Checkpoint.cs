@@ -105,6 +105,9 @@ internal static class Checkpoint
             sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; interrupt.Cancel(); });
         }
 
+        /// <summary>The metadata an interrupted run's model.safetensors carries, so eval, predict and export can rebuild it.</summary>
+        public IReadOnlyDictionary<string, string> ModelMetadata { get; init; } = new Dictionary<string, string> { ["format"] = "pt" };
+
         /// <summary>False on the ranks of a distributed run other than rank 0: they read a checkpoint to resume but never write one.</summary>
         public bool Writes { get; init; } = true;
 
@@ -144,7 +147,7 @@ internal static class Checkpoint
         /// <summary>After an interrupt at <paramref name="at"/>: writes the current model and says how to resume; returns exit code 130.</summary>
         public int WriteModelOnInterrupt(string at)
         {
-            SafeTensors.Save(Path.Combine(run, "model.safetensors"), model.StateDict(), new Dictionary<string, string> { ["format"] = "pt" });
+            SafeTensors.Save(Path.Combine(run, "model.safetensors"), model.StateDict(), ModelMetadata);
             Console.Error.WriteLine($"backprop: interrupted {at}; wrote the current model to {run}{ResumeHint}");
             return 130;
         }

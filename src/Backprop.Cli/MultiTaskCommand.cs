@@ -121,7 +121,7 @@ internal static class MultiTaskCommand
         var shuffling = new Generator(s.Seed + 1);
         var loader = new DataLoader(data.TrainX, data.TrainY, s.BatchSize, shuffle: true, generator: shuffling);
         using var session = new Checkpoint.Session(run, "multitask", model, optimizer, (s with { Data = null, Threads = 1 }).ToString(), [g, masks, shuffling],
-            checkpointEvery, stopAfter, s.Epochs);   // what must match to resume leaves out threads, which do not change results
+            checkpointEvery, stopAfter, s.Epochs) { ModelMetadata = ModelMetadata(s) };   // what must match to resume leaves out threads, which do not change results
 
         ConsoleOutput.Line($"mnist: {data.TrainY.Length} train / {data.ValY.Length} validation / {data.TestY.Length} test, {data.Features} features, {Classes} classes");
         ConsoleOutput.Line($"model: {s.ModelName}: A {data.Features}-{s.HiddenA}-{Classes} relu, dropout {s.Dropout}; B {data.Features}-{Classes}" +
@@ -264,15 +264,17 @@ internal static class MultiTaskCommand
         Plots.Curves(Path.Combine(run, "accuracy.png"), $"mnist {s.ModelName}: accuracy", "accuracy",
             [("B train", Series(e => e.Train.AccuracyB)), ("B validation", Series(e => e.Val.AccuracyB)),
              ("A argmax train", Series(e => e.Train.AccuracyA)), ("A argmax validation", Series(e => e.Val.AccuracyA))]);
-        SafeTensors.Save(Path.Combine(run, "model.safetensors"), model.StateDict(), new Dictionary<string, string>
-        {
-            ["format"] = "pt",
-            // what the tensors' shapes do not say, so eval, predict and export rebuild the same forward pass
-            [ModelFile.MultiTaskKey] = string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"{{\"batch_norm_before_relu\":{(s.BatchNormBeforeRelu ? "true" : "false")},\"cascade\":{(s.Cascade ? "true" : "false")},\"dropout\":{s.Dropout}}}"),
-        });
+        SafeTensors.Save(Path.Combine(run, "model.safetensors"), model.StateDict(), ModelMetadata(s));
         Serialization.AtomicFile.WriteAllText(Path.Combine(run, "command.txt"), string.Join(" ", commandLine.Select(RunFolder.Quote)) + Environment.NewLine);
     }
+
+    // What the tensors' shapes do not say, so eval, predict and export rebuild the same forward pass.
+    static Dictionary<string, string> ModelMetadata(Settings s) => new()
+    {
+        ["format"] = "pt",
+        [ModelFile.MultiTaskKey] = string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{{\"batch_norm_before_relu\":{(s.BatchNormBeforeRelu ? "true" : "false")},\"cascade\":{(s.Cascade ? "true" : "false")},\"dropout\":{s.Dropout}}}"),
+    };
 
     static void Number(Utf8JsonWriter w, string key, double v)
     {

@@ -66,7 +66,8 @@ internal static class VaeCommand
         var shuffling = new Generator(s.Seed + 1);
         var loader = new DataLoader(trainX, data.Train.LabelsAsInts(), s.BatchSize, shuffle: true, generator: shuffling);
         var noise = new Generator(s.Seed + 2);
-        using var session = new Checkpoint.Session(run, "vae", vae, optimizer, (s with { Data = null }).ToString(), [shuffling, noise], checkpointEvery, stopAfter, s.Epochs);
+        using var session = new Checkpoint.Session(run, "vae", vae, optimizer, (s with { Data = null }).ToString(), [shuffling, noise], checkpointEvery, stopAfter, s.Epochs)
+            { ModelMetadata = ModelMetadata(vae) };
         var trainer = CreateTrainer(vae, optimizer, noise);
 
         ConsoleOutput.Line($"mnist: {data.Train.Count} train / {data.Test.Count} test images, pixels scaled to [0, 1]");
@@ -106,8 +107,7 @@ internal static class VaeCommand
         WriteImages(run, vae, testX, s);
         Plots.Curves(Path.Combine(run, "loss.png"), $"mnist vae (latent {s.Latent}): negative ELBO", "nats per image",
             [("train (running, during the epoch)", history.Select(h => h.TrainNegElbo).ToArray()), ("test", history.Select(h => h.TestNegElbo).ToArray())]);
-        SafeTensors.Save(Path.Combine(run, "model.safetensors"), vae.StateDict(), new Dictionary<string, string>
-            { ["format"] = "pt", [ModelFile.VaeKey] = $"{{\"inputs\":{vae.Inputs},\"hidden\":{vae.Hidden},\"latent\":{vae.Latent}}}" });
+        SafeTensors.Save(Path.Combine(run, "model.safetensors"), vae.StateDict(), ModelMetadata(vae));
         RunFolder.WriteSummary(Path.Combine(run, "summary.json"), "mnist", "vae", w =>
         {
             w.WriteStartObject();
@@ -171,6 +171,9 @@ internal static class VaeCommand
         });
         return (m["reconstruction"], m["kl"]);
     }
+
+    static Dictionary<string, string> ModelMetadata(Vae vae) => new()
+        { ["format"] = "pt", [ModelFile.VaeKey] = $"{{\"inputs\":{vae.Inputs},\"hidden\":{vae.Hidden},\"latent\":{vae.Latent}}}" };
 
     static void WriteImages(string run, Vae vae, Tensor testX, Settings s)
     {

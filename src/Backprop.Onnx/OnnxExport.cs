@@ -134,6 +134,7 @@ public static class OnnxExport
                 if (!ReachesInput(t))
                     throw new InvalidOperationException($"onnx export: output '{name}' does not depend on the input through recorded ops; " +
                         "the forward pass ran outside autograd (a NoGrad scope, or a hand-written computation), so there is no graph to export");
+                EmitUpTo(t);
                 var value = ValueOf(t);
                 if (value != name) Add("Identity", [value], [name]);   // an output that is a leaf, or the same tensor twice
                 graph.Output.Add(ValueInfo(name, t, batched: options.DynamicBatch && t.Rank > 0 && t.Shape[0] == batch));
@@ -158,6 +159,24 @@ public static class OnnxExport
                 if (seen.Add(t) && t.GradFn is { } f) foreach (var i in f.Inputs) stack.Push(i);
             }
             return false;
+        }
+
+        // Emits every node t depends on, inputs first, with an explicit stack: a graph thousands of ops deep must not
+        // overflow the call stack (ValueOf then finds each input already written).
+        void EmitUpTo(Tensor root)
+        {
+            var stack = new Stack<(Tensor Tensor, bool Expanded)>();
+            stack.Push((root, false));
+            while (stack.Count > 0)
+            {
+                var (t, expanded) = stack.Pop();
+                if (known.ContainsKey(t)) continue;
+                if (expanded || t.GradFn is null) { ValueOf(t); continue; }
+                stack.Push((t, true));
+                var inputs = t.GradFn.Inputs;
+                for (int i = inputs.Count - 1; i >= 0; i--)
+                    if (!known.ContainsKey(inputs[i])) stack.Push((inputs[i], false));
+            }
         }
 
         // The graph value holding t: the input, an initializer (a parameter, buffer or constant), or a node's output.

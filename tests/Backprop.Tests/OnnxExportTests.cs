@@ -118,6 +118,23 @@ public class OnnxExportTests
     }
 
     [Fact]
+    public void A_graph_thousands_of_ops_deep_exports_without_recursion()
+    {
+        // 20,000 chained ops: a recursive walk of the graph would overflow the stack
+        var net = new Sequential(new Linear(4, 4, new Generator(1)));
+        var bytes = OnnxExport.ToBytes(net, Tensor.Normal([2, 4], 0, 1, new Generator(2)), x =>
+        {
+            var h = net.Forward(x);
+            for (int i = 0; i < 10_000; i++) h = (h * 0.5).Tanh();
+            return [("y", h)];
+        });
+        using var session = new InferenceSession(bytes);
+        var x = Tensor.Normal([3, 4], 0, 1, new Generator(3));
+        AssertClose(Expected(t => { var h = net.Forward(t); for (int i = 0; i < 10_000; i++) h = (h * 0.5).Tanh(); return [("y", h)]; }, x)["y"],
+            OrtRun(session, "input", x)["y"], "deep chain");
+    }
+
+    [Fact]
     public void Export_restores_each_submodules_own_mode()
     {
         var net = Mlp.Create(4, [3], 2, new Generator(1), batchNorm: true);

@@ -60,6 +60,21 @@ public class SafeTensorsDTypeTests
     static long HeaderLength(string path) { using var f = File.OpenRead(path); var b = new byte[8]; f.ReadExactly(b); return BitConverter.ToInt64(b); }
 
     [Fact]
+    public void Float64_rounds_to_bfloat16_once()
+    {
+        // 1 + 2⁻⁸ + 2⁻⁴⁰ lies just above a bfloat16 tie: rounded straight it is 1 + 2⁻⁷; through float32 it would first
+        // become the tie 1 + 2⁻⁸ and then round to even, 1. Likewise below a tie, and for negative values.
+        double above = 1 + Math.Pow(2, -8) + Math.Pow(2, -40), below = 1 + 3 * Math.Pow(2, -8) - Math.Pow(2, -40);
+        string path = Path.Combine(Path.GetTempPath(), $"backprop-st-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            SafeTensors.Save(path, new Dictionary<string, Tensor> { ["x"] = Tensor.From([above, below, -above]) }, storeAs: SafeTensorsDType.BF16);
+            Assert.Equal([1 + 1.0 / 128, 1 + 1.0 / 128, -(1 + 1.0 / 128)], SafeTensors.Load(path).Tensors["x"].ToDoubleArray());
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
     public void A_value_beyond_half_precision_is_refused_not_written_as_infinity()
     {
         string path = Path.Combine(Path.GetTempPath(), $"backprop-st-{Guid.NewGuid():N}.safetensors");

@@ -81,7 +81,7 @@ public static class SafeTensors
                     case SafeTensorsDType.F32: f.Write(MemoryMarshal.AsBytes(t.ToFloatArray().AsSpan())); break;
                     case SafeTensorsDType.F64: f.Write(MemoryMarshal.AsBytes(t.ToDoubleArray().AsSpan())); break;
                     case SafeTensorsDType.F16: f.Write(MemoryMarshal.AsBytes(t.ToDoubleArray().Select(v => (Half)v).ToArray().AsSpan())); break;   // rounded once, from the source
-                    default: f.Write(MemoryMarshal.AsBytes(t.ToFloatArray().Select(ToBFloat16).ToArray().AsSpan())); break;
+                    default: f.Write(MemoryMarshal.AsBytes(t.ToDoubleArray().Select(ToBFloat16).ToArray().AsSpan())); break;
                 }
             }
         });
@@ -152,6 +152,17 @@ public static class SafeTensors
         SafeTensorsDType.U8 => [.. raw.Select(v => (double)v)],
         _ => [.. raw.Select(v => v != 0 ? 1.0 : 0.0)],   // BOOL: one byte each
     };
+
+    // float64 → bfloat16 rounded once: through float32, except where that first rounding landed exactly on a bfloat16 tie
+    // (low half 0x8000) from a value that was not one — then the side the value lies on decides.
+    static ushort ToBFloat16(double v)
+    {
+        float f = (float)v;
+        uint bits = BitConverter.SingleToUInt32Bits(f);
+        if ((bits & 0xFFFF) == 0x8000 && float.IsFinite(f) && (double)f != v)
+            return (ushort)((bits >> 16) + (Math.Abs(v) > Math.Abs((double)f) ? 1u : 0u));
+        return ToBFloat16(f);
+    }
 
     // float32 → bfloat16: keep the upper 16 bits, rounded to nearest, ties to even; NaN stays a (quiet) NaN.
     static ushort ToBFloat16(float v)

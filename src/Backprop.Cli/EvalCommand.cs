@@ -18,12 +18,13 @@ internal static class EvalCommand
     {
         var dataset = new Option<string?>("--dataset") { Description = "mnist | cifar10 | idx [default: the dataset the model was trained on]" };
         var data = new Option<string?>("--data") { Description = "Dataset folder [default: as for train]" };
-        var cmd = new Command("eval", "Evaluate a saved model on a dataset's test set") { ModelOption, ArchOption, dataset, data };
-        cmd.SetAction(r => Run(ModelFile.Load(r.GetValue(ModelOption)!, r.GetValue(ArchOption), r.GetValue(dataset), r.GetValue(data))));
+        var tta = new Option<bool>("--tta") { Description = "Also report the accuracy with flip averaging (each image and its mirror, probabilities averaged) [default: as the model was trained]" };
+        var cmd = new Command("eval", "Evaluate a saved model on a dataset's test set") { ModelOption, ArchOption, dataset, data, tta };
+        cmd.SetAction(r => Run(ModelFile.Load(r.GetValue(ModelOption)!, r.GetValue(ArchOption), r.GetValue(dataset), r.GetValue(data)), r.GetValue(tta)));
         return cmd;
     }
 
-    static int Run(ModelFile file)
+    static int Run(ModelFile file, bool tta)
     {
         switch (file.Kind)
         {
@@ -36,8 +37,13 @@ internal static class EvalCommand
                 var prep = file.Prep ?? Experiment.Prepare(s, pair).Preprocessor;
                 if (prep.Channels != test.Channels || prep.Height != test.Height || prep.Width != test.Width)
                     throw new ArgumentException($"eval: {file.Path} takes {prep.Channels}×{prep.Height}×{prep.Width} images; {s.Dataset}'s are {test.Channels}×{test.Height}×{test.Width}");
-                var (accuracy, confusion) = Trainer.Evaluate(file.Net, Experiment.Batches(prep.Apply(test), test.LabelsAsInts()), file.Classes.Length);
-                ConsoleOutput.Line($"test accuracy: {ConsoleOutput.F(accuracy * 100, "0.00")}% ({test.Count} images)");
+                var x = prep.Apply(test);
+                var (accuracy, confusion) = Trainer.Evaluate(file.Net, Experiment.Batches(x, test.LabelsAsInts()), file.Classes.Length);
+                double? flipped = tta || s.FlipAveraging
+                    ? Trainer.Evaluate(new FlipAveraging(file.Net, prep.Channels, prep.Height, prep.Width), Experiment.Batches(x, test.LabelsAsInts()), file.Classes.Length).Accuracy
+                    : null;
+                ConsoleOutput.Line($"test accuracy: {ConsoleOutput.F(accuracy * 100, "0.00")}% ({test.Count} images)" +
+                    (flipped is double fa ? $"; with flip averaging {ConsoleOutput.F(fa * 100, "0.00")}%" : ""));
                 ConsoleOutput.PrintConfusion(confusion, file.Classes);
                 return 0;
             }

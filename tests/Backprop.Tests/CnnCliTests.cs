@@ -28,9 +28,10 @@ public sealed class CnnCliTests : IDisposable
         Assert.InRange(test, 0.98, 1.0);   // one epoch of the classic 2-conv network
 
         string model = Path.Combine(run, "model.safetensors");
-        var (evalCode, evalOut, evalErr) = Helpers.RunCli("eval", "--model", model);
+        var (evalCode, evalOut, evalErr) = Helpers.RunCli("eval", "--model", model, "--tta");
         Assert.True(evalCode == 0, evalErr);
         Assert.Contains($"test accuracy: {test * 100:0.00}%", evalOut);
+        Assert.Matches(@"; with flip averaging \d+\.\d\d%", evalOut);   // digits mirrored: a legal request, a worse figure
 
         string one = Draw("one.png", white: true, c => c.DrawLine(140, 40, 140, 240, Stroke(SKColors.White)));
         string zero = Draw("zero.png", white: true, c => c.DrawOval(140, 140, 65, 95, Stroke(SKColors.White)));

@@ -81,11 +81,47 @@ internal static unsafe partial class Gemm
                     for (int j = q; j < cols; j++) dst[j * ldd + i] = src[i * lds + j];
             }
         }
+        else if (Sse2.IsSupported && (typeof(T) == typeof(float) || typeof(T) == typeof(double)))
+        {
+            // without AVX (an SSE-only x64, or NativeAOT's baseline): 16-byte blocks, 4×4 floats or 2×2 doubles
+            int l = Vector128<T>.Count;
+            for (; r + l <= rows; r += l)
+            {
+                int q = 0;
+                for (; q + l <= cols; q += l)
+                {
+                    if (typeof(T) == typeof(float)) Transpose4x4((float*)(src + r * lds + q), lds, (float*)(dst + q * ldd + r), ldd);
+                    else Transpose2x2((double*)(src + r * lds + q), lds, (double*)(dst + q * ldd + r), ldd);
+                }
+                for (int i = r; i < r + l; i++)
+                    for (int j = q; j < cols; j++) dst[j * ldd + i] = src[i * lds + j];
+            }
+        }
         for (; r < rows; r++)
         {
             T* s = src + r * lds, d = dst + r;
             for (int q = 0; q < cols; q++, d += ldd) *d = s[q];
         }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Transpose4x4(float* s, nint lds, float* d, nint ldd)
+    {
+        Vector128<float> r0 = Sse.LoadVector128(s), r1 = Sse.LoadVector128(s + lds), r2 = Sse.LoadVector128(s + 2 * lds), r3 = Sse.LoadVector128(s + 3 * lds);
+        // _MM_TRANSPOSE4_PS: interleave pairs of rows, then take the low and high halves of each pair of pairs
+        Vector128<float> t0 = Sse.UnpackLow(r0, r1), t1 = Sse.UnpackHigh(r0, r1), t2 = Sse.UnpackLow(r2, r3), t3 = Sse.UnpackHigh(r2, r3);
+        Sse.Store(d, Sse.MoveLowToHigh(t0, t2));
+        Sse.Store(d + ldd, Sse.MoveHighToLow(t2, t0));
+        Sse.Store(d + 2 * ldd, Sse.MoveLowToHigh(t1, t3));
+        Sse.Store(d + 3 * ldd, Sse.MoveHighToLow(t3, t1));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void Transpose2x2(double* s, nint lds, double* d, nint ldd)
+    {
+        Vector128<double> r0 = Sse2.LoadVector128(s), r1 = Sse2.LoadVector128(s + lds);
+        Sse2.Store(d, Sse2.UnpackLow(r0, r1));
+        Sse2.Store(d + ldd, Sse2.UnpackHigh(r0, r1));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -60,43 +60,23 @@ internal static unsafe partial class Gemm
 
     /// <summary>dst[q·ldd + r] = src[r·lds + q] for r &lt; rows, q &lt; cols.</summary>
     /// <remarks>
-    /// In 32-byte square blocks (8×8 floats, 4×4 doubles) with AVX shuffles where possible: a scalar scatter
+    /// In square register-wide blocks (AVX: 8×8 floats, 4×4 doubles; SSE: 4×4, 2×2) where possible: a scalar scatter
     /// costs a load and a store per element and dominated small products such as (16×784)·(50×784)ᵀ.
     /// </remarks>
     static void Transpose<T>(T* src, nint lds, T* dst, nint ldd, int rows, int cols) where T : unmanaged
     {
         int r = 0;
-        if (Avx.IsSupported && (typeof(T) == typeof(float) || typeof(T) == typeof(double)))
-        {
-            int l = Vector256<T>.Count;
+        // Square blocks of one register's width: 32 bytes with AVX, else 16 with SSE (an SSE-only x64, NativeAOT's baseline).
+        int l = typeof(T) != typeof(float) && typeof(T) != typeof(double) ? 0
+            : Avx.IsSupported ? Vector256<T>.Count : Sse2.IsSupported ? Vector128<T>.Count : 0;
+        if (l > 0)
             for (; r + l <= rows; r += l)
             {
                 int q = 0;
-                for (; q + l <= cols; q += l)
-                {
-                    if (typeof(T) == typeof(float)) Transpose8x8((float*)(src + r * lds + q), lds, (float*)(dst + q * ldd + r), ldd);
-                    else Transpose4x4((double*)(src + r * lds + q), lds, (double*)(dst + q * ldd + r), ldd);
-                }
+                for (; q + l <= cols; q += l) TransposeBlock(src + r * lds + q, lds, dst + q * ldd + r, ldd);
                 for (int i = r; i < r + l; i++)
                     for (int j = q; j < cols; j++) dst[j * ldd + i] = src[i * lds + j];
             }
-        }
-        else if (Sse2.IsSupported && (typeof(T) == typeof(float) || typeof(T) == typeof(double)))
-        {
-            // without AVX (an SSE-only x64, or NativeAOT's baseline): 16-byte blocks, 4×4 floats or 2×2 doubles
-            int l = Vector128<T>.Count;
-            for (; r + l <= rows; r += l)
-            {
-                int q = 0;
-                for (; q + l <= cols; q += l)
-                {
-                    if (typeof(T) == typeof(float)) Transpose4x4((float*)(src + r * lds + q), lds, (float*)(dst + q * ldd + r), ldd);
-                    else Transpose2x2((double*)(src + r * lds + q), lds, (double*)(dst + q * ldd + r), ldd);
-                }
-                for (int i = r; i < r + l; i++)
-                    for (int j = q; j < cols; j++) dst[j * ldd + i] = src[i * lds + j];
-            }
-        }
         for (; r < rows; r++)
         {
             T* s = src + r * lds, d = dst + r;
@@ -122,6 +102,18 @@ internal static unsafe partial class Gemm
         Vector128<double> r0 = Sse2.LoadVector128(s), r1 = Sse2.LoadVector128(s + lds);
         Sse2.Store(d, Sse2.UnpackLow(r0, r1));
         Sse2.Store(d + ldd, Sse2.UnpackHigh(r0, r1));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void TransposeBlock<T>(T* s, nint lds, T* d, nint ldd) where T : unmanaged
+    {
+        if (Avx.IsSupported)
+        {
+            if (typeof(T) == typeof(float)) Transpose8x8((float*)s, lds, (float*)d, ldd);
+            else Transpose4x4((double*)s, lds, (double*)d, ldd);
+        }
+        else if (typeof(T) == typeof(float)) Transpose4x4((float*)s, lds, (float*)d, ldd);
+        else Transpose2x2((double*)s, lds, (double*)d, ldd);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

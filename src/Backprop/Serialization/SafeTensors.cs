@@ -24,15 +24,6 @@ public static class SafeTensors
         if (storeAs is { } stored && stored is not (SafeTensorsDType.F16 or SafeTensorsDType.BF16 or SafeTensorsDType.F32 or SafeTensorsDType.F64))
             throw new ArgumentException($"safetensors: Backprop writes floats as F16, BF16, F32 or F64, not {stored}");
         SafeTensorsDType Stored(Tensor t) => storeAs ?? (t.DType == DType.Float32 ? SafeTensorsDType.F32 : SafeTensorsDType.F64);
-        // Half precision tops out at 65504 (bfloat16 near float32's range): refuse what would silently become infinite.
-        if (storeAs is SafeTensorsDType.F16 or SafeTensorsDType.BF16)
-            foreach (var (name, t) in tensors)
-            {
-                double limit = storeAs == SafeTensorsDType.F16 ? (double)Half.MaxValue : 3.3895313892515355e38;
-                var values = t.ToDoubleArray();
-                int i = Array.FindIndex(values, v => double.IsFinite(v) && Math.Abs(v) > limit);
-                if (i >= 0) throw new ArgumentException($"safetensors: '{name}' holds {values[i]:G6} at element {i}, beyond {storeAs}'s range (±{limit:G5}); save it as F32");
-            }
         var header = new MemoryStream();
         using (var w = new Utf8JsonWriter(header))
         {
@@ -72,7 +63,7 @@ public static class SafeTensors
             f.Write(len);
             header.Position = 0;
             header.CopyTo(f);
-            foreach (var t in tensors.Values)
+            foreach (var (name, t) in tensors)
             {
                 switch (Stored(t))
                 {
@@ -80,8 +71,8 @@ public static class SafeTensors
                     case SafeTensorsDType.F64 when t.DType == DType.Float64: f.Write(MemoryMarshal.AsBytes(t.Dense().AsDoubleSpan())); break;
                     case SafeTensorsDType.F32: f.Write(MemoryMarshal.AsBytes(t.ToFloatArray().AsSpan())); break;
                     case SafeTensorsDType.F64: f.Write(MemoryMarshal.AsBytes(t.ToDoubleArray().AsSpan())); break;
-                    case SafeTensorsDType.F16: f.Write(MemoryMarshal.AsBytes(t.ToDoubleArray().Select(v => (Half)v).ToArray().AsSpan())); break;   // rounded once, from the source
-                    default: f.Write(MemoryMarshal.AsBytes(t.ToDoubleArray().Select(ToBFloat16).ToArray().AsSpan())); break;
+                    case SafeTensorsDType.F16: f.Write(MemoryMarshal.AsBytes(InRange(name, t, (double)Half.MaxValue, "F16").Select(v => (Half)v).ToArray().AsSpan())); break;   // rounded once, from the source
+                    default: f.Write(MemoryMarshal.AsBytes(InRange(name, t, 3.3895313892515355e38, "BF16").Select(ToBFloat16).ToArray().AsSpan())); break;
                 }
             }
         });
@@ -152,6 +143,15 @@ public static class SafeTensors
         SafeTensorsDType.U8 => [.. raw.Select(v => (double)v)],
         _ => [.. raw.Select(v => v != 0 ? 1.0 : 0.0)],   // BOOL: one byte each
     };
+
+    // Half precision tops out at 65504 (bfloat16 near float32's range): refuse what would silently become infinite (the
+    // write is atomic, so a refusal leaves no file).
+    static double[] InRange(string name, Tensor t, double limit, string dtype)
+    {
+        var values = t.ToDoubleArray();
+        int i = Array.FindIndex(values, v => double.IsFinite(v) && Math.Abs(v) > limit);
+        return i < 0 ? values : throw new ArgumentException($"safetensors: '{name}' holds {values[i]:G6} at element {i}, beyond {dtype}'s range (±{limit:G5}); save it as F32");
+    }
 
     // float64 → bfloat16 rounded once: through float32, except where that first rounding landed exactly on a bfloat16 tie
     // (low half 0x8000) from a value that was not one — then the side the value lies on decides.

@@ -62,6 +62,8 @@ public sealed class DataParallel
     double[] doubleBucket = [];
     double[] totals = [];
     readonly Stopwatch communication = new();
+    readonly SumOver<float> sumFloats;
+    readonly SumOver<double> sumDoubles;
 
     /// <param name="bucketBytes">Largest all-reduce message (DDP's default: 25 MB), so the staging buffer stays bounded.</param>
     public DataParallel(IProcessGroup group, Module model, int bucketBytes = 25 << 20)
@@ -71,6 +73,8 @@ public sealed class DataParallel
         if (bucketBytes < 8) throw new ArgumentOutOfRangeException(nameof(bucketBytes), bucketBytes, "a bucket holds at least one value");
         Group = group;
         this.model = model;
+        sumFloats = group.AllReduceSum;   // bound once, not per step
+        sumDoubles = group.AllReduceSum;
         bucketElements = bucketBytes / 8;
     }
 
@@ -134,8 +138,8 @@ public sealed class DataParallel
                 int end = start; long length = 0;
                 while (end < parameters.Count && parameters[end].DType == dtype && (end == start || length + parameters[end].Length <= bucketElements))
                     length += parameters[end++].Length;
-                if (dtype == DType.Float32) Reduce(ref floatBucket, parameters, start, end, (int)length, scale, total, static t => t.Grad!.AsFloatSpan(), Group.AllReduceSum);
-                else Reduce(ref doubleBucket, parameters, start, end, (int)length, scale, total, static t => t.Grad!.AsDoubleSpan(), Group.AllReduceSum);
+                if (dtype == DType.Float32) Reduce(ref floatBucket, parameters, start, end, (int)length, scale, total, static t => t.Grad!.AsFloatSpan(), sumFloats);
+                else Reduce(ref doubleBucket, parameters, start, end, (int)length, scale, total, static t => t.Grad!.AsDoubleSpan(), sumDoubles);
                 start = end;
             }
             // A parameter no rank used keeps no gradient, so the optimizer skips it as one process would.

@@ -134,6 +134,7 @@ public class BackendTests
         public void MatMul(Tensor a, bool transposeA, Tensor b, bool transposeB, Tensor c, bool accumulate) { Calls++; inner.MatMul(a, transposeA, b, transposeB, c, accumulate); }
         public void IndexSelect(Tensor x, ReadOnlySpan<int> rows, Tensor y) { Calls++; inner.IndexSelect(x, rows, y); }
         public void IndexAdd(Tensor source, ReadOnlySpan<int> rows, Tensor target) { Calls++; inner.IndexAdd(source, rows, target); }
+        public void AddAt(double value, ReadOnlySpan<int> positions, Tensor target) { Calls++; inner.AddAt(value, positions, target); }
         public void Where(Tensor condition, Tensor a, Tensor b, Tensor y) { Calls++; inner.Where(condition, a, b, y); }
         public void Conv2d(Tensor x, Tensor weight, Tensor? bias, Tensor y, in Conv2dGeometry g) { Calls++; inner.Conv2d(x, weight, bias, y, g); }
         public void Conv2dInputGrad(Tensor gy, Tensor weight, Tensor gx, in Conv2dGeometry g) { Calls++; inner.Conv2dInputGrad(gy, weight, gx, g); }

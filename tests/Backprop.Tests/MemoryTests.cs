@@ -130,6 +130,37 @@ public class MemoryTests
         Assert.True(Autograd.IsEnabled);
     }
 
+    sealed class RecordingProbe : Function
+    {
+        public bool RecordsInBackward, RecordsUnderEnableGrad, RecordsAfterEnableGrad;
+        public override string Name => "probe";
+        protected override Tensor Forward(Tensor[] inputs) => inputs[0] * 1.0;
+        protected override Tensor?[] Backward(Tensor g)
+        {
+            RecordsInBackward = Autograd.IsEnabled;
+            using (Autograd.EnableGrad())
+            {
+                var w = Tensor.From([1.0]); w.RequiresGrad = true;
+                RecordsUnderEnableGrad = Autograd.IsEnabled && (w * 2.0).RequiresGrad;
+            }
+            RecordsAfterEnableGrad = Autograd.IsEnabled;
+            return [g];
+        }
+    }
+
+    [Fact]
+    public void A_backward_pass_records_nothing_unless_a_custom_backward_asks_with_enable_grad()
+    {
+        var x = Tensor.From([1.0, 2.0]); x.RequiresGrad = true;
+        var probe = new RecordingProbe();
+        probe.Apply(x).Sum().Backward();
+        Assert.False(probe.RecordsInBackward);
+        Assert.True(probe.RecordsUnderEnableGrad);
+        Assert.False(probe.RecordsAfterEnableGrad);
+        Assert.True(Autograd.IsEnabled);
+        Assert.Equal([1.0, 1.0], x.Grad!.ToDoubleArray());
+    }
+
     [Fact]
     public void Disposing_a_no_grad_scope_twice_restores_the_state_once()
     {

@@ -7,8 +7,12 @@ public static partial class Autograd
     // holds after it, and the thread that started the method is not left in no-grad mode.
     static readonly AsyncLocal<bool> disabled = new();
 
-    /// <summary>False inside a <see cref="NoGrad"/> scope: ops then record nothing.</summary>
-    public static bool IsEnabled => !disabled.Value;
+    // Set while a reverse pass runs on this thread (synchronous: nothing in it awaits), so the pass turns recording off
+    // without writing the async-local, which allocates an execution context per write.
+    [ThreadStatic] static bool inReversePass;
+
+    /// <summary>False inside a <see cref="NoGrad"/> scope (and during a backward pass): ops then record nothing.</summary>
+    public static bool IsEnabled => !inReversePass && !disabled.Value;
 
     /// <summary>Disables graph recording until the returned scope is disposed (<c>using var _ = Autograd.NoGrad();</c>).</summary>
     public static NoGradScope NoGrad() => new(enabled: false);
@@ -19,12 +23,14 @@ public static partial class Autograd
     /// <summary>Restores the previous recording state when disposed; disposing twice is harmless.</summary>
     public sealed class NoGradScope : IDisposable
     {
-        readonly bool previous;
+        readonly bool previous, previousPass;
         bool disposed;
         internal NoGradScope(bool enabled)
         {
             previous = disabled.Value;
+            previousPass = inReversePass;
             disabled.Value = !enabled;
+            if (enabled) inReversePass = false;   // enable_grad inside a custom backward records (higher-order use)
         }
 
         public void Dispose()
@@ -32,6 +38,7 @@ public static partial class Autograd
             if (disposed) return;
             disposed = true;
             disabled.Value = previous;
+            inReversePass = previousPass;
         }
     }
 
@@ -47,7 +54,16 @@ public static partial class Autograd
     internal static void Backward(Tensor root, Tensor? gradient, bool retainGraph)
     {
         var seed = Seed(root, gradient, "backward");
-        Run([root], [seed], retainGraph, capture: null);
+        var roots = oneRoot ??= new Tensor[1];
+        var seeds = oneSeed ??= new Tensor[1];
+        oneRoot = oneSeed = null;   // a nested pass (from a custom backward) takes fresh arrays
+        roots[0] = root; seeds[0] = seed;
+        try { Run(roots, seeds, retainGraph, capture: null); }
+        finally
+        {
+            roots[0] = seeds[0] = null!;
+            oneRoot = roots; oneSeed = seeds;
+        }
     }
 
     /// <summary>
@@ -94,6 +110,8 @@ public static partial class Autograd
         return gradient;
     }
 
+    [ThreadStatic] static Tensor[]? oneRoot, oneSeed;
+
     // Set while a pass runs on this thread: where gradients are captured instead of accumulated (Grad), or null.
     [ThreadStatic] static Dictionary<Tensor, Tensor?>? capturing;
 
@@ -130,7 +148,8 @@ public static partial class Autograd
             pending[roots[i]] = pending.TryGetValue(roots[i], out var e) ? e.Add(seeds[i]) : seeds[i];
         var outer = capturing;
         capturing = capture;
-        using var _ = NoGrad();
+        bool outerPass = inReversePass;
+        inReversePass = true;
         try
         {
             foreach (var t in order)
@@ -144,21 +163,22 @@ public static partial class Autograd
                     continue;
                 }
                 var grads = node.RunBackward(g);
-                var inputs = node.Inputs;
-                if (!retainGraph) node.Free();
-                for (int i = 0; i < inputs.Count; i++)
+                int count = Math.Min(node.InputCount, grads.Length);
+                for (int i = 0; i < count; i++)
                 {
-                    var input = inputs[i];
-                    var gi = i < grads.Length ? grads[i] : null;
+                    var input = node.Input(i);
+                    var gi = grads[i];
                     if (gi is null || !input.RequiresGrad) continue;
                     gi = SumTo(gi, input.shape, node.Name);
                     pending[input] = pending.TryGetValue(input, out var existing) ? existing.Add(gi) : gi;
                 }
+                if (!retainGraph) node.Free();
             }
         }
         finally
         {
             capturing = outer;
+            inReversePass = outerPass;
         }
     }
 
@@ -196,11 +216,11 @@ public static partial class Autograd
             while (stack.Count > 0)
             {
                 var (t, next) = stack.Pop();
-                var inputs = t.GradFn?.Inputs;
-                if (inputs is not null && next < inputs.Count)
+                var node = t.GradFn;
+                if (node is not null && next < node.InputCount)
                 {
                     stack.Push((t, next + 1));
-                    var child = inputs[next];
+                    var child = node.Input(next);
                     if (child.RequiresGrad && visited.Add(child)) stack.Push((child, 0));
                     continue;
                 }

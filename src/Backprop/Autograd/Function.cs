@@ -12,7 +12,10 @@ namespace Backprop;
 /// </summary>
 public abstract class Function
 {
-    Tensor[] inputs = [];
+    // Inputs inline (most ops have one to three; no array per node), beyond three in an array.
+    Tensor? input0, input1, input2;
+    Tensor[]? inputsMore;
+    int inputCount;
     // Saved tensors and their versions when saved; the first two inline, as most ops save one or two (no arrays per op).
     Tensor? saved0, saved1;
     int version0, version1, savedCount;
@@ -26,7 +29,19 @@ public abstract class Function
     public virtual IEnumerable<(string Name, object Value)> Attributes => [];
 
     /// <summary>The tensors this node was applied to (empty once the node is freed).</summary>
-    public IReadOnlyList<Tensor> Inputs => inputs;
+    public IReadOnlyList<Tensor> Inputs
+    {
+        get
+        {
+            var r = new Tensor[inputCount];
+            for (int i = 0; i < r.Length; i++) r[i] = Input(i);
+            return r;
+        }
+    }
+
+    internal int InputCount => inputCount;
+
+    internal Tensor Input(int i) => inputsMore is not null ? inputsMore[i] : i switch { 0 => input0!, 1 => input1!, _ => input2! };
 
     /// <summary>True once a backward pass released the node's saved tensors.</summary>
     public bool IsFreed { get; private set; }
@@ -44,7 +59,7 @@ public abstract class Function
     /// <summary>Runs <see cref="Forward"/> and records this node when any input requires a gradient (one instance per call).</summary>
     public Tensor Apply(params Tensor[] inputs)
     {
-        if (this.inputs.Length != 0 || IsFreed) throw new InvalidOperationException($"{Name}: a Function instance is applied once; create a new one per call");
+        if (inputCount != 0 || IsFreed) throw new InvalidOperationException($"{Name}: a Function instance is applied once; create a new one per call");
         Tensor y;
         using (Autograd.NoGrad()) y = Forward(inputs);
         if (Array.IndexOf(inputs, y) >= 0) y = y.Detach();   // never rewire an input's own history
@@ -84,25 +99,41 @@ public abstract class Function
         : throw new InvalidOperationException($"{Name}: saved tensor {i} is not available (was it saved, or was the graph freed?)");
 
     /// <summary>Whether input <paramref name="i"/> takes a gradient (skip computing the others).</summary>
-    protected bool NeedsInputGrad(int i) => i < inputs.Length && inputs[i].RequiresGrad;
+    protected bool NeedsInputGrad(int i) => i < inputCount && Input(i).RequiresGrad;
 
     /// <summary>
     /// Where the engine accumulates input <paramref name="i"/>'s gradient when that input is a leaf (its Grad, created
     /// as zeros if needed), so a backward can add its contribution in place — e.g. a GEMM with accumulate — and
     /// return null for that input. Null when the gradient must be returned (a non-leaf input, or Autograd.Grad).
     /// </summary>
-    protected Tensor? AccumulationBuffer(int i) => i < inputs.Length ? Autograd.LeafGradBuffer(inputs[i]) : null;
+    protected Tensor? AccumulationBuffer(int i) => i < inputCount ? Autograd.LeafGradBuffer(Input(i)) : null;
 
     /// <summary>Makes this node the producer of <paramref name="output"/>. For built-in ops, which compute first and record only when needed.</summary>
+    internal Tensor Attach(Tensor output, Tensor a) { input0 = a; inputCount = 1; return Attached(output); }
+
+    internal Tensor Attach(Tensor output, Tensor a, Tensor b) { input0 = a; input1 = b; inputCount = 2; return Attached(output); }
+
+    internal Tensor Attach(Tensor output, Tensor a, Tensor b, Tensor c) { input0 = a; input1 = b; input2 = c; inputCount = 3; return Attached(output); }
+
     internal Tensor Attach(Tensor output, params Tensor[] inputs)
     {
-        this.inputs = inputs;
+        if (inputs.Length <= 3)
+        {
+            input0 = inputs.Length > 0 ? inputs[0] : null; input1 = inputs.Length > 1 ? inputs[1] : null; input2 = inputs.Length > 2 ? inputs[2] : null;
+        }
+        else inputsMore = inputs;
+        inputCount = inputs.Length;
+        return Attached(output);
+    }
+
+    Tensor Attached(Tensor output)
+    {
         output.GradFn = this;
         output.RequiresGrad = true;
         if (Autograd.IsAnomalyDetectionEnabled)
         {
             RecordedIn = Autograd.ModulePath;
-            Autograd.CheckFinite(output, "the output", this, inputs);
+            Autograd.CheckFinite(output, "the output", this, Inputs);
         }
         return output;
     }
@@ -126,7 +157,7 @@ public abstract class Function
         var grads = Backward(g);
         if (Autograd.IsAnomalyDetectionEnabled)
             for (int i = 0; i < grads.Length; i++)
-                if (grads[i] is { } gi) Autograd.CheckFinite(gi, $"the gradient for input {i}", this, inputs);
+                if (grads[i] is { } gi) Autograd.CheckFinite(gi, $"the gradient for input {i}", this, Inputs);
         return grads;
     }
 
@@ -134,7 +165,7 @@ public abstract class Function
     internal void Free()
     {
         IsFreed = true;
-        Clear(); inputs = [];
+        Clear(); input0 = input1 = input2 = null; inputsMore = null; inputCount = 0;
         Release();
     }
 

@@ -147,6 +147,9 @@ public interface IBackend
     /// <summary>target[rows[i]] += source[i] along dimension 0 (rows may repeat); target contiguous.</summary>
     void IndexAdd(Tensor source, ReadOnlySpan<int> rows, Tensor target);
 
+    /// <summary>target[p] += value at each flat position p (positions may repeat); target contiguous.</summary>
+    void AddAt(double value, ReadOnlySpan<int> positions, Tensor target);
+
     /// <summary>y = condition ≠ 0 ? a : b, all three broadcast to y's shape.</summary>
     void Where(Tensor condition, Tensor a, Tensor b, Tensor y);
 

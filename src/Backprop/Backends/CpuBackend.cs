@@ -142,6 +142,20 @@ internal sealed class CpuBackend : IBackend
         }
     }
 
+    public void AddAt(double value, ReadOnlySpan<int> positions, Tensor target)
+    {
+        if (target.DType == DType.Float32)
+        {
+            var t = target.Span<float>();
+            foreach (int p in positions) t[p] += (float)value;
+        }
+        else
+        {
+            var t = target.Span<double>();
+            foreach (int p in positions) t[p] += value;
+        }
+    }
+
     public void IndexAdd(Tensor source, ReadOnlySpan<int> rows, Tensor target)
     {
         source = source.Dense();

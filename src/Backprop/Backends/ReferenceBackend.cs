@@ -168,6 +168,11 @@ internal sealed class ReferenceBackend : IBackend
             for (int j = 0; j < row; j++) y.SetFlat(i * row + j, x.GetFlat(rows[i] * row + j));
     }
 
+    public void AddAt(double value, ReadOnlySpan<int> positions, Tensor target)
+    {
+        foreach (int p in positions) target.SetFlat(p, target.GetFlat(p) + (target.DType == DType.Float32 ? (float)value : value));
+    }
+
     public void IndexAdd(Tensor source, ReadOnlySpan<int> rows, Tensor target)
     {
         int row = target.shape[0] == 0 ? 0 : target.Length / target.shape[0];

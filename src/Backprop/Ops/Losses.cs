@@ -40,8 +40,11 @@ public static partial class Ops
         {
             int m = targetPositions.Length, c = s!.Size(1);
             var d = labelSmoothing > 0 ? s - labelSmoothing / c : s.Copy();
-            Backend.Current.IndexAdd(Tensor.Full([m, 1], labelSmoothing - 1, s.DType), targetPositions, d.View(m * c, 1));   // − (1 − ε)·onehot(t)
-            return [d.Mul(g / m)];
+            Backend.Current.AddAt(labelSmoothing - 1, targetPositions, d);   // − (1 − ε)·onehot(t)
+            double scale = s.DType == DType.Float32 ? (float)g.Item() / m : g.Item() / m;   // g / m, rounded as the tensor op would
+            var r = Tensor.ZerosShared(s.shape, s.DType);
+            Backend.Current.Axpy(scale, d, r);   // 0 + scale·d: the product, rounded once
+            return [r];
         }
         protected override void Release() => s = null;
     }
@@ -186,7 +189,7 @@ public static partial class Ops
         protected override Tensor?[] Backward(Tensor g)
         {
             double scale = 2 * lambda * g.Item();
-            var grads = new Tensor?[Inputs.Count];
+            var grads = new Tensor?[InputCount];
             for (int i = 0; i < grads.Length; i++)
             {
                 if (!NeedsInputGrad(i)) continue;

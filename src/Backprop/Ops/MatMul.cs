@@ -12,7 +12,7 @@ public static partial class Ops
     {
         if ((a.Rank != 2 || b.Rank != 2) && !transposeA && !transposeB) return MatMulNd(a, b);
         var (m, n, k) = MatMulShape(a, b, transposeA, transposeB);
-        var c = Tensor.Uninitialized([m, n], a.DType);   // the GEMM overwrites C
+        var c = Tensor.Uninitialized(ShapeUtil.Of(m, n), a.DType);   // the GEMM overwrites C
         Gemm(a, transposeA, b, transposeB, c, m, n, k, accumulate: false);
         return Autograd.Recording(a, b) ? new MatMulOp(a, b, transposeA, transposeB).Attach(c, a, b) : c;
     }
@@ -107,7 +107,7 @@ public static partial class Ops
         var (m, n, k) = MatMulShape(x, weight, false, true, "linear");
         if (bias is not null && (bias.Rank != 1 || bias.shape[0] != n || bias.DType != x.DType))
             throw new ArgumentException($"linear: bias {ShapeUtil.Format(bias.shape)} {bias.DType} does not match {n} outputs {x.DType}");
-        var y = bias is null ? Tensor.Uninitialized([m, n], x.DType) : Tensor.Empty([m, n], x.DType);   // overwritten by the rows or the GEMM
+        var y = Tensor.Uninitialized(ShapeUtil.Of(m, n), x.DType);   // overwritten by the rows or the GEMM
         if (bias is not null) BroadcastRows(bias, y, m, n);
         Gemm(x, false, weight, true, y, m, n, k, accumulate: bias is not null);
         if (!Autograd.Recording(x, weight, bias)) return y;
@@ -143,7 +143,8 @@ public static partial class Ops
     /// <summary>Σ_rows g as a bias's gradient, added into the engine's accumulation buffer when it offers one.</summary>
     static Tensor? ColumnSums(Tensor g, Tensor? buffer)
     {
-        var sums = SumAlong(g, 0, keepDim: false);
+        var sums = Tensor.Uninitialized(buffer?.shape ?? ShapeUtil.Of(g.shape[1]), g.DType);   // every sum written by the kernel
+        Backend.Current.Sum(g, 0, sums);
         if (buffer is null) return sums;
         Backend.Current.Axpy(1, sums, buffer);
         return null;
@@ -167,5 +168,12 @@ public static partial class Ops
     static void Gemm(Tensor a, bool ta, Tensor b, bool tb, Tensor c, int m, int n, int k, bool accumulate) =>
         Backend.Current.MatMul(a, ta, b, tb, c, accumulate);
 
-    static void BroadcastRows(Tensor row, Tensor y, int m, int n) => Backend.Current.Copy(row.Detach().Expand(m, n), y);
+    // The row seen as (m, n) with stride 0 down the rows: a view made directly (no recorded op, no shape arrays).
+    static void BroadcastRows(Tensor row, Tensor y, int m, int n)
+    {
+        var r = row.Dense();
+        Backend.Current.Copy(new Tensor(r.storage, y.shape, RowStrides, r.offset), y);
+    }
+
+    static readonly int[] RowStrides = [0, 1];
 }

@@ -42,7 +42,7 @@ public static partial class Ops
     {
         if (x.Rank == 0 || x.shape[^1] == 0) throw new ArgumentException($"{op}: last dimension of {ShapeUtil.Format(x.shape)} is empty");
         var p = Tensor.Uninitialized(x.shape, x.DType);   // both written in full by the kernel
-        var lse = Tensor.Uninitialized([x.Length / x.shape[^1]], x.DType);
+        var lse = Tensor.Uninitialized(ShapeUtil.Of(x.Length / x.shape[^1]), x.DType);
         Backends.Backend.Current.SoftmaxRows(x, p, lse);
         return (p, lse);
     }

@@ -35,7 +35,7 @@ public abstract class Optimizer
 
     public void ZeroGrad()
     {
-        foreach (var p in Parameters) p.Grad?.Fill(0);
+        for (int i = 0; i < Parameters.Count; i++) Parameters[i].Grad?.Fill(0);
     }
 
     /// <summary>Updates every parameter that has a gradient.</summary>

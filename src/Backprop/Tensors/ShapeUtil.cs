@@ -15,6 +15,25 @@ internal static class ShapeUtil
         return (int)n;
     }
 
+    // The last few 1-D and 2-D shapes made on this thread: a shape array is never written once a tensor holds it, so
+    // op outputs of a recurring shape (every step's activations) share one instead of allocating it per step.
+    [ThreadStatic] static int[][]? recent;
+    [ThreadStatic] static int next;
+
+    public static int[] Of(int n) => Recent(1, n, 0);
+
+    public static int[] Of(int m, int n) => Recent(2, m, n);
+
+    static int[] Recent(int rank, int a, int b)
+    {
+        var cache = recent ??= new int[16][];
+        foreach (var s in cache)
+            if (s is not null && s.Length == rank && s[0] == a && (rank == 1 || s[1] == b)) return s;
+        var r = rank == 1 ? new[] { a } : new[] { a, b };
+        cache[next++ & 15] = r;
+        return r;
+    }
+
     public static string Format(ReadOnlySpan<int> shape) => "(" + string.Join(",", shape.ToArray()) + ")";
 
     public static bool Equal(ReadOnlySpan<int> a, ReadOnlySpan<int> b) => a.SequenceEqual(b);

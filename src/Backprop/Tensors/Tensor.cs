@@ -140,13 +140,25 @@ public sealed partial class Tensor
 
     internal static Tensor EmptyLike(Tensor t) => Empty(t.shape, t.DType);
 
+    /// <summary>A zeroed contiguous tensor that shares <paramref name="shape"/> (an array no one writes: another tensor's).</summary>
+    internal static Tensor ZerosShared(int[] shape, DType dtype)
+    {
+        int n = ShapeUtil.Count(shape, "tensor");
+        return new Tensor(Storage.Allocate(n, dtype), shape, n);
+    }
+
     public static Tensor Zeros(ReadOnlySpan<int> shape, DType dtype = DType.Float32) => Empty(shape, dtype);
 
     public static Tensor ZerosLike(Tensor t) => EmptyLike(t);
 
     public static Tensor Ones(ReadOnlySpan<int> shape, DType dtype = DType.Float32) => Full(shape, 1.0, dtype);
 
-    public static Tensor OnesLike(Tensor t) => Full(t.shape, 1.0, t.DType);
+    public static Tensor OnesLike(Tensor t)
+    {
+        var r = ZerosShared(t.shape, t.DType);
+        r.Fill(1.0);
+        return r;
+    }
 
     public static Tensor Full(ReadOnlySpan<int> shape, double value, DType dtype = DType.Float32)
     {

@@ -233,8 +233,8 @@ public sealed class Trainer(Module model, Optimizer optimizer, Func<Tensor, int[
         for (int i = 0; i < labels.Length; i++)
         {
             int pred = dense.DType == DType.Float32
-                ? System.Numerics.Tensors.TensorPrimitives.IndexOfMax(dense.AsFloatSpan().Slice(i * c, c))
-                : System.Numerics.Tensors.TensorPrimitives.IndexOfMax(dense.AsDoubleSpan().Slice(i * c, c));
+                ? System.Numerics.Tensors.TensorPrimitives.IndexOfMax(dense.Span<float>().Slice(i * c, c))
+                : System.Numerics.Tensors.TensorPrimitives.IndexOfMax(dense.Span<double>().Slice(i * c, c));
             if (pred == labels[i]) ok++;
         }
         return ok;

@@ -121,6 +121,8 @@ public class ConvolutionTests
     {
         new("2x2 halving", [2, 3, 8, 6], 2, null, 0, 1, false, true),
         new("2x2 odd input", [1, 2, 7, 5], 2, null, 0, 1, false, true),
+        new("2x2 halving, rows of vectors", [2, 3, 10, 40], 2, null, 0, 1, false, true),
+        new("2x2 halving, odd and wide", [1, 2, 11, 37], 2, null, 0, 1, false, true),
         new("3x3 stride 2 pad 1 ceil", [2, 2, 9, 6], 3, 2, 1, 1, true, true),
         new("non-square exclude pad", [1, 3, 7, 10], (2, 4), (1, 3), (1, 2), 1, false, false),
         new("dilated", [2, 1, 9, 9], 3, 2, 1, 2, false, true),
@@ -169,6 +171,27 @@ public class ConvolutionTests
         Assert.True(float.IsNaN(y.ToFloatArray()[1]));
         y.Sum().Backward();
         Assert.Equal([1f, 0f, 0f, 1f, 0f, 0f, 0f, 0f], x.Grad!.ToFloatArray());   // all of the tie's gradient to the first 5
+    }
+
+    [Fact]
+    public void Vectorised_2x2_max_pooling_breaks_ties_and_propagates_nan_exactly_as_the_window_scan()
+    {
+        // Values from {0, 1, 2, NaN}: most windows hold ties, many a NaN or two, in every position of the window.
+        var g = new Generator(5);
+        var values = Enumerable.Range(0, 2 * 3 * 6 * 50).Select(_ => g.NextDouble() switch { < 0.1 => float.NaN, var u => (float)Math.Floor(u * 3) }).ToArray();
+        (float[] Y, float[] Gx) Run(IBackend backend)
+        {
+            using var _ = Backend.Use(backend);
+            var x = Helpers.Leaf(Tensor.From(values, [2, 3, 6, 50]));
+            var y = x.MaxPool2d(2);
+            var gy = Tensor.Arange(1, y.Length + 1).Reshape(y.Shape.ToArray());   // a distinct gradient per window
+            y.Backward(gy);
+            return (y.ToFloatArray(), x.Grad!.ToFloatArray());
+        }
+        var (fastY, fastGx) = Run(Backend.Cpu);
+        var (slowY, slowGx) = Run(Backend.Reference);
+        Assert.Equal(slowY, fastY);     // NaN equals NaN here
+        Assert.Equal(slowGx, fastGx);   // each window's gradient lands on the same element
     }
 
     [Fact]

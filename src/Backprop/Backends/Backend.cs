@@ -168,7 +168,7 @@ public interface IBackend
     /// </summary>
     void MaxPool2d(Tensor x, Tensor y, int[] indices, in Pool2dGeometry g);
 
-    /// <summary>gx[n, c, indices] += gy (gx contiguous, zeroed by the caller): max pooling's backward.</summary>
+    /// <summary>gx = ∂L/∂x of max pooling: gy added at each output's index, zero elsewhere (gx contiguous, overwritten).</summary>
     void MaxPool2dBackward(Tensor gy, int[] indices, Tensor gx, in Pool2dGeometry g);
 
     /// <summary>Average pooling (plain or adaptive) into y (N, C, OH, OW), overwritten.</summary>

@@ -273,6 +273,7 @@ internal sealed class ReferenceBackend : IBackend
     public void MaxPool2dBackward(Tensor gy, int[] indices, Tensor gx, in Pool2dGeometry g)
     {
         int plane = g.Height * g.Width, outPlane = g.OutHeight * g.OutWidth;
+        gx.Fill(0);
         for (int o = 0; o < indices.Length; o++)
         {
             int at = o / outPlane * plane + indices[o];

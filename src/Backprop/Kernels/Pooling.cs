@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using Backprop.Backends;
 
@@ -54,6 +55,8 @@ internal static class Pooling
     }
 
     // 2×2 windows, stride 2: for each output, compare (top-left, top-right, bottom-left, bottom-right) in window order.
+    // As a tournament, (a, b) then (c, d) then the two winners, each won by the later only if strictly greater (or NaN
+    // against a number): the same winner as the sequential scan, first maximum and first NaN included.
     static void MaxHalving<T>(ReadOnlySpan<T> x, Span<T> y, Span<int> idx, in Pool2dGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int w = g.Width, ow = g.OutWidth;
@@ -64,7 +67,10 @@ internal static class Pooling
             var yr = y.Slice(i * ow, ow);
             var ir = idx.Slice(i * ow, ow);
             int r0 = 2 * i * w;
-            for (int j = 0; j < ow; j++)
+            int j = typeof(T) == typeof(float) && Vector256.IsHardwareAccelerated
+                ? MaxHalvingRow(MemoryMarshal.Cast<T, float>(top), MemoryMarshal.Cast<T, float>(bottom), MemoryMarshal.Cast<T, float>(yr), ir, r0, w)
+                : 0;
+            for (; j < ow; j++)
             {
                 T a = top[2 * j], b = top[2 * j + 1], c = bottom[2 * j], d = bottom[2 * j + 1];
                 T best = a; int arg = 0;
@@ -77,16 +83,80 @@ internal static class Pooling
         }
     }
 
+    /// <summary>Eight windows at a time of one output row (floats): returns how many outputs it wrote.</summary>
+    static int MaxHalvingRow(ReadOnlySpan<float> top, ReadOnlySpan<float> bottom, Span<float> y, Span<int> idx, int r0, int w)
+    {
+        var even = Vector256.Create(0, 2, 4, 6, 0, 2, 4, 6);
+        var odd = Vector256.Create(1, 3, 5, 7, 1, 3, 5, 7);
+        var columns = Vector256.Create(0, 2, 4, 6, 8, 10, 12, 14);
+        Vector256<int> one = Vector256<int>.One, below = Vector256.Create(w), belowRight = Vector256.Create(w + 1);
+        int j = 0;
+        for (; j + 8 <= y.Length; j += 8)
+        {
+            var t0 = Vector256.Create(top.Slice(2 * j, 8)); var t1 = Vector256.Create(top.Slice(2 * j + 8, 8));
+            var b0 = Vector256.Create(bottom.Slice(2 * j, 8)); var b1 = Vector256.Create(bottom.Slice(2 * j + 8, 8));
+            Vector256<float> a = Pick(t0, t1, even), b = Pick(t0, t1, odd), c = Pick(b0, b1, even), d = Pick(b0, b1, odd);
+            var wonB = Beats(b, a);
+            var ab = Vector256.ConditionalSelect(wonB, b, a);
+            var atAB = Vector256.ConditionalSelect(wonB.AsInt32(), one, Vector256<int>.Zero);
+            var wonD = Beats(d, c);
+            var cd = Vector256.ConditionalSelect(wonD, d, c);
+            var atCD = Vector256.ConditionalSelect(wonD.AsInt32(), belowRight, below);
+            var wonCD = Beats(cd, ab);
+            Vector256.ConditionalSelect(wonCD, cd, ab).CopyTo(y.Slice(j, 8));
+            (Vector256.ConditionalSelect(wonCD.AsInt32(), atCD, atAB) + columns + Vector256.Create(r0 + 2 * j)).CopyTo(idx.Slice(j, 8));
+        }
+        return j;
+
+        // the even (or odd) elements of lo then hi, in order
+        static Vector256<float> Pick(Vector256<float> lo, Vector256<float> hi, Vector256<int> which) =>
+            Vector256.Create(Vector256.Shuffle(lo, which).GetLower(), Vector256.Shuffle(hi, which).GetLower());
+
+        // v wins over the best so far: strictly greater, or NaN against a number
+        static Vector256<float> Beats(Vector256<float> v, Vector256<float> best) =>
+            Vector256.GreaterThan(v, best) | (~Vector256.Equals(v, v) & Vector256.Equals(best, best));
+    }
+
+    /// <summary>gx = ∂L/∂x, overwritten: each output's gradient at its window's maximum, zero elsewhere.</summary>
     public static void MaxBackward<T>(Tensor gy, int[] indices, Tensor gx, Pool2dGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int inPlane = g.Height * g.Width, outPlane = g.OutHeight * g.OutWidth;
-        Planes(g.Batch * g.Channels, outPlane, p =>
+        bool halving = IsHalving(g);
+        Planes(g.Batch * g.Channels, inPlane, p =>
         {
             var gxs = gx.Span<T>().Slice(p * inPlane, inPlane);
             var gys = gy.Span<T>().Slice(p * outPlane, outPlane);
             var idx = indices.AsSpan(p * outPlane, outPlane);
-            for (int o = 0; o < gys.Length; o++) gxs[idx[o]] += gys[o];
+            if (halving) MaxHalvingBackward(gys, idx, gxs, g);
+            else
+            {
+                gxs.Clear();
+                for (int o = 0; o < gys.Length; o++) gxs[idx[o]] += gys[o];
+            }
         });
+    }
+
+    // Disjoint 2×2 windows: every input element gets its window's gradient or zero, written once (no clearing pass).
+    static void MaxHalvingBackward<T>(ReadOnlySpan<T> gy, ReadOnlySpan<int> idx, Span<T> gx, in Pool2dGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int w = g.Width, ow = g.OutWidth;
+        for (int i = 0, o = 0; i < g.OutHeight; i++)
+        {
+            int r0 = 2 * i * w;
+            var top = gx.Slice(r0, w);
+            var bottom = gx.Slice(r0 + w, w);
+            for (int j = 0; j < ow; j++, o++)
+            {
+                int k = idx[o] - r0 - 2 * j;   // 0, 1, w or w + 1
+                T v = gy[o];
+                top[2 * j] = k == 0 ? v : T.Zero;
+                top[2 * j + 1] = k == 1 ? v : T.Zero;
+                bottom[2 * j] = k == w ? v : T.Zero;
+                bottom[2 * j + 1] = k == w + 1 ? v : T.Zero;
+            }
+            if (w > 2 * ow) { top[^1] = T.Zero; bottom[^1] = T.Zero; }   // an odd width's last column is in no window
+        }
+        gx[(2 * g.OutHeight * w)..].Clear();   // an odd height's last row likewise
     }
 
     public static void AvgForward<T>(Tensor x, Tensor y, Pool2dGeometry g) where T : unmanaged, IFloatingPointIeee754<T>

@@ -13,7 +13,7 @@ public static partial class Ops
         if (x.Rank == 3) return x.Unsqueeze(0).MaxPool2d(kernelSize, stride, padding, dilation, ceilMode).Squeeze(0);
         var g = PoolGeometry("max_pool2d", x, kernelSize, stride ?? kernelSize, padding ?? 0, dilation ?? 1, ceilMode, countIncludePad: true);
         var y = Tensor.Uninitialized([g.Batch, g.Channels, g.OutHeight, g.OutWidth], x.DType);
-        var indices = new int[y.Length];
+        var indices = GC.AllocateUninitializedArray<int>(y.Length);   // every index written by the kernel
         Backend.Current.MaxPool2d(x, y, indices, g);
         return Autograd.Recording(x) ? new MaxPool2dOp(g, indices).Attach(y, x) : y;
     }
@@ -26,7 +26,7 @@ public static partial class Ops
         public override IEnumerable<(string, object)> Attributes => PoolAttributes(g);
         protected override Tensor?[] Backward(Tensor gy)
         {
-            var gx = Tensor.Zeros([g.Batch, g.Channels, g.Height, g.Width], gy.DType);
+            var gx = Tensor.Uninitialized([g.Batch, g.Channels, g.Height, g.Width], gy.DType);   // overwritten by the backend
             Backend.Current.MaxPool2dBackward(gy, indices!, gx, g);
             return [gx];
         }

@@ -145,7 +145,11 @@ internal static class Pooling
             int r0 = 2 * i * w;
             var top = gx.Slice(r0, w);
             var bottom = gx.Slice(r0 + w, w);
-            for (int j = 0; j < ow; j++, o++)
+            int j = typeof(T) == typeof(float) && Vector256.IsHardwareAccelerated
+                ? MaxHalvingBackwardRow(MemoryMarshal.Cast<T, float>(gy.Slice(o, ow)), idx.Slice(o, ow),
+                    MemoryMarshal.Cast<T, float>(top), MemoryMarshal.Cast<T, float>(bottom), r0, w)
+                : 0;
+            for (o += j; j < ow; j++, o++)
             {
                 int k = idx[o] - r0 - 2 * j;   // 0, 1, w or w + 1
                 T v = gy[o];
@@ -157,6 +161,33 @@ internal static class Pooling
             if (w > 2 * ow) { top[^1] = T.Zero; bottom[^1] = T.Zero; }   // an odd width's last column is in no window
         }
         gx[(2 * g.OutHeight * w)..].Clear();   // an odd height's last row likewise
+    }
+
+    /// <summary>Eight windows at a time of one output row (floats): returns how many it wrote.</summary>
+    static int MaxHalvingBackwardRow(ReadOnlySpan<float> gy, ReadOnlySpan<int> idx, Span<float> top, Span<float> bottom, int r0, int w)
+    {
+        var columns = Vector256.Create(0, 2, 4, 6, 8, 10, 12, 14);
+        Vector256<int> right = Vector256<int>.One, below = Vector256.Create(w), belowRight = Vector256.Create(w + 1);
+        int j = 0;
+        for (; j + 8 <= gy.Length; j += 8)
+        {
+            var v = Vector256.Create(gy.Slice(j, 8));
+            var k = Vector256.Create(idx.Slice(j, 8)) - columns - Vector256.Create(r0 + 2 * j);   // 0, 1, w or w + 1
+            Zip(At(k, Vector256<int>.Zero, v), At(k, right, v), top.Slice(2 * j, 16));
+            Zip(At(k, below, v), At(k, belowRight, v), bottom.Slice(2 * j, 16));
+        }
+        return j;
+
+        static Vector256<float> At(Vector256<int> k, Vector256<int> position, Vector256<float> v) =>
+            Vector256.ConditionalSelect(Vector256.Equals(k, position).AsSingle(), v, Vector256<float>.Zero);
+
+        // a0 b0 a1 b1 … a7 b7
+        static void Zip(Vector256<float> a, Vector256<float> b, Span<float> dst)
+        {
+            var order = Vector256.Create(0, 4, 1, 5, 2, 6, 3, 7);
+            Vector256.Shuffle(Vector256.Create(a.GetLower(), b.GetLower()), order).CopyTo(dst);
+            Vector256.Shuffle(Vector256.Create(a.GetUpper(), b.GetUpper()), order).CopyTo(dst.Slice(8));
+        }
     }
 
     public static void AvgForward<T>(Tensor x, Tensor y, Pool2dGeometry g) where T : unmanaged, IFloatingPointIeee754<T>

@@ -195,6 +195,19 @@ public class ConvolutionTests
     }
 
     [Fact]
+    public void Max_pooling_backward_turns_a_negative_zero_gradient_into_positive_zero_as_accumulating_into_zeros_does()
+    {
+        foreach (var backend in new[] { Backend.Cpu, Backend.Reference })
+        {
+            using var _ = Backend.Use(backend);
+            var x = Helpers.Leaf(Tensor.Normal([1, 2, 4, 36], 0, 1, new Generator(3)));   // vector rows and a scalar tail
+            var y = x.MaxPool2d(2);
+            var gx = Autograd.Grad([y], [x], [Tensor.Full(y.Shape, -0.0)])[0]!;   // returned as computed (a leaf's Grad would add it to zeros)
+            Assert.All(gx.ToFloatArray(), v => Assert.Equal(0, BitConverter.SingleToInt32Bits(v)));
+        }
+    }
+
+    [Fact]
     public void Average_pooling_divisors_follow_count_include_pad_and_ceil_mode_as_pytorch()
     {
         var x = Tensor.Ones([1, 1, 3, 3]);

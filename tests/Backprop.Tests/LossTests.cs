@@ -46,4 +46,15 @@ public class LossTests
         var expected = z.Zip(y, (zi, yi) => (1 / (1 + Math.Exp(-zi)) - yi) / z.Length).ToArray();
         AllClose(Tensor.From(expected), logits.Grad!, 1e-15);
     }
+
+    [Fact]
+    public void Cross_entropy_gradient_is_softmax_minus_onehot_times_g_over_m_signed_zeros_included()
+    {
+        // softmax (1, 0): the gradient (s − onehot)·g/m is (0, 0)·(−1) = (−0, −0), as PyTorch computes it.
+        var z = Tensor.From([0.0, -2000.0], [1, 2]); z.RequiresGrad = true;
+        var loss = z.CrossEntropy([0]);
+        var g = Autograd.Grad([loss], [z], [Tensor.Scalar(-1.0, DType.Float64)])[0]!.ToDoubleArray();
+        Assert.True(double.IsNegative(g[0]) && g[0] == 0, $"{g[0]}");
+        Assert.True(double.IsNegative(g[1]) && g[1] == 0, $"{g[1]}");
+    }
 }

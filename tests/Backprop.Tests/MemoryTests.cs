@@ -132,7 +132,7 @@ public class MemoryTests
 
     sealed class RecordingProbe : Function
     {
-        public bool RecordsInBackward, RecordsUnderEnableGrad, RecordsAfterEnableGrad;
+        public bool RecordsInBackward, RecordsUnderEnableGrad, RecordsAfterEnableGrad, RecordsOnAWorker;
         public override string Name => "probe";
         protected override Tensor Forward(Tensor[] inputs) => inputs[0] * 1.0;
         protected override Tensor?[] Backward(Tensor g)
@@ -144,6 +144,8 @@ public class MemoryTests
                 RecordsUnderEnableGrad = Autograd.IsEnabled && (w * 2.0).RequiresGrad;
             }
             RecordsAfterEnableGrad = Autograd.IsEnabled;
+            var v = Tensor.From([1.0]); v.RequiresGrad = true;
+            RecordsOnAWorker = Task.Run(() => (v * 2.0).RequiresGrad).Result;   // no-grad flows to work started here
             return [g];
         }
     }
@@ -157,6 +159,7 @@ public class MemoryTests
         Assert.False(probe.RecordsInBackward);
         Assert.True(probe.RecordsUnderEnableGrad);
         Assert.False(probe.RecordsAfterEnableGrad);
+        Assert.False(probe.RecordsOnAWorker);
         Assert.True(Autograd.IsEnabled);
         Assert.Equal([1.0, 1.0], x.Grad!.ToDoubleArray());
     }

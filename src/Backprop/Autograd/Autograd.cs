@@ -7,12 +7,8 @@ public static partial class Autograd
     // holds after it, and the thread that started the method is not left in no-grad mode.
     static readonly AsyncLocal<bool> disabled = new();
 
-    // Set while a reverse pass runs on this thread (synchronous: nothing in it awaits), so the pass turns recording off
-    // without writing the async-local, which allocates an execution context per write.
-    [ThreadStatic] static bool inReversePass;
-
-    /// <summary>False inside a <see cref="NoGrad"/> scope (and during a backward pass): ops then record nothing.</summary>
-    public static bool IsEnabled => !inReversePass && !disabled.Value;
+    /// <summary>False inside a <see cref="NoGrad"/> scope: ops then record nothing.</summary>
+    public static bool IsEnabled => !disabled.Value;
 
     /// <summary>Disables graph recording until the returned scope is disposed (<c>using var _ = Autograd.NoGrad();</c>).</summary>
     public static NoGradScope NoGrad() => new(enabled: false);
@@ -23,14 +19,12 @@ public static partial class Autograd
     /// <summary>Restores the previous recording state when disposed; disposing twice is harmless.</summary>
     public sealed class NoGradScope : IDisposable
     {
-        readonly bool previous, previousPass;
+        readonly bool previous;
         bool disposed;
         internal NoGradScope(bool enabled)
         {
             previous = disabled.Value;
-            previousPass = inReversePass;
             disabled.Value = !enabled;
-            if (enabled) inReversePass = false;   // enable_grad inside a custom backward records (higher-order use)
         }
 
         public void Dispose()
@@ -38,7 +32,6 @@ public static partial class Autograd
             if (disposed) return;
             disposed = true;
             disabled.Value = previous;
-            inReversePass = previousPass;
         }
     }
 
@@ -148,8 +141,7 @@ public static partial class Autograd
             pending[roots[i]] = pending.TryGetValue(roots[i], out var e) ? e.Add(seeds[i]) : seeds[i];
         var outer = capturing;
         capturing = capture;
-        bool outerPass = inReversePass;
-        inReversePass = true;
+        using var _ = NoGrad();   // an async-local, so it also reaches work a custom backward starts on other threads
         try
         {
             foreach (var t in order)
@@ -178,7 +170,6 @@ public static partial class Autograd
         finally
         {
             capturing = outer;
-            inReversePass = outerPass;
         }
     }
 

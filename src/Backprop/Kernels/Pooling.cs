@@ -152,7 +152,7 @@ internal static class Pooling
             for (o += j; j < ow; j++, o++)
             {
                 int k = idx[o] - r0 - 2 * j;   // 0, 1, w or w + 1
-                T v = gy[o];
+                T v = gy[o] + T.Zero;   // as 0 + g would be, had gx been cleared and accumulated: −0 becomes +0
                 top[2 * j] = k == 0 ? v : T.Zero;
                 top[2 * j + 1] = k == 1 ? v : T.Zero;
                 bottom[2 * j] = k == w ? v : T.Zero;
@@ -171,7 +171,7 @@ internal static class Pooling
         int j = 0;
         for (; j + 8 <= gy.Length; j += 8)
         {
-            var v = Vector256.Create(gy.Slice(j, 8));
+            var v = Vector256.Create(gy.Slice(j, 8)) + Vector256<float>.Zero;   // −0 → +0, as the scalar path
             var k = Vector256.Create(idx.Slice(j, 8)) - columns - Vector256.Create(r0 + 2 * j);   // 0, 1, w or w + 1
             Zip(At(k, Vector256<int>.Zero, v), At(k, right, v), top.Slice(2 * j, 16));
             Zip(At(k, below, v), At(k, belowRight, v), bottom.Slice(2 * j, 16));

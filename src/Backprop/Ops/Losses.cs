@@ -41,10 +41,7 @@ public static partial class Ops
             int m = targetPositions.Length, c = s!.Size(1);
             var d = labelSmoothing > 0 ? s - labelSmoothing / c : s.Copy();
             Backend.Current.AddAt(labelSmoothing - 1, targetPositions, d);   // − (1 − ε)·onehot(t)
-            double scale = s.DType == DType.Float32 ? (float)g.Item() / m : g.Item() / m;   // g / m, rounded as the tensor op would
-            var r = Tensor.ZerosShared(s.shape, s.DType);
-            Backend.Current.Axpy(scale, d, r);   // 0 + scale·d: the product, rounded once
-            return [r];
+            return [d.Mul(g / m)];
         }
         protected override void Release() => s = null;
     }

@@ -25,6 +25,7 @@ public class ConvolutionTests
         new("pointwise", [3, 8, 4, 5], [6, 8, 1, 1], 1, 0, 1, 1, true),
         new("depthwise stride 3", [2, 4, 10, 9], [4, 1, 3, 3], 3, 1, 1, 4, true),
         new("batch 20 (threads)", [20, 3, 8, 8], [5, 3, 3, 3], 1, 1, 1, 1, true),
+        new("samples unrolled side by side, groups 2, a lone last one", [7, 4, 6, 5], [6, 2, 3, 3], (2, 1), 1, 1, 2, false),
         // ≥ 16 input channels per group, ≤ 9 taps, stride 1: the input gradient runs as a flipped forward convolution
         new("flipped input gradient", [3, 16, 7, 6], [24, 16, 3, 3], 1, 1, 1, 1, true),
         new("flipped, groups 2, dilation 2, asymmetric", [2, 32, 9, 8], [20, 16, 3, 2], 1, Padding2d.Same, 2, 2, false),

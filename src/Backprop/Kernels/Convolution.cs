@@ -14,8 +14,8 @@ namespace Backprop.Kernels;
 /// CIFAR), which keeps the microkernel on full tiles and lets it write y in place; channels-last would make the
 /// output plane the M dimension instead and cost a transpose at each layer boundary for the NCHW users and files
 /// expect, for no gain on the shapes measured here.
-/// Threading: samples are shared among threads (each with its own unrolled buffer and a single-threaded GEMM), as
-/// one sample's product is small; a batch of one runs on the calling thread with the GEMM's own threading. The
+/// Threading: samples (or, for small planes, runs of samples unrolled side by side) are shared among threads, each
+/// with its own unrolled buffer and a single-threaded GEMM, as one sample's product is small; a batch of one runs on the calling thread with the GEMM's own threading. The
 /// weight gradient sums over samples in fixed chunks whose partial sums are added in chunk order, so the result does
 /// not depend on the thread count.
 /// </remarks>

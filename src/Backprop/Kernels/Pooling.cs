@@ -67,9 +67,14 @@ internal static class Pooling
             var yr = y.Slice(i * ow, ow);
             var ir = idx.Slice(i * ow, ow);
             int r0 = 2 * i * w;
-            int j = typeof(T) == typeof(float) && Vector256.IsHardwareAccelerated
-                ? MaxHalvingRow(MemoryMarshal.Cast<T, float>(top), MemoryMarshal.Cast<T, float>(bottom), MemoryMarshal.Cast<T, float>(yr), ir, r0, w)
-                : 0;
+            int j = 0;
+            if (typeof(T) == typeof(float))
+            {
+                ReadOnlySpan<float> t = MemoryMarshal.Cast<T, float>(top), b = MemoryMarshal.Cast<T, float>(bottom);
+                var yf = MemoryMarshal.Cast<T, float>(yr);
+                if (Vector256.IsHardwareAccelerated) j = MaxHalvingRow(t, b, yf, ir, r0, w);
+                if (Vector128.IsHardwareAccelerated) j = MaxHalvingRow128(t, b, yf, ir, r0, w, j);
+            }
             for (; j < ow; j++)
             {
                 T a = top[2 * j], b = top[2 * j + 1], c = bottom[2 * j], d = bottom[2 * j + 1];
@@ -117,6 +122,40 @@ internal static class Pooling
             Vector256.GreaterThan(v, best) | (~Vector256.Equals(v, v) & Vector256.Equals(best, best));
     }
 
+    /// <summary>
+    /// Four windows at a time from output <paramref name="j"/> on (rows too short for eight, such as mnist-cnn's 7-wide
+    /// second pooling, and SSE or NEON machines): the same tournament as <see cref="MaxHalvingRow"/>.
+    /// </summary>
+    static int MaxHalvingRow128(ReadOnlySpan<float> top, ReadOnlySpan<float> bottom, Span<float> y, Span<int> idx, int r0, int w, int j)
+    {
+        var even = Vector128.Create(0, 2, 0, 2);
+        var odd = Vector128.Create(1, 3, 1, 3);
+        var columns = Vector128.Create(0, 2, 4, 6);
+        Vector128<int> one = Vector128<int>.One, below = Vector128.Create(w), belowRight = Vector128.Create(w + 1);
+        for (; j + 4 <= y.Length; j += 4)
+        {
+            var t0 = Vector128.Create(top.Slice(2 * j, 4)); var t1 = Vector128.Create(top.Slice(2 * j + 4, 4));
+            var b0 = Vector128.Create(bottom.Slice(2 * j, 4)); var b1 = Vector128.Create(bottom.Slice(2 * j + 4, 4));
+            Vector128<float> a = Pick(t0, t1, even), b = Pick(t0, t1, odd), c = Pick(b0, b1, even), d = Pick(b0, b1, odd);
+            var wonB = Beats(b, a);
+            var ab = Vector128.ConditionalSelect(wonB, b, a);
+            var atAB = Vector128.ConditionalSelect(wonB.AsInt32(), one, Vector128<int>.Zero);
+            var wonD = Beats(d, c);
+            var cd = Vector128.ConditionalSelect(wonD, d, c);
+            var atCD = Vector128.ConditionalSelect(wonD.AsInt32(), belowRight, below);
+            var wonCD = Beats(cd, ab);
+            Vector128.ConditionalSelect(wonCD, cd, ab).CopyTo(y.Slice(j, 4));
+            (Vector128.ConditionalSelect(wonCD.AsInt32(), atCD, atAB) + columns + Vector128.Create(r0 + 2 * j)).CopyTo(idx.Slice(j, 4));
+        }
+        return j;
+
+        static Vector128<float> Pick(Vector128<float> lo, Vector128<float> hi, Vector128<int> which) =>
+            Vector128.Create(Vector128.Shuffle(lo, which).GetLower(), Vector128.Shuffle(hi, which).GetLower());
+
+        static Vector128<float> Beats(Vector128<float> v, Vector128<float> best) =>
+            Vector128.GreaterThan(v, best) | (~Vector128.Equals(v, v) & Vector128.Equals(best, best));
+    }
+
     /// <summary>gx = ∂L/∂x, overwritten: each output's gradient at its window's maximum, zero elsewhere.</summary>
     public static void MaxBackward<T>(Tensor gy, int[] indices, Tensor gx, Pool2dGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -145,10 +184,14 @@ internal static class Pooling
             int r0 = 2 * i * w;
             var top = gx.Slice(r0, w);
             var bottom = gx.Slice(r0 + w, w);
-            int j = typeof(T) == typeof(float) && Vector256.IsHardwareAccelerated
-                ? MaxHalvingBackwardRow(MemoryMarshal.Cast<T, float>(gy.Slice(o, ow)), idx.Slice(o, ow),
-                    MemoryMarshal.Cast<T, float>(top), MemoryMarshal.Cast<T, float>(bottom), r0, w)
-                : 0;
+            int j = 0;
+            if (typeof(T) == typeof(float))
+            {
+                ReadOnlySpan<float> gr = MemoryMarshal.Cast<T, float>(gy.Slice(o, ow));
+                Span<float> t = MemoryMarshal.Cast<T, float>(top), b = MemoryMarshal.Cast<T, float>(bottom);
+                if (Vector256.IsHardwareAccelerated) j = MaxHalvingBackwardRow(gr, idx.Slice(o, ow), t, b, r0, w);
+                if (Vector128.IsHardwareAccelerated) j = MaxHalvingBackwardRow128(gr, idx.Slice(o, ow), t, b, r0, w, j);
+            }
             for (o += j; j < ow; j++, o++)
             {
                 int k = idx[o] - r0 - 2 * j;   // 0, 1, w or w + 1
@@ -161,6 +204,31 @@ internal static class Pooling
             if (w > 2 * ow) { top[^1] = T.Zero; bottom[^1] = T.Zero; }   // an odd width's last column is in no window
         }
         gx[(2 * g.OutHeight * w)..].Clear();   // an odd height's last row likewise
+    }
+
+    /// <summary>Four windows at a time from output <paramref name="j"/> on: the 128-bit form of <see cref="MaxHalvingBackwardRow"/>.</summary>
+    static int MaxHalvingBackwardRow128(ReadOnlySpan<float> gy, ReadOnlySpan<int> idx, Span<float> top, Span<float> bottom, int r0, int w, int j)
+    {
+        var columns = Vector128.Create(0, 2, 4, 6);
+        Vector128<int> right = Vector128<int>.One, below = Vector128.Create(w), belowRight = Vector128.Create(w + 1);
+        for (; j + 4 <= gy.Length; j += 4)
+        {
+            var v = Vector128.Create(gy.Slice(j, 4)) + Vector128<float>.Zero;   // −0 → +0, as the scalar path
+            var k = Vector128.Create(idx.Slice(j, 4)) - columns - Vector128.Create(r0 + 2 * j);
+            Zip(At(k, Vector128<int>.Zero, v), At(k, right, v), top.Slice(2 * j, 8));
+            Zip(At(k, below, v), At(k, belowRight, v), bottom.Slice(2 * j, 8));
+        }
+        return j;
+
+        static Vector128<float> At(Vector128<int> k, Vector128<int> position, Vector128<float> v) =>
+            Vector128.ConditionalSelect(Vector128.Equals(k, position).AsSingle(), v, Vector128<float>.Zero);
+
+        static void Zip(Vector128<float> a, Vector128<float> b, Span<float> dst)
+        {
+            var order = Vector128.Create(0, 2, 1, 3);
+            Vector128.Shuffle(Vector128.Create(a.GetLower(), b.GetLower()), order).CopyTo(dst);
+            Vector128.Shuffle(Vector128.Create(a.GetUpper(), b.GetUpper()), order).CopyTo(dst.Slice(4));
+        }
     }
 
     /// <summary>Eight windows at a time of one output row (floats): returns how many it wrote.</summary>

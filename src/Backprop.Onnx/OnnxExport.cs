@@ -247,8 +247,9 @@ public static class OnnxExport
 
         string Emit(Tensor t, Function f)
         {
-            var ins = f.Inputs.Select(ValueOf).ToArray();
-            var x = f.Inputs.Count > 0 ? f.Inputs[0] : null;
+            var inputs = f.Inputs;   // a fresh list per call: read it once
+            var ins = inputs.Select(ValueOf).ToArray();
+            var x = inputs.Count > 0 ? inputs[0] : null;
             switch (f.Name)
             {
                 case "add": return Node(t, "Add", ins);

@@ -115,16 +115,15 @@ public abstract class Function
 
     internal Tensor Attach(Tensor output, Tensor a, Tensor b, Tensor c) { input0 = a; input1 = b; input2 = c; inputCount = 3; return Attached(output); }
 
-    internal Tensor Attach(Tensor output, params Tensor[] inputs)
+    internal Tensor Attach(Tensor output, params Tensor[] inputs) => inputs.Length switch
     {
-        if (inputs.Length <= 3)
-        {
-            input0 = inputs.Length > 0 ? inputs[0] : null; input1 = inputs.Length > 1 ? inputs[1] : null; input2 = inputs.Length > 2 ? inputs[2] : null;
-        }
-        else inputsMore = inputs;
-        inputCount = inputs.Length;
-        return Attached(output);
-    }
+        1 => Attach(output, inputs[0]),
+        2 => Attach(output, inputs[0], inputs[1]),
+        3 => Attach(output, inputs[0], inputs[1], inputs[2]),
+        _ => AttachAll(output, inputs),
+    };
+
+    Tensor AttachAll(Tensor output, Tensor[] inputs) { inputsMore = inputs; inputCount = inputs.Length; return Attached(output); }
 
     Tensor Attached(Tensor output)
     {

@@ -153,7 +153,7 @@ public class GemmTests
 
 /// <summary>Tests that measure this thread's allocations, run alone: once in CI, with the distributed tests keeping the
 /// thread pool busy, a split product counted 4,528 bytes — most likely the pool's global queue growing a segment on the
-/// thread that queued the GEMM's helper: the load, not the kernel.</summary>
+/// thread that queued the GEMM's helper (a thread-pool work item then; the kernels' own threads now): the load, not the kernel.</summary>
 [CollectionDefinition("quiet", DisableParallelization = true)]
 public sealed class QuietCollection;
 

@@ -74,13 +74,7 @@ internal static class Channels
     static void ForChannels(int channels, long perChannel, Action<int> body)
     {
         int threads = (int)Math.Min(Math.Min(Parallelism.MaxThreads, Environment.ProcessorCount), Math.Max(1, Math.Min(channels, channels * perChannel / (64 * 1024))));
-        if (threads <= 1) { for (int k = 0; k < channels; k++) body(k); return; }
-        int next = -1;
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ =>
-        {
-            int k;
-            while ((k = Interlocked.Increment(ref next)) < channels) body(k);
-        });
+        Workers.For(channels, threads, body);
     }
 
     static class Scratch<T> where T : unmanaged

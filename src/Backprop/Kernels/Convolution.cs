@@ -166,17 +166,7 @@ internal static class Convolution
     static int Threads(int items) => Math.Min(items, Math.Min(Parallelism.MaxThreads, Environment.ProcessorCount));
 
     /// <summary>Runs body(0 … count−1), sharing items among threads (each item on one thread, any order).</summary>
-    static void ForSamples(int count, Action<int> body)
-    {
-        int threads = Threads(count);
-        if (threads <= 1) { for (int i = 0; i < count; i++) body(i); return; }
-        int next = -1;
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ =>
-        {
-            int i;
-            while ((i = Interlocked.Increment(ref next)) < count) body(i);
-        });
-    }
+    static void ForSamples(int count, Action<int> body) => Workers.For(count, Threads(count), body);
 
     /// <summary>im2col of sample n into this thread's buffer: row (c, p, q), column (i, j) = x[n, c, i·s − pad + p·d, j·s − pad + q·d] or 0.</summary>
     static Span<T> Unroll<T>(Tensor x, int n0, int count, in Conv2dGeometry g) where T : unmanaged, IFloatingPointIeee754<T>

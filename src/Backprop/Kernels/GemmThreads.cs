@@ -5,11 +5,11 @@ namespace Backprop.Kernels;
 // Threading: a product is cut into contiguous shares, columns when there are enough of them (each share packs
 // only its own columns of B, the operand packed once per call), rows otherwise. There are a few shares per
 // thread, claimed one at a time from a counter, so a thread the OS parks for a while (a shared machine) delays
-// the call by one share, not by half the product. Helpers run on thread-pool threads through reusable work
-// items; the calling thread claims shares too, so a busy pool delays nothing and a call allocates nothing.
+// the call by one share, not by half the product. The helpers are the kernels' own spinning threads (Workers); the
+// calling thread claims shares too, so a late helper delays nothing, and a call allocates nothing.
 internal static unsafe partial class Gemm
 {
-    // Waking a pool thread and splitting the packing costs a few microseconds; below ~2 M multiply-adds per
+    // Waking a helper and splitting the packing costs a few microseconds; below ~2 M multiply-adds per
     // thread (≈ 20 µs on one core) that is more than another core saves. (16×784)·(784×50), 0.6 M, stays on one.
     const long MinMacsPerThread = 2L << 20;
 
@@ -26,7 +26,7 @@ internal static unsafe partial class Gemm
         return Math.Max(1, Math.Min(Math.Min(Parallelism.MaxThreads, Environment.ProcessorCount), byWork));
     }
 
-    sealed class Job<T> where T : unmanaged, IFloatingPointIeee754<T>
+    sealed class Job<T> : IForkJoinJob where T : unmanaged, IFloatingPointIeee754<T>
     {
         [ThreadStatic] static Job<T>? current;
 
@@ -35,11 +35,7 @@ internal static unsafe partial class Gemm
         GemmPath path;
         Problem<T> problem;
         bool splitColumns;
-        int shareSize, shares, next, remaining;
-        Helper[] helpers = [];
-        // Completion: spin briefly, then sleep on a monitor. Not ManualResetEventSlim, which allocates its lock
-        // object the first time a wait has to block, so a call would allocate whenever a helper ran late.
-        readonly object gate = new();
+        int shareSize, shares, next;
 
         public void Run(GemmPath path, in Problem<T> p, int threads)
         {
@@ -52,27 +48,14 @@ internal static unsafe partial class Gemm
             shareSize = unit * Math.Max(1, (units + maxShares - 1) / maxShares);
             shares = (extent + shareSize - 1) / shareSize;
             if (shares <= 1) { Gemm.Run(path, p); return; }
-            int helpersNeeded = Math.Min(threads, shares) - 1;
-            if (helpers.Length < helpersNeeded)
-            {
-                var h = new Helper[helpersNeeded];
-                for (int i = 0; i < h.Length; i++) h[i] = i < helpers.Length ? helpers[i] : new Helper(this);
-                helpers = h;
-            }
-
-            // Publish the job before opening the counter: a helper still queued from an earlier call may
-            // start claiming as soon as `next` is reset, and must then see this job's fields.
             this.path = path;
             problem = p;
-            remaining = shares;
-            Volatile.Write(ref next, 0);
-            for (int i = 0; i < helpersNeeded; i++) ThreadPool.UnsafeQueueUserWorkItem(helpers[i], preferLocal: false);
-            Work();
-            WaitForShares();
-            Volatile.Write(ref next, int.MaxValue / 2);   // late helpers find nothing to claim
+            next = 0;
+            // Helpers busy with another call: the caller takes every share itself (same shares, same result).
+            if (!Workers.Run(this, Math.Min(threads, shares) - 1)) Work();
         }
 
-        void Work()
+        public void Work()
         {
             int share;
             while ((share = Interlocked.Increment(ref next) - 1) < shares)
@@ -80,23 +63,7 @@ internal static unsafe partial class Gemm
                 int start = share * shareSize;
                 if (splitColumns) Gemm.Run(path, problem.Cols(start, Math.Min(shareSize, problem.N - start)));
                 else Gemm.Run(path, problem.Rows(start, Math.Min(shareSize, problem.M - start)));
-                if (Interlocked.Decrement(ref remaining) == 0)
-                    lock (gate) Monitor.PulseAll(gate);
             }
-        }
-
-        void WaitForShares()
-        {
-            var spin = new SpinWait();
-            while (Volatile.Read(ref remaining) != 0 && !spin.NextSpinWillYield) spin.SpinOnce();
-            if (Volatile.Read(ref remaining) == 0) return;
-            lock (gate)
-                while (Volatile.Read(ref remaining) != 0) Monitor.Wait(gate);
-        }
-
-        sealed class Helper(Job<T> job) : IThreadPoolWorkItem
-        {
-            public void Execute() => job.Work();
         }
     }
 }

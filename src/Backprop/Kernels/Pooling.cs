@@ -309,11 +309,6 @@ internal static class Pooling
     {
         long work = (long)planes * perPlane;
         int threads = (int)Math.Min(Math.Min(Parallelism.MaxThreads, Environment.ProcessorCount), Math.Max(1, Math.Min(planes, work / (32 * 1024))));
-        if (threads <= 1) { for (int p = 0; p < planes; p++) body(p); return; }
-        int per = (planes + threads - 1) / threads;
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
-        {
-            for (int p = t * per, end = Math.Min(planes, p + per); p < end; p++) body(p);
-        });
+        Workers.For(planes, threads, body);
     }
 }

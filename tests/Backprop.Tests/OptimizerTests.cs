@@ -87,6 +87,28 @@ public class OptimizerTests
         }
     }
 
+    // Tensors this large are updated in pieces on the kernels' helper threads; a ragged last piece included, every
+    // value must be what one thread computes.
+    [Theory]
+    [InlineData("sgd"), InlineData("adam"), InlineData("amsgrad")]
+    public void Large_tensors_update_in_pieces_on_several_threads_to_the_same_values(string rule)
+    {
+        float[] Run(int threads)
+        {
+            using var _ = Parallelism.Use(threads);
+            var g = new Generator(4);
+            var p = Tensor.Normal([300_007], 0, 1, g); p.RequiresGrad = true;
+            Optimizer opt = rule == "sgd" ? new Sgd([p], 0.01, momentum: 0.9) : new Adam([p], 0.01, 0.9, 0.99, 1e-8, 0.01, amsgrad: rule == "amsgrad");
+            for (int t = 1; t <= 3; t++)
+            {
+                p.Grad = Tensor.Normal([300_007], 0, t, g);
+                opt.Step();
+            }
+            return p.ToFloatArray();
+        }
+        Assert.Equal(Run(1), Run(Environment.ProcessorCount));
+    }
+
     [Fact]
     public void AdamW_decays_weights_decoupled_from_the_gradient()
     {

@@ -114,4 +114,20 @@ public class TensorTests
         Assert.Equal([2f, 3], x.Gather([2, 0]).ToFloatArray());
         Assert.Equal([0f, 1, 2, 0, 3, 4, 5, 3], Ops.Concat([x, x.Reshape(2, 3).SliceRows(0, 2).IndexSelect([0, 1]).Gather([0, 0]).Reshape(2, 1)], 1).ToFloatArray());
     }
+
+    // A gather this large (a CIFAR-10 batch) is shared among threads; rows repeat and come in any order.
+    [Theory]
+    [InlineData(DType.Float32), InlineData(DType.Float64)]
+    public void A_large_index_select_copies_every_row_it_names(DType dtype)
+    {
+        const int n = 500, row = 3072;
+        var x = Tensor.Arange(0, n * row).Reshape(n, row).To(dtype);
+        var g = new Generator(6);
+        var rows = Enumerable.Range(0, 300).Select(_ => g.NextInt(n)).Append(n - 1).Append(0).Append(n - 1).ToArray();
+        var y = x.IndexSelect(rows).ToDoubleArray();
+        for (int i = 0; i < rows.Length; i++)
+            for (int j = 0; j < row; j += 97)
+                Assert.Equal(rows[i] * row + j, y[i * row + j]);
+        Assert.Throws<IndexOutOfRangeException>(() => x.IndexSelect([.. rows, n]));
+    }
 }

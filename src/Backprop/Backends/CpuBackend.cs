@@ -136,9 +136,27 @@ internal sealed class CpuBackend : IBackend
         if (x.DType == DType.Float32) Select<float>(x.Span<float>(), rows, y.Span<float>(), row);
         else Select<double>(x.Span<double>(), rows, y.Span<double>(), row);
 
-        static void Select<T>(ReadOnlySpan<T> x, ReadOnlySpan<int> rows, Span<T> y, int row)
+        // Memory-bound: a large gather (a CIFAR-10 batch of 200 rows is 2.4 MB, 0.5 ms on one core) is shared by the
+        // kernels' helpers, rows in pieces; small ones stay on the calling thread.
+        static unsafe void Select<T>(ReadOnlySpan<T> x, ReadOnlySpan<int> rows, Span<T> y, int row) where T : unmanaged
         {
-            for (int i = 0; i < rows.Length; i++) x.Slice(rows[i] * row, row).CopyTo(y.Slice(i * row, row));
+            long total = (long)rows.Length * row;
+            int threads = (int)Math.Clamp(total / (256 * 1024), 1, Math.Min(Parallelism.MaxThreads, Environment.ProcessorCount));
+            if (threads <= 1 || row == 0)
+            {
+                for (int i = 0; i < rows.Length; i++) x.Slice(rows[i] * row, row).CopyTo(y.Slice(i * row, row));
+                return;
+            }
+            int count = x.Length / row;
+            foreach (int r in rows)
+                if ((uint)r >= (uint)count) throw new ArgumentOutOfRangeException(nameof(rows), r, $"index_select: row {r} of {count}");
+            if (y.Length < total) throw new ArgumentException($"index_select: output of {y.Length} for {rows.Length} rows of {row}");
+            fixed (T* px = x, py = y) fixed (int* pr = rows)
+            {
+                nint xs = (nint)px, ys = (nint)py, rs = (nint)pr;
+                Workers.For(rows.Length, threads, i =>
+                    new ReadOnlySpan<T>((T*)xs + (long)((int*)rs)[i] * row, row).CopyTo(new Span<T>((T*)ys + (long)i * row, row)));
+            }
         }
     }
 

@@ -163,7 +163,7 @@ public class GemmAllocationTests
     [Fact]
     public void Steady_state_calls_allocate_nothing()
     {
-        foreach (var (m, n, k) in new[] { (16, 50, 784), (300, 300, 300), (1, 1024, 784) })   // one thread; split across threads; one row, split
+        foreach (var (m, n, k) in new[] { (8, 50, 784), (16, 50, 784), (300, 300, 300), (1, 1024, 784) })   // one thread; two shares; split across threads; one row, split
         {
             float[] a = new float[m * k], b = new float[k * n], c = new float[m * n];
             for (int i = 0; i < 3; i++) Gemm.Multiply<float>(a, false, b, true, c, m, n, k, false);

@@ -9,9 +9,11 @@ namespace Backprop.Kernels;
 // calling thread claims shares too, so a late helper delays nothing, and a call allocates nothing.
 internal static unsafe partial class Gemm
 {
-    // Waking a helper and splitting the packing costs a few microseconds; below ~2 M multiply-adds per
-    // thread (≈ 20 µs on one core) that is more than another core saves. (16×784)·(784×50), 0.6 M, stays on one.
-    const long MinMacsPerThread = 2L << 20;
+    // Handing a share to a spinning helper costs about a microsecond, and each share re-packs its operand: below
+    // ~256 K multiply-adds per thread (≈ 3 µs on one core) that is more than another core saves. (16×784)·(784×50),
+    // 0.6 M, now splits in two: 62 -> 87 GFLOP/s on the Zen 4 machine (2 M was the bound while helpers were
+    // thread-pool work items that took tens of microseconds to wake).
+    const long MinMacsPerThread = 256L << 10;
 
     // Up to this many shares per thread, for load balance. But each column share re-packs all of A (m×k), a
     // cost of ~1/(share width) of its multiply-adds at a few times the price of each, so extra shares are cut

@@ -192,17 +192,20 @@ public class InterruptTests
         string cli = typeof(Cli.Cli).Assembly.Location;
         string dir = Directory.CreateTempSubdirectory("bp-sigint-").FullName;
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { cli, "train", "--preset", "mnist-quick", "--epochs", "40", "--hidden", "16", "--out", dir, "--overwrite", "--threads", "1" }) psi.ArgumentList.Add(a);
+        // Far more epochs than the test waits for: under a loaded CI machine the polling below can notice the first
+        // checkpoint late (once, 40 epochs had finished before the signal was sent); the signal ends the run anyway.
+        foreach (var a in new[] { cli, "train", "--preset", "mnist-quick", "--epochs", "1000", "--hidden", "16", "--out", dir, "--overwrite", "--threads", "1" }) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         string checkpoint = Path.Combine(dir, Checkpoint.FileName);
         var clock = Stopwatch.StartNew();
-        while (!File.Exists(checkpoint) && clock.Elapsed < TimeSpan.FromSeconds(60)) await Task.Delay(50);
+        while (!File.Exists(checkpoint) && clock.Elapsed < TimeSpan.FromSeconds(60)) Thread.Sleep(50);   // not awaited: a busy thread pool must not delay the poll
+        if (!File.Exists(checkpoint)) p.Kill();
         Assert.True(File.Exists(checkpoint), "no checkpoint within 60 s");
-        await Task.Delay(300);   // into the next epoch
+        Thread.Sleep(300);   // into the next epoch
         using (var kill = Process.Start("kill", ["-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) await kill.WaitForExitAsync();
-        await p.WaitForExitAsync();
+        if (!p.WaitForExit(TimeSpan.FromSeconds(120))) { p.Kill(); Assert.Fail("the run did not end within 120 s of SIGINT"); }
         string err = await stderr; await stdout;
         Assert.Equal(130, p.ExitCode);
         Assert.Matches(@"interrupted at epoch \d+, step \d+", err);

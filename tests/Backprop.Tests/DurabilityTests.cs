@@ -191,9 +191,13 @@ public class InterruptTests
     {
         string cli = typeof(Cli.Cli).Assembly.Location;
         string dir = Directory.CreateTempSubdirectory("bp-sigint-").FullName;
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        // Far more epochs than the test waits for: under a loaded CI machine the polling below can notice the first
-        // checkpoint late (once, 40 epochs had finished before the signal was sent); the signal ends the run anyway.
+        // Through `env --default-signal=INT`, which execs dotnet in the same process: a process started from a shell's
+        // background job inherits SIGINT ignored (as nohup intends), .NET then installs no handler, and the signal
+        // would do nothing — a CI started with `&` failed this test that way.
+        var psi = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add("--default-signal=INT");
+        psi.ArgumentList.Add("dotnet");
+        // Far more epochs than the test waits for, so the run is still training when the signal comes.
         foreach (var a in new[] { cli, "train", "--preset", "mnist-quick", "--epochs", "1000", "--hidden", "16", "--out", dir, "--overwrite", "--threads", "1" }) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();

@@ -91,6 +91,25 @@ public class GemmTests
         Assert.Equal(0, failures);
     }
 
+    // A product split by rows can leave a one-row share; it must run the same kernel as the whole product (a one-row
+    // product on its own is a matrix-vector pass that sums in another order).
+    [Theory]
+    [InlineData(17, 16, 2048), InlineData(9, 8, 8192), InlineData(25, 16, 2048)]
+    public void A_one_row_share_gives_the_values_one_thread_gives(int m, int n, int k)
+    {
+        var rng = new Random(m);
+        float[] a = Random<float>(m * k, rng), b = Random<float>(n * k, rng);
+        float[] Product(int threads)
+        {
+            using var _ = Parallelism.Use(threads);
+            var c = new float[m * n];
+            Gemm.Multiply<float>(a, false, b, true, c, m, n, k, false);
+            return c;
+        }
+        Assert.Equal(Product(1), Product(Environment.ProcessorCount));
+        Assert.Equal(Product(1), Product(4));
+    }
+
     [Fact]
     public void Random_shapes_match_naive_product_on_the_default_path() =>
         Gen.Select(Gen.Int[1, 80], Gen.Int[1, 80], Gen.Int[1, 300], Gen.Int[0, 7])

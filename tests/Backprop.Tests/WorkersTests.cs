@@ -59,4 +59,48 @@ public class WorkersTests
             Workers.For(8, 2, i => Workers.For(16, 2, j => Interlocked.Increment(ref runs[i * 16 + j]))));
         Assert.All(runs, r => Assert.Equal(4, r));
     }
+
+    // Thread.Interrupt makes any sleep or blocking wait throw; the caller's wait for its helpers does neither, so an
+    // interrupted caller still returns (or throws) only after every helper has left the job.
+    [Fact]
+    public void An_interrupted_caller_still_waits_for_its_helpers()
+    {
+        int inside = 0, overlaps = 0;
+        var caller = new Thread(() =>
+        {
+            var me = Thread.CurrentThread;
+            try
+            {
+                for (int r = 0; r < 100; r++)
+                {
+                    Workers.For(8, 2, _ =>
+                    {
+                        Interlocked.Increment(ref inside);
+                        if (Thread.CurrentThread != me) Thread.SpinWait(20_000);   // long pieces on the helper: the caller waits
+                        Interlocked.Decrement(ref inside);
+                    });
+                    if (Volatile.Read(ref inside) != 0) overlaps++;
+                }
+            }
+            catch (ThreadInterruptedException) { if (Volatile.Read(ref inside) != 0) overlaps++; }
+        });
+        caller.Start();
+        Thread.Sleep(20);
+        caller.Interrupt();
+        Assert.True(caller.Join(TimeSpan.FromSeconds(60)));
+        Assert.Equal(0, overlaps);
+    }
+
+    [Fact]
+    public void A_failing_piece_stops_the_others_from_claiming_more()
+    {
+        int ran = 0;
+        Assert.Throws<InvalidOperationException>(() => Workers.For(100_000, 2, i =>
+        {
+            Interlocked.Increment(ref ran);
+            if (i == 0) throw new InvalidOperationException("first piece");
+            Thread.SpinWait(100);
+        }));
+        Assert.True(ran < 100_000, $"{ran} of 100,000 pieces ran after the first failed");
+    }
 }

@@ -130,7 +130,12 @@ internal static unsafe partial class Gemm
 
     static void Run<T>(GemmPath path, in Problem<T> p) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (IsRowTimesRows(p)) { RowTimesRows(p); return; }
+        if (IsRowTimesRows(p)) RowTimesRows(p);
+        else RunBlocked(path, p);
+    }
+
+    static void RunBlocked<T>(GemmPath path, in Problem<T> p) where T : unmanaged, IFloatingPointIeee754<T>
+    {
         switch (path)
         {
             case GemmPath.Vector512: Blocked<T, K512x8<T>>(p); break;

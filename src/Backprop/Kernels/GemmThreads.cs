@@ -36,7 +36,7 @@ internal static unsafe partial class Gemm
 
         GemmPath path;
         Problem<T> problem;
-        bool splitColumns;
+        bool splitColumns, rowTimesRows;
         int shareSize, shares, next;
 
         public void Run(GemmPath path, in Problem<T> p, int threads)
@@ -52,6 +52,9 @@ internal static unsafe partial class Gemm
             if (shares <= 1) { Gemm.Run(path, p); return; }
             this.path = path;
             problem = p;
+            // The kernel is chosen once for the whole product: a one-row share of a blocked product must not become a
+            // matrix-vector pass, whose sums run in another order (17 rows split 16 + 1 changed row 16's values).
+            rowTimesRows = IsRowTimesRows(p);
             next = 0;
             // Helpers busy with another call: the caller takes every share itself (same shares, same result).
             if (!Workers.Run(this, Math.Min(threads, shares) - 1)) Work();
@@ -63,9 +66,12 @@ internal static unsafe partial class Gemm
             while ((share = Interlocked.Increment(ref next) - 1) < shares)
             {
                 int start = share * shareSize;
-                if (splitColumns) Gemm.Run(path, problem.Cols(start, Math.Min(shareSize, problem.N - start)));
-                else Gemm.Run(path, problem.Rows(start, Math.Min(shareSize, problem.M - start)));
+                var part = splitColumns ? problem.Cols(start, Math.Min(shareSize, problem.N - start)) : problem.Rows(start, Math.Min(shareSize, problem.M - start));
+                if (rowTimesRows) RowTimesRows(part);
+                else RunBlocked(path, part);
             }
         }
+
+        public void Cancel() => Volatile.Write(ref next, shares);
     }
 }

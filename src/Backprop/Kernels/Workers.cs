@@ -5,6 +5,9 @@ namespace Backprop.Kernels;
 internal interface IForkJoinJob
 {
     void Work();
+
+    /// <summary>Leaves nothing more to claim (a participant failed): the others stop after their current piece.</summary>
+    void Cancel();
 }
 
 /// <summary>
@@ -46,13 +49,25 @@ internal static class Workers
         try
         {
             var team = Team(Math.Min(helpersWanted, Count));
-            for (int i = 0; i < team.Length; i++) team[i].Post(job);
+            int posted = 0;
             Exception? failure = null;
-            try { job.Work(); }
+            try
+            {
+                for (; posted < team.Length; posted++) team[posted].Offer(job);   // cannot throw
+                for (int i = 0; i < team.Length; i++) team[i].Wake();
+                job.Work();
+            }
+            catch
+            {
+                job.Cancel();
+                throw;
+            }
             finally
             {
-                // Every helper has left the job before the call returns or throws: the caller may reuse it at once.
-                for (int i = 0; i < team.Length; i++)
+                // Every helper has left the job before the call returns or throws: the caller may reuse it, and the
+                // memory its pieces point into may be unpinned, at once. Retire neither sleeps nor blocks, so it cannot
+                // be interrupted (Thread.Interrupt) half-way.
+                for (int i = 0; i < posted; i++)
                 {
                     var thrown = team[i].Retire();
                     failure ??= thrown;
@@ -106,6 +121,8 @@ internal static class Workers
 
         public void Set(int count, int piece, Action<int> body) => (this.count, this.piece, this.body, next) = (count, piece, body, 0);
 
+        public void Cancel() => Volatile.Write(ref next, count);
+
         public void Work()
         {
             int start;
@@ -141,13 +158,18 @@ internal static class Workers
         Exception? failure;
         readonly object gate = new();
 
+        // UnsafeStart: the helper must not keep the creating thread's async-local state (a Parallelism.Use scope) for good.
         public Helper(int index) =>
-            new Thread(Loop) { IsBackground = true, Name = $"Backprop worker {index + 1}" }.Start();
+            new Thread(Loop) { IsBackground = true, Name = $"Backprop worker {index + 1}" }.UnsafeStart();
 
-        public void Post(IForkJoinJob work)
+        public void Offer(IForkJoinJob work)
         {
             job = work;
-            Interlocked.Exchange(ref state, Posted);   // full fence: the job is visible first, and `sleeping` is read after
+            Interlocked.Exchange(ref state, Posted);   // full fence: the job is visible first, and `sleeping` is read after (Wake)
+        }
+
+        public void Wake()
+        {
             if (Volatile.Read(ref sleeping) != 0)
                 lock (gate) Monitor.Pulse(gate);
         }
@@ -159,9 +181,10 @@ internal static class Workers
         public Exception? Retire()
         {
             if (Interlocked.CompareExchange(ref state, Idle, Posted) == Posted) return null;
-            // The helper is inside a piece of bounded length: spin and yield, never sleep (SpinWait's default sleeps 1 ms).
-            var spin = new SpinWait();
-            while (Volatile.Read(ref state) != Idle) spin.SpinOnce(sleep1Threshold: -1);
+            // The helper is inside a piece: spin, yielding now and then to a thread the OS may want on this core; never
+            // sleep (SpinWait's default sleeps 1 ms, and any sleep can throw ThreadInterruptedException).
+            for (int spins = 1; Volatile.Read(ref state) != Idle; spins++)
+                if (spins % 64 == 0) Thread.Yield(); else Thread.SpinWait(20);
             var e = failure;
             failure = null;
             return e;
@@ -174,7 +197,11 @@ internal static class Workers
                 WaitForPost();
                 if (Interlocked.CompareExchange(ref state, Running, Posted) != Posted) continue;   // retracted
                 try { job!.Work(); }
-                catch (Exception e) { failure = e; }   // rethrown on the calling thread by Run
+                catch (Exception e)
+                {
+                    failure = e;   // rethrown on the calling thread by Run
+                    job!.Cancel();
+                }
                 finally { job = null; Volatile.Write(ref state, Idle); }
             }
         }
@@ -182,9 +209,13 @@ internal static class Workers
         void WaitForPost()
         {
             long until = System.Diagnostics.Stopwatch.GetTimestamp() + System.Diagnostics.Stopwatch.Frequency * SpinMicroseconds / 1_000_000;
-            while (Volatile.Read(ref state) != Posted)
+            for (int spins = 1; Volatile.Read(ref state) != Posted; spins++)
             {
-                if (System.Diagnostics.Stopwatch.GetTimestamp() < until) { Thread.SpinWait(20); continue; }
+                if (System.Diagnostics.Stopwatch.GetTimestamp() < until)
+                {
+                    if (spins % 64 == 0) Thread.Yield(); else Thread.SpinWait(20);   // yield: another thread may need this core
+                    continue;
+                }
                 lock (gate)
                 {
                     Interlocked.Exchange(ref sleeping, 1);   // full fence before re-reading state (Post writes state, then reads this)

@@ -48,7 +48,7 @@ internal static class Workers
         if (Interlocked.CompareExchange(ref busy, 1, 0) != 0) return false;
         try
         {
-            var team = Team(Math.Min(helpersWanted, Count));
+            var team = Team(Math.Clamp(helpersWanted, 0, Count));
             int posted = 0;
             Exception? failure = null;
             try

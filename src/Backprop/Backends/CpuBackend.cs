@@ -141,7 +141,7 @@ internal sealed class CpuBackend : IBackend
         static unsafe void Select<T>(ReadOnlySpan<T> x, ReadOnlySpan<int> rows, Span<T> y, int row) where T : unmanaged
         {
             long total = (long)rows.Length * row;
-            int threads = (int)Math.Clamp(total / (256 * 1024), 1, Math.Min(Parallelism.MaxThreads, Environment.ProcessorCount));
+            int threads = Workers.ThreadsFor(total / (256 * 1024));
             if (threads <= 1 || row == 0)
             {
                 for (int i = 0; i < rows.Length; i++) x.Slice(rows[i] * row, row).CopyTo(y.Slice(i * row, row));

@@ -73,7 +73,7 @@ internal static class Channels
 
     static void ForChannels(int channels, long perChannel, Action<int> body)
     {
-        int threads = (int)Math.Min(Math.Min(Parallelism.MaxThreads, Environment.ProcessorCount), Math.Max(1, Math.Min(channels, channels * perChannel / (64 * 1024))));
+        int threads = Workers.ThreadsFor(Math.Min(channels, channels * perChannel / (64 * 1024)));
         Workers.For(channels, threads, body);
     }
 

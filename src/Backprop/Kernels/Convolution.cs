@@ -161,12 +161,10 @@ internal static class Convolution
     // Enough chunks for 16 threads; each costs one weight-sized partial sum.
     const int WeightChunks = 16;
 
-    static bool SingleThreaded(int items) => items > 1 && Threads(items) > 1;
-
-    static int Threads(int items) => Math.Min(items, Math.Min(Parallelism.MaxThreads, Environment.ProcessorCount));
+    static bool SingleThreaded(int items) => items > 1 && Workers.ThreadsFor(items) > 1;
 
     /// <summary>Runs body(0 … count−1), sharing items among threads (each item on one thread, any order).</summary>
-    static void ForSamples(int count, Action<int> body) => Workers.For(count, Threads(count), body);
+    static void ForSamples(int count, Action<int> body) => Workers.For(count, Workers.ThreadsFor(count), body);
 
     /// <summary>im2col of sample n into this thread's buffer: row (c, p, q), column (i, j) = x[n, c, i·s − pad + p·d, j·s − pad + q·d] or 0.</summary>
     static Span<T> Unroll<T>(Tensor x, int n0, int count, in Conv2dGeometry g) where T : unmanaged, IFloatingPointIeee754<T>

@@ -14,22 +14,16 @@ internal static unsafe class Fused
     // thread the hand-off costs more than it saves.
     const int MinPerThread = 64 * 1024, Pieces = 16;
 
-    static int Threads(int n) => Math.Clamp(n / MinPerThread, 1, Math.Min(Parallelism.MaxThreads, Environment.ProcessorCount));
-
     /// <summary>b ← μb + c·d;  θ ← θ − η b  (SGD with momentum, dampening folded into c = 1 − dampening).</summary>
     public static void MomentumStep<T>(Span<T> param, Span<T> buf, ReadOnlySpan<T> d, T mu, T c, T lr) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int n = param.Length, threads = Threads(n);
+        int n = param.Length, threads = Workers.ThreadsFor(n / MinPerThread);
         if (threads <= 1 || buf.Length < n || d.Length < n) { MomentumRange(param, buf, d, mu, c, lr); return; }
         fixed (T* pp = param, pb = buf, pd = d)
         {
             nint p0 = (nint)pp, b0 = (nint)pb, d0 = (nint)pd;
-            int piece = (n + Pieces - 1) / Pieces;
-            Workers.For(Pieces, threads, i =>
-            {
-                int s = i * piece, len = Math.Min(piece, n - s);
-                if (len > 0) MomentumRange(new Span<T>((T*)p0 + s, len), new Span<T>((T*)b0 + s, len), new ReadOnlySpan<T>((T*)d0 + s, len), mu, c, lr);
-            });
+            Workers.ForRanges(n, Pieces, threads, (s, len) =>
+                MomentumRange(new Span<T>((T*)p0 + s, len), new Span<T>((T*)b0 + s, len), new ReadOnlySpan<T>((T*)d0 + s, len), mu, c, lr));
         }
     }
 
@@ -73,7 +67,7 @@ internal static unsafe class Fused
     public static void AdamStep<T>(Span<T> param, ReadOnlySpan<T> grad, Span<T> m, Span<T> v, Span<T> vMax, bool amsgrad,
         T l2, T decay, T b1, T b2, T stepSize, T invSqrtC2, T eps) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int n = param.Length, threads = Threads(n);
+        int n = param.Length, threads = Workers.ThreadsFor(n / MinPerThread);
         if (threads <= 1 || grad.Length < n || m.Length < n || v.Length < n || (amsgrad && vMax.Length < n))
         {
             AdamRange(param, grad, m, v, vMax, amsgrad, l2, decay, b1, b2, stepSize, invSqrtC2, eps);
@@ -82,14 +76,9 @@ internal static unsafe class Fused
         fixed (T* pp = param, pg = grad, pm = m, pv = v, px = vMax)
         {
             nint p0 = (nint)pp, g0 = (nint)pg, m0 = (nint)pm, v0 = (nint)pv, x0 = (nint)px;
-            int piece = (n + Pieces - 1) / Pieces;
-            Workers.For(Pieces, threads, i =>
-            {
-                int s = i * piece, len = Math.Min(piece, n - s);
-                if (len > 0)
-                    AdamRange(new Span<T>((T*)p0 + s, len), new ReadOnlySpan<T>((T*)g0 + s, len), new Span<T>((T*)m0 + s, len),
-                        new Span<T>((T*)v0 + s, len), amsgrad ? new Span<T>((T*)x0 + s, len) : default, amsgrad, l2, decay, b1, b2, stepSize, invSqrtC2, eps);
-            });
+            Workers.ForRanges(n, Pieces, threads, (s, len) =>
+                AdamRange(new Span<T>((T*)p0 + s, len), new ReadOnlySpan<T>((T*)g0 + s, len), new Span<T>((T*)m0 + s, len),
+                    new Span<T>((T*)v0 + s, len), amsgrad ? new Span<T>((T*)x0 + s, len) : default, amsgrad, l2, decay, b1, b2, stepSize, invSqrtC2, eps));
         }
     }
 

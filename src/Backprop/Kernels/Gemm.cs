@@ -60,7 +60,7 @@ internal static unsafe partial class Gemm
         {
             var p = new Problem<T>(pa, transA, transA ? m : k, pb, transB, transB ? k : n, pc, n, m, n, k, accumulate);
             int threads = singleThreaded ? 1 : IsRowTimesRows(p)
-                ? (int)Math.Clamp((long)n * k / GemvMinPerThread, 1, Math.Min(Parallelism.MaxThreads, Environment.ProcessorCount))
+                ? Workers.ThreadsFor((long)n * k / GemvMinPerThread)
                 : ThreadsFor(m, n, k);
             if (threads <= 1) Run(path, p);
             else Job<T>.ForThisThread().Run(path, p, threads);

@@ -21,12 +21,7 @@ internal static unsafe partial class Gemm
     // 32-column shares lost 15% of per-core speed to packing.
     const int SharesPerThread = 4, MinShareColumns = 256, MinShareRows = 128;
 
-    static int ThreadsFor(int m, int n, int k)
-    {
-        long macs = (long)m * n * k;
-        int byWork = (int)Math.Min(int.MaxValue, macs / MinMacsPerThread);
-        return Math.Max(1, Math.Min(Math.Min(Parallelism.MaxThreads, Environment.ProcessorCount), byWork));
-    }
+    static int ThreadsFor(int m, int n, int k) => Workers.ThreadsFor((long)m * n * k / MinMacsPerThread);
 
     sealed class Job<T> : IForkJoinJob where T : unmanaged, IFloatingPointIeee754<T>
     {

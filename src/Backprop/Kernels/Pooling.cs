@@ -308,7 +308,7 @@ internal static class Pooling
     static void Planes(int planes, int perPlane, Action<int> body)
     {
         long work = (long)planes * perPlane;
-        int threads = (int)Math.Min(Math.Min(Parallelism.MaxThreads, Environment.ProcessorCount), Math.Max(1, Math.Min(planes, work / (32 * 1024))));
+        int threads = Workers.ThreadsFor(Math.Min(planes, work / (32 * 1024)));
         Workers.For(planes, threads, body);
     }
 }

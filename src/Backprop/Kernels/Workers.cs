@@ -38,6 +38,21 @@ internal static class Workers
     /// <summary>Helper threads available (one fewer than the processors).</summary>
     public static int Count => Math.Max(0, Environment.ProcessorCount - 1);
 
+    /// <summary>Threads for a call with work enough for <paramref name="shares"/> threads: at least one, at most
+    /// <see cref="Parallelism.MaxThreads"/> and the processors.</summary>
+    public static int ThreadsFor(long shares) => (int)Math.Clamp(shares, 1, Math.Min(Parallelism.MaxThreads, Environment.ProcessorCount));
+
+    /// <summary>Runs body(start, length) over [0, n) cut into <paramref name="pieces"/> consecutive ranges, as <see cref="For"/>.</summary>
+    public static void ForRanges(int n, int pieces, int threads, Action<int, int> body)
+    {
+        int piece = (n + pieces - 1) / pieces;
+        For(pieces, threads, i =>
+        {
+            int start = i * piece, length = Math.Min(piece, n - start);
+            if (length > 0) body(start, length);
+        });
+    }
+
     /// <summary>
     /// Runs <paramref name="job"/> on the calling thread and on up to <paramref name="helpersWanted"/> helpers, and returns
     /// <c>true</c> once every participant has returned from <see cref="IForkJoinJob.Work"/>; returns <c>false</c> at once,

@@ -101,7 +101,7 @@ public abstract class Module
     /// <summary>Sets every parameter's gradient to zero (keeping its buffer, so no allocation).</summary>
     public void ZeroGrad()
     {
-        foreach (var p in Parameters()) p.Grad?.Fill(0);
+        foreach (var p in Parameters()) p.Grad?.ZeroLater();   // written by the next backward pass, or on first read
     }
 
     /// <summary>Parameters and buffers by dotted name, in registration order (maps one-to-one onto safetensors).</summary>

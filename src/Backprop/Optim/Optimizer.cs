@@ -35,7 +35,7 @@ public abstract class Optimizer
 
     public void ZeroGrad()
     {
-        for (int i = 0; i < Parameters.Count; i++) Parameters[i].Grad?.Fill(0);
+        for (int i = 0; i < Parameters.Count; i++) Parameters[i].Grad?.ZeroLater();   // written by the next backward pass, or on first read
     }
 
     /// <summary>Updates every parameter that has a gradient.</summary>

@@ -10,7 +10,7 @@ internal sealed class Storage
 {
     public Storage(Array data)
     {
-        Data = data;
+        this.data = data;
         DType = data switch
         {
             float[] => DType.Float32,
@@ -25,7 +25,51 @@ internal sealed class Storage
     public static Storage AllocateUninitialized(int length, DType dtype) => new(dtype == DType.Float32
         ? GC.AllocateUninitializedArray<float>(length) : GC.AllocateUninitializedArray<double>(length));
 
-    public Array Data { get; }
+    readonly Array data;
+    volatile bool zeroPending;
+
+    /// <summary>The elements (a pending <see cref="ZeroLater"/> is written out first, so every reader sees zeros).</summary>
+    public Array Data
+    {
+        get
+        {
+            if (zeroPending) WritePendingZero();
+            return data;
+        }
+    }
+
     public DType DType { get; }
     public int Version;
+
+    /// <summary>Elements in the storage (without writing a pending zero).</summary>
+    public int Length => data.Length;
+
+    // ZeroGrad marks a gradient zero instead of writing it: the next backward pass then overwrites it (a product's
+    // first term written, not added to zeros), which saves the zeroing pass and a read of the old values on every step.
+    // Any other access writes the zeros first, so no reader can tell the difference.
+
+    /// <summary>Makes every element zero, written only when the memory is next read or partly written.</summary>
+    public void ZeroLater() => zeroPending = true;
+
+    /// <summary>True when the elements are a pending zero, which the caller takes on: it must write every element.</summary>
+    public bool TakePendingZero()
+    {
+        if (!zeroPending) return false;
+        lock (this)
+        {
+            bool pending = zeroPending;
+            zeroPending = false;
+            return pending;
+        }
+    }
+
+    void WritePendingZero()
+    {
+        lock (this)   // once, and no thread reads the memory before it is cleared
+        {
+            if (!zeroPending) return;
+            Array.Clear(data);
+            zeroPending = false;
+        }
+    }
 }

@@ -90,6 +90,22 @@ public sealed partial class Tensor
     internal void BumpVersion() => Interlocked.Increment(ref storage.Version);
 
     /// <summary>
+    /// Fill(0), deferred when this tensor is its whole storage: the zeros are written when the memory is next used,
+    /// unless a kernel that overwrites every element takes them on first (<see cref="TakePendingZero"/>).
+    /// </summary>
+    internal void ZeroLater()
+    {
+        if (!CoversStorage) { Fill(0); return; }
+        storage.ZeroLater();
+        BumpVersion();
+    }
+
+    /// <summary>True when this tensor's elements are a pending zero; the caller must then write every element.</summary>
+    internal bool TakePendingZero() => CoversStorage && storage.TakePendingZero();
+
+    bool CoversStorage => IsContiguous && offset == 0 && Length == storage.Length;
+
+    /// <summary>
     /// The elements as one span, for kernels. Contiguous tensors only (an internal error otherwise: kernels read
     /// inputs through <see cref="Dense"/>, and write only into tensors they created).
     /// </summary>

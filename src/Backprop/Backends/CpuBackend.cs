@@ -144,6 +144,7 @@ internal sealed class CpuBackend : IBackend
             int threads = Workers.ThreadsFor(total / (256 * 1024));
             if (threads <= 1 || row == 0)
             {
+                Touch(x, rows, row);
                 for (int i = 0; i < rows.Length; i++) x.Slice(rows[i] * row, row).CopyTo(y.Slice(i * row, row));
                 return;
             }
@@ -158,6 +159,21 @@ internal sealed class CpuBackend : IBackend
                     new ReadOnlySpan<T>((T*)xs + (long)((int*)rs)[i] * row, row).CopyTo(new Span<T>((T*)ys + (long)i * row, row)));
             }
         }
+    }
+
+    // Rows scattered over a large dataset each start with a TLB miss and a cache miss, which a row-by-row copy pays one
+    // after the other (W1's 16 MNIST rows: ~12 µs). Asking for every row's first and last line up front overlaps them.
+    static unsafe void Touch<T>(ReadOnlySpan<T> x, ReadOnlySpan<int> rows, int row) where T : unmanaged
+    {
+        if (!System.Runtime.Intrinsics.X86.Sse.IsSupported || rows.Length < 2 || row * sizeof(T) < 256) return;
+        int count = x.Length / row;
+        fixed (T* px = x)
+            foreach (int r in rows)
+            {
+                if ((uint)r >= (uint)count) continue;   // the copy reports it
+                System.Runtime.Intrinsics.X86.Sse.Prefetch0(px + (long)r * row);
+                System.Runtime.Intrinsics.X86.Sse.Prefetch0(px + (long)r * row + row - 1);
+            }
     }
 
     public void AddAt(double value, ReadOnlySpan<int> positions, Tensor target)

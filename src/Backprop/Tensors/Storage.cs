@@ -19,11 +19,18 @@ internal sealed class Storage
         };
     }
 
-    public static Storage Allocate(int length, DType dtype) => new(dtype == DType.Float32 ? new float[length] : new double[length]);
+    public static Storage Allocate(int length, DType dtype)
+    {
+        Array? recycled = dtype == DType.Float32 ? LargeArrays.Rent<float>(length) : LargeArrays.Rent<double>(length);
+        if (recycled is null) return new(dtype == DType.Float32 ? new float[length] : new double[length]);
+        Array.Clear(recycled);
+        return new(recycled);
+    }
 
     /// <summary>Storage whose contents are whatever the heap held (for outputs a kernel overwrites in full).</summary>
     public static Storage AllocateUninitialized(int length, DType dtype) => new(dtype == DType.Float32
-        ? GC.AllocateUninitializedArray<float>(length) : GC.AllocateUninitializedArray<double>(length));
+        ? LargeArrays.Rent<float>(length) ?? GC.AllocateUninitializedArray<float>(length)
+        : LargeArrays.Rent<double>(length) ?? GC.AllocateUninitializedArray<double>(length));
 
     readonly Array data;
     volatile bool zeroPending;

@@ -1,0 +1,108 @@
+using System.Runtime.CompilerServices;
+
+namespace Backprop;
+
+/// <summary>
+/// Storage arrays of 1 MB and more, handed out again once the GC has proved them unreachable. A fresh large array
+/// costs page faults and the kernel's zeroing on its first touch — a conv net's step allocates tens of MB of
+/// activations and gradients, and `bench --workload W9` spent a quarter of its time there — which warm memory avoids.
+/// </summary>
+/// <remarks>
+/// Soundness: each array handed out gets a sentinel with a finalizer, held in a ConditionalWeakTable keyed by the
+/// array, so the sentinel is reachable exactly as long as the array is: through a storage, a view, a span or a pinned
+/// pointer on any thread. Only when nothing references the array does the GC finalize the sentinel, which puts the
+/// array in the pool; nothing a user can reach shares memory with an array handed out again.
+/// Large arrays die only in full (gen-2) collections, which allocation from the pool no longer prompts: once 256 MB
+/// have been handed out since the last one, a miss runs one (without waiting for finalizers, so it cannot deadlock),
+/// and the arrays it frees serve the next calls. Arrays left unused through a full collection are dropped, so an idle
+/// pool shrinks with the next collection; it never holds more than 1 GB.
+/// </remarks>
+internal static class LargeArrays
+{
+    const long MinBytes = 1 << 20, CollectAfter = 64L << 20, MaxPooled = 1L << 30;
+
+    static readonly ConditionalWeakTable<Array, Sentinel> sentinels = new();
+    static readonly Dictionary<(bool Double, int Length), Stack<(Array Array, int Collections)>> free = [];
+    static readonly object gate = new();
+    static long pooled, lent;
+    static int collections;
+
+    static LargeArrays() => _ = new Trimmer();
+
+    /// <summary>An array of <paramref name="length"/> elements, contents undefined; null below the size handled here.</summary>
+    public static T[]? Rent<T>(int length) where T : unmanaged
+    {
+        long bytes = (long)length * Unsafe.SizeOf<T>();
+        if (bytes < MinBytes) return null;
+        var array = Take((typeof(T) == typeof(double), length), bytes, out bool collect);
+        if (collect) GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: false);
+        array ??= GC.AllocateUninitializedArray<T>(length);
+        sentinels.AddOrUpdate(array, new Sentinel(array));
+        return (T[])array;
+    }
+
+    static Array? Take((bool, int) key, long bytes, out bool collect)
+    {
+        lock (gate)
+        {
+            collect = false;
+            lent += bytes;
+            if (free.TryGetValue(key, out var stack) && stack.Count > 0)
+            {
+                pooled -= bytes;
+                return stack.Pop().Array;
+            }
+            if (lent > CollectAfter) { collect = true; lent = 0; }
+            return null;
+        }
+    }
+
+    static void Return(Array array)
+    {
+        long bytes = (long)array.Length * (array is double[] ? 8 : 4);
+        lock (gate)
+        {
+            if (pooled + bytes > MaxPooled) return;   // dropped: the GC frees it
+            var key = (array is double[], array.Length);
+            if (!free.TryGetValue(key, out var stack)) free[key] = stack = new();
+            stack.Push((array, collections));
+            pooled += bytes;
+        }
+    }
+
+    /// <summary>After each full collection: drops the arrays that waited through the whole previous interval.</summary>
+    static void Trim()
+    {
+        lock (gate)
+        {
+            int now = GC.CollectionCount(2);
+            if (now == collections) return;
+            int before = collections;
+            collections = now;
+            lent = 0;
+            foreach (var stack in free.Values)
+            {
+                if (stack.Count == 0) continue;
+                var kept = stack.Where(e => e.Collections >= before).Reverse().ToArray();
+                foreach (var e in stack) if (e.Collections < before) pooled -= (long)e.Array.Length * (e.Array is double[] ? 8 : 4);
+                stack.Clear();
+                foreach (var e in kept) stack.Push(e);
+            }
+        }
+    }
+
+    sealed class Sentinel(Array array)
+    {
+        ~Sentinel() => Return(array);
+    }
+
+    // Finalized after every collection that finds it unreachable, which once it is in gen 2 means every full one.
+    sealed class Trimmer
+    {
+        ~Trimmer()
+        {
+            Trim();
+            GC.ReRegisterForFinalize(this);
+        }
+    }
+}

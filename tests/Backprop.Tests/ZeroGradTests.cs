@@ -79,6 +79,26 @@ public class ZeroGradTests
     }
 
     [Fact]
+    public void A_span_taken_before_ZeroGrad_reads_zeros()
+    {
+        var p = Leaf(Tensor.From([1.0f, 2, 3]));
+        (p * p).Sum().Backward();
+        var span = p.Grad!.AsFloatSpan();
+        new Sgd([p], 0.1).ZeroGrad();
+        Assert.Equal([0f, 0, 0], span.ToArray());
+    }
+
+    [Fact]
+    public void A_backward_pass_fed_the_zeroed_gradient_itself_adds_zeros()
+    {
+        var p = Leaf(Tensor.From([1.0, 2, 3]));
+        (p * p).Sum().Backward();
+        new Sgd([p], 0.1).ZeroGrad();
+        p.Backward(p.Grad);   // the incoming gradient is the zeroed buffer: 0 + 0
+        Assert.Equal([0.0, 0, 0], p.Grad!.ToDoubleArray());
+    }
+
+    [Fact]
     public void A_step_right_after_ZeroGrad_sees_zero_gradients()
     {
         var p = Leaf(Tensor.From([1.0, -2.0]));

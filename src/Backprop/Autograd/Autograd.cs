@@ -191,8 +191,10 @@ public static partial class Autograd
         // The incoming gradient may alias another tensor (add passes g through), so the leaf keeps its own buffer.
         if (leaf.Grad is null || !ShapeUtil.Equal(leaf.Grad.shape, leaf.shape) || leaf.Grad.DType != leaf.DType || !leaf.Grad.IsContiguous)
             leaf.Grad = Tensor.Zeros(leaf.shape, leaf.DType);
-        if (leaf.Grad.TakePendingZero()) Backends.Backend.Current.Copy(g, leaf.Grad);   // zeroed by ZeroGrad: g is the sum
-        else Backends.Backend.Current.Axpy(1, g, leaf.Grad);
+        if (!leaf.Grad.TakePendingZero(g)) Backends.Backend.Current.Axpy(1, g, leaf.Grad);
+        else   // zeroed by ZeroGrad: g is the sum
+            try { Backends.Backend.Current.Copy(g, leaf.Grad); }
+            catch { leaf.Grad.ZeroLater(); throw; }
     }
 
     /// <summary>Tensors reachable from the roots through recorded ops, each before its inputs.</summary>

@@ -136,16 +136,19 @@ public static partial class Ops
     {
         if (buffer is null) return p.MatMul(q, tp, tq);
         var (m, n, k) = MatMulShape(p, q, tp, tq);
-        Gemm(p, tp, q, tq, buffer, m, n, k, accumulate: !buffer.TakePendingZero());   // a zeroed gradient is overwritten
+        bool overwrite = buffer.TakePendingZero(p, q);   // a zeroed gradient is overwritten
+        try { Gemm(p, tp, q, tq, buffer, m, n, k, accumulate: !overwrite); }
+        catch { if (overwrite) buffer.ZeroLater(); throw; }
         return null;
     }
 
     /// <summary>Σ_rows g as a bias's gradient, added into the engine's accumulation buffer when it offers one.</summary>
     static Tensor? ColumnSums(Tensor g, Tensor? buffer)
     {
-        bool overwrite = buffer is not null && buffer.TakePendingZero();   // a zeroed gradient: the sums written straight into it
+        bool overwrite = buffer is not null && buffer.TakePendingZero(g);   // a zeroed gradient: the sums written straight into it
         var sums = overwrite ? buffer! : Tensor.Uninitialized(buffer?.shape ?? ShapeUtil.Of(g.shape[1]), g.DType);   // every sum written by the kernel
-        Backend.Current.Sum(g, 0, sums);
+        try { Backend.Current.Sum(g, 0, sums); }
+        catch { if (overwrite) buffer!.ZeroLater(); throw; }
         if (buffer is null) return sums;
         if (overwrite) return null;
         Backend.Current.Axpy(1, sums, buffer);

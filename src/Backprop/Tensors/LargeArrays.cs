@@ -12,19 +12,24 @@ namespace Backprop;
 /// array, so the sentinel is reachable exactly as long as the array is: through a storage, a view, a span or a pinned
 /// pointer on any thread. Only when nothing references the array does the GC finalize the sentinel, which puts the
 /// array in the pool; nothing a user can reach shares memory with an array handed out again.
-/// Large arrays die only in full (gen-2) collections, which allocation from the pool no longer prompts: once 256 MB
+/// A sentinel finalized for the first time only re-registers itself: in that collection a user object with a finalizer
+/// of its own may still reach the array (finalization order is not defined, and such an object may resurrect itself).
+/// If the array is still reachable afterwards, the table keeps the sentinel alive; only a second finalization, in a
+/// later collection, pools the array.
+/// Large arrays die only in full (gen-2) collections, which allocation from the pool no longer prompts: once 64 MB
 /// have been handed out since the last one, a miss runs one (without waiting for finalizers, so it cannot deadlock),
-/// and the arrays it frees serve the next calls. Arrays left unused through a full collection are dropped, so an idle
-/// pool shrinks with the next collection; it never holds more than 1 GB.
+/// and the arrays it frees serve the next calls. When collections return nothing (large tensors being kept, as when a
+/// dataset is loaded), that amount doubles, up to 1 GB. Arrays left unused through a full collection are dropped, so an
+/// idle pool shrinks with the next collection; it never holds more than 1 GB.
 /// </remarks>
 internal static class LargeArrays
 {
-    const long MinBytes = 1 << 20, CollectAfter = 64L << 20, MaxPooled = 1L << 30;
+    const long MinBytes = 1 << 20, FirstCollectAfter = 64L << 20, MaxPooled = 1L << 30;
 
     static readonly ConditionalWeakTable<Array, Sentinel> sentinels = new();
     static readonly Dictionary<(bool Double, int Length), Stack<(Array Array, int Collections)>> free = [];
     static readonly object gate = new();
-    static long pooled, lent;
+    static long pooled, lent, collectAfter = FirstCollectAfter, returned;
     static int collections;
 
     static LargeArrays() => _ = new Trimmer();
@@ -52,7 +57,12 @@ internal static class LargeArrays
                 pooled -= bytes;
                 return stack.Pop().Array;
             }
-            if (lent > CollectAfter) { collect = true; lent = 0; }
+            if (lent > collectAfter)
+            {
+                // Nothing came back since the last forced collection: the large arrays are being kept, so collect less often.
+                collectAfter = returned == 0 ? Math.Min(2 * collectAfter, MaxPooled) : FirstCollectAfter;
+                collect = true; lent = 0; returned = 0;
+            }
             return null;
         }
     }
@@ -67,6 +77,7 @@ internal static class LargeArrays
             if (!free.TryGetValue(key, out var stack)) free[key] = stack = new();
             stack.Push((array, collections));
             pooled += bytes;
+            returned += bytes;
         }
     }
 
@@ -93,7 +104,14 @@ internal static class LargeArrays
 
     sealed class Sentinel(Array array)
     {
-        ~Sentinel() => Return(array);
+        bool once;
+
+        ~Sentinel()
+        {
+            if (once) { Return(array); return; }
+            once = true;
+            GC.ReRegisterForFinalize(this);
+        }
     }
 
     // Finalized after every collection that finds it unreachable, which once it is in gen 2 means every full one.

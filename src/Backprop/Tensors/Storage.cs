@@ -55,6 +55,9 @@ internal sealed class Storage
     // first term written, not added to zeros), which saves the zeroing pass and a read of the old values on every step.
     // Any other access writes the zeros first, so no reader can tell the difference.
 
+    /// <summary>Set once a span of the memory has been handed to user code: its zeros are then written at once.</summary>
+    public bool Exposed;
+
     /// <summary>Makes every element zero, written only when the memory is next read or partly written.</summary>
     public void ZeroLater() => zeroPending = true;
 

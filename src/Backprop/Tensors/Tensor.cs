@@ -95,13 +95,18 @@ public sealed partial class Tensor
     /// </summary>
     internal void ZeroLater()
     {
-        if (!CoversStorage) { Fill(0); return; }
+        // A span a user holds (AsFloatSpan) reads the memory without asking: such storage is zeroed at once.
+        if (!CoversStorage || storage.Exposed) { Fill(0); return; }
         storage.ZeroLater();
         BumpVersion();
     }
 
-    /// <summary>True when this tensor's elements are a pending zero; the caller must then write every element.</summary>
-    internal bool TakePendingZero() => CoversStorage && storage.TakePendingZero();
+    /// <summary>
+    /// True when this tensor's elements are a pending zero and the kernel's inputs <paramref name="a"/>, <paramref name="b"/> do not share its memory; the
+    /// caller must then write every element, and on failure call <see cref="ZeroLater"/> again.
+    /// </summary>
+    internal bool TakePendingZero(Tensor a, Tensor? b = null) =>
+        CoversStorage && !SharesStorageWith(a) && (b is null || !SharesStorageWith(b)) && storage.TakePendingZero();
 
     bool CoversStorage => IsContiguous && offset == 0 && Length == storage.Length;
 
@@ -131,8 +136,14 @@ public sealed partial class Tensor
     public Span<double> AsDoubleSpan() => DType == DType.Float64 ? CheckedSpan<double>("AsDoubleSpan")
         : throw new InvalidOperationException($"AsDoubleSpan: tensor is {DType}; use AsFloatSpan or To(DType.Float64)");
 
-    Span<T> CheckedSpan<T>(string op) where T : unmanaged => IsContiguous ? Span<T>()
+    Span<T> CheckedSpan<T>(string op) where T : unmanaged => IsContiguous ? ExposedSpan<T>()
         : throw new InvalidOperationException($"{op}: tensor of shape {ShapeUtil.Format(shape)} is a strided view (strides {ShapeUtil.Format(strides)}); call Contiguous() first");
+
+    Span<T> ExposedSpan<T>() where T : unmanaged
+    {
+        storage.Exposed = true;
+        return Span<T>();
+    }
 
     // ---- creation -------------------------------------------------------------------------------
 

@@ -189,9 +189,19 @@ public static partial class Ops
     public static Tensor DropoutMask(ReadOnlySpan<int> shape, double p, Generator generator, DType dtype = DType.Float32)
     {
         if (!(p >= 0 && p < 1)) throw new ArgumentOutOfRangeException(nameof(p), p, "dropout: p must be in [0, 1)");
-        var m = Tensor.Empty(shape, dtype);
+        var m = Tensor.Uninitialized(shape.ToArray(), dtype);   // every element written below
         double keep = 1.0 / (1.0 - p);
-        for (int i = 0; i < m.Length; i++) m.SetFlat(i, generator.NextDouble() < p ? 0 : keep);
+        // Straight into the span (an element setter bumps the version counter each time: 0.6 ms for mnist-cnn's 64×1024)
+        if (dtype == DType.Float32)
+        {
+            var s = m.Span<float>();
+            for (int i = 0; i < s.Length; i++) s[i] = generator.NextDouble() < p ? 0 : (float)keep;
+        }
+        else
+        {
+            var s = m.Span<double>();
+            for (int i = 0; i < s.Length; i++) s[i] = generator.NextDouble() < p ? 0 : keep;
+        }
         return m;
     }
 }

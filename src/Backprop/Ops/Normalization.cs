@@ -192,16 +192,13 @@ public static partial class Ops
         var m = Tensor.Uninitialized(shape.ToArray(), dtype);   // every element written below
         double keep = 1.0 / (1.0 - p);
         // Straight into the span (an element setter bumps the version counter each time: 0.6 ms for mnist-cnn's 64×1024)
-        if (dtype == DType.Float32)
-        {
-            var s = m.Span<float>();
-            for (int i = 0; i < s.Length; i++) s[i] = generator.NextDouble() < p ? 0 : (float)keep;
-        }
-        else
-        {
-            var s = m.Span<double>();
-            for (int i = 0; i < s.Length; i++) s[i] = generator.NextDouble() < p ? 0 : keep;
-        }
+        if (dtype == DType.Float32) Draw(m.Span<float>(), (float)keep);
+        else Draw(m.Span<double>(), keep);
         return m;
+
+        void Draw<T>(Span<T> mask, T kept) where T : unmanaged, System.Numerics.INumberBase<T>
+        {
+            for (int i = 0; i < mask.Length; i++) mask[i] = generator.NextDouble() < p ? T.Zero : kept;
+        }
     }
 }

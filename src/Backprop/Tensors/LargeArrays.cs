@@ -67,9 +67,11 @@ internal static class LargeArrays
         }
     }
 
+    static long Bytes(Array array) => (long)array.Length * (array is double[] ? 8 : 4);
+
     static void Return(Array array)
     {
-        long bytes = (long)array.Length * (array is double[] ? 8 : 4);
+        long bytes = Bytes(array);
         lock (gate)
         {
             if (pooled + bytes > MaxPooled) return;   // dropped: the GC frees it
@@ -93,11 +95,11 @@ internal static class LargeArrays
             lent = 0;
             foreach (var stack in free.Values)
             {
-                if (stack.Count == 0) continue;
-                var kept = stack.Where(e => e.Collections >= before).Reverse().ToArray();
-                foreach (var e in stack) if (e.Collections < before) pooled -= (long)e.Array.Length * (e.Array is double[] ? 8 : 4);
+                var entries = stack.ToArray();   // newest first
                 stack.Clear();
-                foreach (var e in kept) stack.Push(e);
+                for (int i = entries.Length - 1; i >= 0; i--)
+                    if (entries[i].Collections >= before) stack.Push(entries[i]);
+                    else pooled -= Bytes(entries[i].Array);
             }
         }
     }

@@ -29,7 +29,7 @@ public static class ConvRunner
                 case "--runs": runs = int.Parse(args[++i]); break;
                 case "--threads": Parallelism.MaxThreads = int.Parse(args[++i]); break;
                 case "--layers": Layers(runs); return;
-                case "--step": Step(runs); return;
+                case "--step": Step(runs, i + 1 < args.Length && args[i + 1] == "cifar-quick"); return;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         var b = Backend.Cpu;
@@ -78,14 +78,20 @@ public static class ConvRunner
         }
     }
 
-    /// <summary>Where a mnist-cnn training step (batch 64) spends its time: each layer's forward, the backward, the optimizer.</summary>
-    public static void Step(int runs)
+    /// <summary>
+    /// Where a training step spends its time: each layer's forward, the backward, the optimizer — mnist-cnn at batch 64,
+    /// or (`--step cifar-quick`) cifar10-cnn-quick's network at batch 256.
+    /// </summary>
+    public static void Step(int runs, bool cifarQuick)
     {
         var g = new Generator(3);
-        var model = Models.Cnn.Create(1, 28, 28, [32, 64], 10, g, kernel: 5, hidden: [1024], dropout: 0.5);
+        var model = cifarQuick
+            ? Models.Cnn.Create(3, 32, 32, [32, 64, 128], 10, g, kernel: 3, batchNorm: true, poolFirst: true)
+            : Models.Cnn.Create(1, 28, 28, [32, 64], 10, g, kernel: 5, hidden: [1024], dropout: 0.5);
         var opt = new Optim.Sgd(model.Parameters(), 0.01, 0.9);
-        var x = Tensor.Normal([64, 784], 0, 1, g);
-        int[] y = [.. Enumerable.Range(0, 64).Select(i => i % 10)];
+        int batch = cifarQuick ? 256 : 64;
+        var x = Tensor.Normal([batch, cifarQuick ? 3072 : 784], 0, 1, g);
+        int[] y = [.. Enumerable.Range(0, batch).Select(i => i % 10)];
         for (int i = 0; i < model.Count; i++)
         {
             var input = x;

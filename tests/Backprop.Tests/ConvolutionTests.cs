@@ -175,18 +175,25 @@ public class ConvolutionTests
         Assert.Equal([1f, 0f, 0f, 1f, 0f, 0f, 0f, 0f], x.Grad!.ToFloatArray());   // all of the tie's gradient to the first 5
     }
 
-    [Fact]
-    public void Vectorised_2x2_max_pooling_breaks_ties_and_propagates_nan_exactly_as_the_window_scan()
+    // Widths of 31, 9, 7, 4 and 3 windows: eight- and four-window steps, a ragged end redone by an overlapping step, and
+    // the scalar loop; odd heights leave a row in no window; the large shape is shared between threads in runs of output
+    // rows that start and end inside planes.
+    [Theory]
+    [InlineData(2, 3, 6, 62)]
+    [InlineData(2, 3, 7, 18)]
+    [InlineData(3, 5, 14, 14)]
+    [InlineData(2, 4, 9, 8)]
+    [InlineData(2, 3, 6, 7)]
+    [InlineData(3, 8, 67, 66)]
+    public void Vectorised_2x2_max_pooling_breaks_ties_and_propagates_nan_exactly_as_the_window_scan(int n, int c, int h, int w)
     {
         // Values from {0, 1, 2, NaN}: most windows hold ties, many a NaN or two, in every position of the window.
         var g = new Generator(5);
-        // Width 62: 31 windows a row, so eight-, four- and one-window steps all run (so do four-window ones alone
-        // where 256-bit vectors are missing).
-        var values = Enumerable.Range(0, 2 * 3 * 6 * 62).Select(_ => g.NextDouble() switch { < 0.1 => float.NaN, var u => (float)Math.Floor(u * 3) }).ToArray();
+        var values = Enumerable.Range(0, n * c * h * w).Select(_ => g.NextDouble() switch { < 0.1 => float.NaN, var u => (float)Math.Floor(u * 3) }).ToArray();
         (float[] Y, float[] Gx) Run(IBackend backend)
         {
             using var _ = Backend.Use(backend);
-            var x = Helpers.Leaf(Tensor.From(values, [2, 3, 6, 62]));
+            var x = Helpers.Leaf(Tensor.From(values, [n, c, h, w]));
             var y = x.MaxPool2d(2);
             var gy = Tensor.Arange(1, y.Length + 1).Reshape(y.Shape.ToArray());   // a distinct gradient per window
             y.Backward(gy);
@@ -196,6 +203,16 @@ public class ConvolutionTests
         var (slowY, slowGx) = Run(Backend.Reference);
         Assert.Equal(slowY, fastY);     // NaN equals NaN here
         Assert.Equal(slowGx, fastGx);   // each window's gradient lands on the same element
+
+        // Through the seam into a gradient buffer full of NaN: every element, in a window or not, must be written.
+        var geometry = new Pool2dGeometry(n, c, h, w, 2, 2, 2, 2);
+        var xs = Tensor.From(values, [n, c, h, w]);
+        var ys = Tensor.Zeros([n, c, h / 2, w / 2]);
+        var indices = new int[ys.Length];
+        Backend.Cpu.MaxPool2d(xs, ys, indices, geometry);
+        var gx = Tensor.Full([n, c, h, w], double.NaN);
+        Backend.Cpu.MaxPool2dBackward(Tensor.Arange(1, ys.Length + 1).Reshape(ys.Shape.ToArray()), indices, gx, geometry);
+        Assert.Equal(slowGx, gx.ToFloatArray());
     }
 
     [Fact]

@@ -29,6 +29,12 @@ public class ConvolutionTests
         // ≥ 16 input channels per group, ≤ 9 taps, stride 1: the input gradient runs as a flipped forward convolution
         new("flipped input gradient", [3, 16, 7, 6], [24, 16, 3, 3], 1, 1, 1, 1, true),
         new("flipped, groups 2, dilation 2, asymmetric", [2, 32, 9, 8], [20, 16, 3, 2], 1, Padding2d.Same, 2, 2, false),
+        // ≤ 4 input channels, stride 1, float32: the direct kernels (padded rows, 32-pixel tiles, blocks of 8 or 4 channels)
+        new("direct: 5x5 same, two tiles a row (the second ragged), 9 output channels", [3, 2, 13, 40], [9, 2, 5, 5], 1, Padding2d.Same, 1, 1, true),
+        new("direct: even kernel same (pads 0/1 and 1/2)", [2, 3, 7, 6], [3, 3, 2, 4], 1, Padding2d.Same, 1, 1, false),
+        new("direct: 7x3 valid, 5 output rows", [2, 1, 11, 9], [10, 1, 7, 3], 1, 0, 1, 1, true),
+        new("direct: 4 channels, pad 2 on a 3x3 (output larger than the input)", [2, 4, 6, 5], [8, 4, 3, 3], 1, 2, 1, 1, false),
+        new("direct: batch 40 (16 weight-gradient chunks of 3)", [40, 1, 9, 9], [6, 1, 5, 5], 1, 2, 1, 1, true),
     };
 
     static (Tensor Y, Tensor Gx, Tensor Gw, Tensor? Gb) RunConv(IBackend backend, ConvCase c, DType dtype, ulong seed)

@@ -56,7 +56,7 @@ internal static class BenchCommand
     static bool IsTime(string unit) => unit.StartsWith("s/", StringComparison.Ordinal) || unit.StartsWith("µs/", StringComparison.Ordinal);
 
     static void Print(Row row) => Console.WriteLine(
-        $"{row.Workload,-6} {row.Shape ?? "",-22} median {row.Median,12:N1} {row.Unit,-14} (min {row.Min:N1}, max {row.Max:N1}){(row.Note is null ? "" : "  " + row.Note)}");
+        $"{row.Workload,-6} {row.Shape ?? "",-22} median {row.Median,12:N1} {row.Unit,-14} {(double.IsNaN(row.Min) ? "" : $"(min {row.Min:N1}, max {row.Max:N1})")}{(row.Note is null ? "" : "  " + row.Note)}");
 
     public static List<Row> Run(string? only, int repetitions, Action<Row>? report)
     {

@@ -109,7 +109,10 @@ public sealed class MpiProcessGroup : IProcessGroup, IDisposable
         var clock = Stopwatch.StartNew();
         for (int polls = 0; ; polls++)
         {
-            Check(Mpi.Test(ref request, out int done, Mpi.StatusIgnore), "MPI_Test");
+            // A failed test leaves the operation in flight, writing into buffers that are unpinned (and reused) once this
+            // returns or throws: the job ends here instead.
+            int code = Mpi.Test(ref request, out int done, Mpi.StatusIgnore);
+            if (code != Mpi.Success) Abort($"MPI_Test failed with error code {code} in {what}, the operation still in flight; aborting the job");
             if (done != 0) return;
             if (polls > 64) { if (clock.ElapsedMilliseconds > 1000) Thread.Sleep(1); else Thread.Yield(); }   // a long wait (start-up) stops burning the core
             if ((polls & 255) == 0 && clock.Elapsed > timeout)

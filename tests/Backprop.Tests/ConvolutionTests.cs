@@ -70,6 +70,97 @@ public class ConvolutionTests
     }
 
     [Fact]
+    public void Direct_convolution_matches_the_naive_sums_on_random_geometries_and_writes_nothing_outside_its_output()
+    {
+        // Random shapes the direct kernels take (≤ 4 input channels, kernels up to 7×5, any padding below the kernel,
+        // outputs 1–69 wide), written into views of a larger tensor whose guard values must survive; 1 and 2 threads.
+        var rng = new Random(1234);
+        var gen = new Generator(9);
+        int tested = 0;
+        for (int iter = 0; iter < 200; iter++)
+        {
+            int b = rng.Next(2, 24), c = rng.Next(1, 5), k = rng.Next(1, 14), kh = rng.Next(1, 8), kw = rng.Next(1, 6);
+            int pt = rng.Next(kh), pb = rng.Next(kh), pl = rng.Next(kw), pr = rng.Next(kw);
+            int oh = rng.Next(1, 12), ow = rng.Next(3) switch { 0 => rng.Next(1, 16), 1 => rng.Next(16, 34), _ => rng.Next(30, 70) };
+            int h = oh + kh - 1 - pt - pb, w = ow + kw - 1 - pl - pr;
+            var g = new Conv2dGeometry(b, c, h, w, k, kh, kw, 1, 1, pt, pb, pl, pr);
+            if (h < 1 || w < 1 || !Backprop.Kernels.DirectConvolution.Applies(g)) continue;
+            tested++;
+            var x = Tensor.Normal([b, c, h, w], 0, 1, gen);
+            var weight = Tensor.Normal([k, c, kh, kw], 0, 1, gen);
+            var bias = rng.Next(2) == 0 ? null : Tensor.Normal([k], 0, 1, gen);
+            var gy = Tensor.Normal([b, k, oh, ow], 0, 1, gen);
+            string name = $"b{b} c{c} k{k} {kh}x{kw} pads {pt}/{pb}/{pl}/{pr} out {oh}x{ow}";
+            var yRef = Tensor.Zeros([b, k, oh, ow]);
+            Backend.Reference.Conv2d(x, weight, bias, yRef, g);
+            var gwRef = Tensor.Zeros([k, c, kh, kw]);
+            Backend.Reference.Conv2dWeightGrad(x, gy, gwRef, g);
+            float[]? first = null;
+            foreach (int threads in new[] { 1, 2 })
+            {
+                using var _ = Parallelism.Use(threads);
+                var y = Guarded([b, k, oh, ow], out var yAll);
+                Backend.Cpu.Conv2d(x, weight, bias, y, g);
+                Helpers.AllClose(yRef, y, 1e-4, name + " y");
+                var gw = Guarded([k, c, kh, kw], out var gwAll);
+                Backend.Cpu.Conv2dWeightGrad(x, gy, gw, g);
+                Helpers.AllClose(gwRef, gw, 2e-4, name + " ∂W");
+                CheckGuards(yAll, b, name + " y");
+                CheckGuards(gwAll, k, name + " ∂W");
+                if (first is null) first = gw.ToFloatArray(); else Assert.Equal(first, gw.ToFloatArray());   // thread count changes nothing
+            }
+        }
+        Assert.True(tested > 100, $"only {tested} geometries reached the direct kernels");
+
+        // A view of the middle of a tensor one sample longer on each side, filled with a guard value.
+        static Tensor Guarded(int[] shape, out Tensor all)
+        {
+            var s = (int[])shape.Clone(); s[0] += 2;
+            all = Tensor.Full(s, 12345.0);
+            return all.Narrow(0, 1, shape[0]);
+        }
+
+        static void CheckGuards(Tensor all, int n, string what)
+        {
+            var a = all.ToFloatArray();
+            int per = a.Length / (n + 2);
+            Assert.True(a[..per].All(v => v == 12345f) && a[(per * (n + 1))..].All(v => v == 12345f), $"{what}: a write outside the output");
+        }
+    }
+
+    [Fact]
+    public void An_infinite_pixel_reaches_only_the_weight_gradients_of_the_taps_that_read_it()
+    {
+        // The direct weight gradient pads rows to whole vectors; lanes past a row must not multiply real pixels by zeros
+        // (0·∞ = NaN would reach taps that never read the pixel).
+        (float[] Gw, float[] Gx) Run(IBackend backend)
+        {
+            var values = Enumerable.Repeat(1f, 2 * 5 * 6).ToArray();
+            values[2 * 6 + 5] = float.PositiveInfinity;
+            var x = Helpers.Leaf(Tensor.From(values, [2, 1, 5, 6]));
+            var w = Helpers.Leaf(Tensor.Ones([4, 1, 3, 3]));
+            using var _ = Backend.Use(backend);
+            x.Conv2d(w).Backward(Tensor.Ones([2, 4, 3, 4]));
+            return (w.Grad!.ToFloatArray(), x.Grad!.ToFloatArray());
+        }
+        var fast = Run(Backend.Cpu);
+        var slow = Run(Backend.Reference);
+        Assert.Equal(slow.Gw, fast.Gw);
+        Assert.Equal([24f, 24f, float.PositiveInfinity], slow.Gw[..3]);   // 12 products a sample; only column 2 reads the pixel
+    }
+
+    [Fact]
+    public void A_batch_of_no_samples_gives_an_empty_output_and_a_zero_weight_gradient()
+    {
+        var x = Helpers.Leaf(Tensor.Zeros([0, 2, 5, 5]));
+        var w = Helpers.Leaf(Tensor.Ones([3, 2, 3, 3]));
+        var y = x.Conv2d(w, padding: 1);
+        Assert.Equal([0, 3, 5, 5], y.Shape.ToArray());
+        y.Sum().Backward();
+        Assert.All(w.Grad!.ToFloatArray(), v => Assert.Equal(0f, v));
+    }
+
+    [Fact]
     public void Conv2d_output_shapes_follow_pytorchs_formula()
     {
         var g = new Generator(1);

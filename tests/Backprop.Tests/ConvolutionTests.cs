@@ -262,14 +262,21 @@ public class ConvolutionTests
     }
 
     [Fact]
-    public void Max_pooling_gives_a_tie_to_the_first_maximum_and_propagates_nan_as_pytorch()
+    public void Max_pooling_gives_a_tie_to_the_first_maximum_and_a_nan_window_to_its_last_nan_as_pytorch()
     {
-        var x = Helpers.Leaf(Tensor.From([5f, 5f, 1f, float.NaN, 2f, 5f, 3f, 4f], [1, 1, 2, 4]));
-        var y = x.MaxPool2d(2);
-        Assert.Equal(5f, y.ToFloatArray()[0]);
-        Assert.True(float.IsNaN(y.ToFloatArray()[1]));
-        y.Sum().Backward();
-        Assert.Equal([1f, 0f, 0f, 1f, 0f, 0f, 0f, 0f], x.Grad!.ToFloatArray());   // all of the tie's gradient to the first 5
+        // PyTorch 1.13 (max_pool2d, return_indices): values [5, NaN], indices [0, 6], gradient [1, 0, 0, 0, 0, 0, 1, 0].
+        foreach (var backend in new[] { Backend.Cpu, Backend.Reference })
+            foreach (var dtype in new[] { DType.Float32, DType.Float64 })
+            {
+                using var _ = Backend.Use(backend);
+                var x = Helpers.Leaf(Tensor.From([5.0, 5, 1, double.NaN, 2, 5, double.NaN, 4], [1, 1, 2, 4]).To(dtype));
+                var y = x.MaxPool2d(2);
+                Assert.Equal(5.0, y[0, 0, 0, 0]);
+                Assert.True(double.IsNaN(y[0, 0, 0, 1]));
+                y.Sum().Backward();
+                // the tie's gradient all to the first 5, the NaN window's to its second NaN
+                Assert.Equal([1.0, 0, 0, 0, 0, 0, 1, 0], x.Grad!.ToDoubleArray());
+            }
     }
 
     // Widths of 31, 9, 7, 4 and 3 windows: eight- and four-window steps, a ragged end redone by an overlapping step, and

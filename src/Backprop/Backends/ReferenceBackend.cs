@@ -263,7 +263,7 @@ internal sealed class ReferenceBackend : IBackend
                                 int h = i * g.StrideHeight - g.PadHeight + p * g.DilationHeight, w = j * g.StrideWidth - g.PadWidth + q * g.DilationWidth;
                                 if (h < 0 || h >= g.Height || w < 0 || w >= g.Width) continue;
                                 double v = x[n, c, h, w];
-                                if (arg < 0 || v > best || double.IsNaN(v) && !double.IsNaN(best)) { best = v; arg = h * g.Width + w; }
+                                if (arg < 0 || v > best || double.IsNaN(v)) { best = v; arg = h * g.Width + w; }   // as PyTorch: the first maximum, the last NaN
                             }
                         y[n, c, i, j] = best;
                         indices[at] = arg;

@@ -62,7 +62,7 @@ internal static class Pooling
                         int w = j * g.StrideWidth - g.PadWidth + q * g.DilationWidth;
                         if ((uint)w >= (uint)g.Width) continue;
                         T v = x[h * g.Width + w];
-                        if (arg < 0 || v > best || T.IsNaN(v) && !T.IsNaN(best)) { best = v; arg = h * g.Width + w; }
+                        if (arg < 0 || v > best || T.IsNaN(v)) { best = v; arg = h * g.Width + w; }   // PyTorch's rule: the last NaN wins
                     }
                 }
                 y[o] = best;
@@ -72,7 +72,8 @@ internal static class Pooling
 
     // 2×2 windows, stride 2: for each output, compare (top-left, top-right, bottom-left, bottom-right) in window order.
     // As a tournament, (a, b) then (c, d) then the two winners, each won by the later only if strictly greater (or NaN
-    // against a number): the same winner as the sequential scan, first maximum and first NaN included.
+    // against anything): the same winner as PyTorch's sequential scan (`val > max || isnan(val)`), first maximum and
+    // last NaN included.
     /// <summary>One output row from its two input rows; <paramref name="r0"/> is the top row's index within its plane.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void MaxHalving<T>(ReadOnlySpan<T> top, ReadOnlySpan<T> bottom, Span<T> yr, Span<int> ir, int r0) where T : unmanaged, IFloatingPointIeee754<T>
@@ -89,9 +90,9 @@ internal static class Pooling
         {
             T a = top[2 * j], b = top[2 * j + 1], c = bottom[2 * j], d = bottom[2 * j + 1];
             T best = a; int arg = 0;
-            if (b > best || T.IsNaN(b) && !T.IsNaN(best)) { best = b; arg = 1; }
-            if (c > best || T.IsNaN(c) && !T.IsNaN(best)) { best = c; arg = w; }
-            if (d > best || T.IsNaN(d) && !T.IsNaN(best)) { best = d; arg = w + 1; }
+            if (b > best || T.IsNaN(b)) { best = b; arg = 1; }
+            if (c > best || T.IsNaN(c)) { best = c; arg = w; }
+            if (d > best || T.IsNaN(d)) { best = d; arg = w + 1; }
             yr[j] = best;
             ir[j] = r0 + 2 * j + arg;
         }
@@ -128,9 +129,9 @@ internal static class Pooling
         static Vector256<float> Pick(Vector256<float> lo, Vector256<float> hi, Vector256<int> which) =>
             Vector256.Create(Vector256.Shuffle(lo, which).GetLower(), Vector256.Shuffle(hi, which).GetLower());
 
-        // v wins over the best so far: strictly greater, or NaN against a number
+        // v wins over the best so far: strictly greater, or NaN (a later NaN beats an earlier one, as in PyTorch)
         static Vector256<float> Beats(Vector256<float> v, Vector256<float> best) =>
-            Vector256.GreaterThan(v, best) | (~Vector256.Equals(v, v) & Vector256.Equals(best, best));
+            Vector256.GreaterThan(v, best) | ~Vector256.Equals(v, v);
     }
 
     /// <summary>
@@ -167,7 +168,7 @@ internal static class Pooling
             Vector128.ConditionalSelect(Vector128.Create(-1, -1, 0, 0).AsSingle(), Vector128.Shuffle(lo, which), Vector128.Shuffle(hi, which));
 
         static Vector128<float> Beats(Vector128<float> v, Vector128<float> best) =>
-            Vector128.GreaterThan(v, best) | (~Vector128.Equals(v, v) & Vector128.Equals(best, best));
+            Vector128.GreaterThan(v, best) | ~Vector128.Equals(v, v);
     }
 
     /// <summary>gx = ∂L/∂x, overwritten: each output's gradient at its window's maximum, zero elsewhere.</summary>

@@ -190,7 +190,7 @@ internal static class Convolution
                 for (int q = 0; q < g.KernelWidth; q++, row++)
                 {
                     var dst = col.Slice(row * width, plane);
-                    if (rowPreserving) { ShiftedPlane<T>(xn.Slice(c * inPlane, inPlane), dst, p, q, g); continue; }
+                    if (rowPreserving) { ShiftedPlane<T>(xn.Slice(c * inPlane, inPlane), dst, p, q, oh, g); continue; }
                     var (j0, j1) = ValidColumns(q, ow, g);
                     int dw = q * g.DilationWidth - g.PadLeft;
                     for (int i = 0; i < oh; i++)
@@ -227,9 +227,9 @@ internal static class Convolution
     static bool IsRowPreserving(in Conv2dGeometry g) => g.StrideHeight == 1 && g.StrideWidth == 1 && g.OutWidth == g.Width;
 
     /// <summary>dst (OH × W) = the input plane shifted by tap (p, q), zero where the tap reads padding.</summary>
-    static void ShiftedPlane<T>(ReadOnlySpan<T> src, Span<T> dst, int p, int q, in Conv2dGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
+    static void ShiftedPlane<T>(ReadOnlySpan<T> src, Span<T> dst, int p, int q, int oh, in Conv2dGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int w = g.Width, oh = g.OutHeight;
+        int w = g.Width;   // oh: the caller's g.OutHeight (a division; this runs once per tap and sample)
         int dy = p * g.DilationHeight - g.PadTop, dx = q * g.DilationWidth - g.PadLeft;
         int i0 = Math.Clamp(-dy, 0, oh), i1 = Math.Clamp(g.Height - dy, i0, oh);
         dst[..(i0 * w)].Clear();
@@ -249,9 +249,9 @@ internal static class Convolution
     }
 
     /// <summary>The adjoint of <see cref="ShiftedPlane{T}"/>: gx plane += src shifted back (src's padding entries are zeroed first; src is scratch).</summary>
-    static void AddShiftedPlane<T>(Span<T> src, Span<T> dst, int p, int q, in Conv2dGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
+    static void AddShiftedPlane<T>(Span<T> src, Span<T> dst, int p, int q, int oh, in Conv2dGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int w = g.Width, oh = g.OutHeight;
+        int w = g.Width;
         int dy = p * g.DilationHeight - g.PadTop, dx = q * g.DilationWidth - g.PadLeft;
         int i0 = Math.Clamp(-dy, 0, oh), i1 = Math.Clamp(g.Height - dy, i0, oh);
         if (i0 >= i1) return;
@@ -280,7 +280,7 @@ internal static class Convolution
                 for (int q = 0; q < g.KernelWidth; q++, row++)
                 {
                     var src = col.Slice(row * width, plane);
-                    if (rowPreserving) { AddShiftedPlane<T>(src, gx.Slice(c * inPlane, inPlane), p, q, g); continue; }
+                    if (rowPreserving) { AddShiftedPlane<T>(src, gx.Slice(c * inPlane, inPlane), p, q, oh, g); continue; }
                     var (j0, j1) = ValidColumns(q, ow, g);
                     if (j0 >= j1) continue;
                     int dw = q * g.DilationWidth - g.PadLeft;

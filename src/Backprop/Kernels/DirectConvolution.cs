@@ -46,29 +46,37 @@ internal static unsafe class DirectConvolution
         int c = g.InChannels, k = g.OutChannels, kh = g.KernelHeight, kw = g.KernelWidth, oh = g.OutHeight, ow = g.OutWidth;
         int blocks = (k + 7) / 8, taps = c * kh * kw;
         // Weights as [block][c][i][j][8 channels], zero past the last channel: the eight broadcasts of a tap are adjacent.
-        var wt = new float[blocks * taps * 8];
+        // Rented (the bias copied beside them): no weight-sized garbage per call.
+        var wt = System.Buffers.ArrayPool<float>.Shared.Rent(blocks * taps * 8 + k);
+        Array.Clear(wt, 0, blocks * taps * 8);
         var ws = w.Span<float>();
         for (int o = 0; o < k; o++)
             for (int t = 0; t < taps; t++) wt[((o / 8) * taps + t) * 8 + o % 8] = ws[o * taps + t];
-        var bs = bias is null ? null : bias.Span<float>().ToArray();
+        int biasAt = blocks * taps * 8;
+        bias?.Span<float>().CopyTo(wt.AsSpan(biasAt, k));
         int ph = oh + kh - 1, pw = RoundUp(ow, Tile) + kw - 1;
-        Workers.For(g.Batch, Workers.ThreadsFor(g.Batch), n =>
+        bool hasBias = bias is not null;
+        try
         {
-            var pad = Scratch.Get(c * ph * pw);
-            PadPlanes(x.Span<float>().Slice(n * c * g.Height * g.Width, c * g.Height * g.Width), c, g.Height, g.Width, pad, ph, pw, g.PadTop, g.PadLeft);
-            var yn = y.Span<float>().Slice(n * k * oh * ow, k * oh * ow);
-            fixed (float* p = pad, wp = wt, yp = yn)
-                for (int b = 0; b < blocks; b++)
-                    for (int r = 0; r < oh; r++)
-                        for (int x0 = 0; x0 < ow; x0 += Tile)
-                            ForwardTile(p + r * pw + x0, ph * pw, pw, wp + b * taps * 8, c, kh, kw, bs, b * 8, k,
-                                yp + (b * 8 * oh + r) * ow + x0, oh * ow, Math.Min(Tile, ow - x0),
-                                whole: r * ow + x0 + Tile <= oh * ow);   // a ragged tile's overflow lands on pixels a later tile writes
-        });
+            Workers.For(g.Batch, Workers.ThreadsFor(g.Batch), n =>
+            {
+                var pad = Scratch.Get(c * ph * pw);
+                PadPlanes(x.Span<float>().Slice(n * c * g.Height * g.Width, c * g.Height * g.Width), c, g.Height, g.Width, pad, ph, pw, g.PadTop, g.PadLeft);
+                var yn = y.Span<float>().Slice(n * k * oh * ow, k * oh * ow);
+                fixed (float* p = pad, wp = wt, yp = yn)
+                    for (int b = 0; b < blocks; b++)
+                        for (int r = 0; r < oh; r++)
+                            for (int x0 = 0; x0 < ow; x0 += Tile)
+                                ForwardTile(p + r * pw + x0, ph * pw, pw, wp + b * taps * 8, c, kh, kw, hasBias ? wp + biasAt : null, b * 8, k,
+                                    yp + (b * 8 * oh + r) * ow + x0, oh * ow, Math.Min(Tile, ow - x0),
+                                    whole: r * ow + x0 + Tile <= oh * ow);   // a ragged tile's overflow lands on pixels a later tile writes
+            });
+        }
+        finally { System.Buffers.ArrayPool<float>.Shared.Return(wt); }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void ForwardTile(float* src, int plane, int pw, float* wt, int c, int kh, int kw, float[]? bias, int k0, int k,
+    static void ForwardTile(float* src, int plane, int pw, float* wt, int c, int kh, int kw, float* bias, int k0, int k,
         float* dst, int outPlane, int width, bool whole)
     {
         float* tile = stackalloc float[8 * Tile];
@@ -100,7 +108,7 @@ internal static unsafe class DirectConvolution
         g0.Store(tile + 12 * V); g1.Store(tile + 13 * V); h0.Store(tile + 14 * V); h1.Store(tile + 15 * V);
         for (int o = 0, count = Math.Min(8, k - k0); o < count; o++)
         {
-            var b = bias is null ? Vector512<float>.Zero : Vector512.Create(bias[k0 + o]);
+            var b = bias == null ? Vector512<float>.Zero : Vector512.Create(bias[k0 + o]);
             float* to = dst + o * outPlane;
             if (whole)
             {
@@ -140,7 +148,7 @@ internal static unsafe class DirectConvolution
         // Fixed chunks of samples (not one per thread), their sums added in chunk order: the same result on any thread count.
         int chunks = Math.Min(g.Batch, 16), per = (g.Batch + chunks - 1) / chunks;
         chunks = (g.Batch + per - 1) / per;
-        var partial = new float[chunks * size];
+        var partial = System.Buffers.ArrayPool<float>.Shared.Rent(chunks * size);   // every chunk writes its whole slice
         Workers.For(chunks, Workers.ThreadsFor(chunks), chunk =>
         {
             int n0 = chunk * per, count = Math.Min(per, g.Batch - n0);
@@ -164,6 +172,7 @@ internal static unsafe class DirectConvolution
         var dstAll = gw.Span<float>();
         partial.AsSpan(0, size).CopyTo(dstAll);
         for (int ch = 1; ch < chunks; ch++) System.Numerics.Tensors.TensorPrimitives.Add(dstAll, partial.AsSpan(ch * size, size), dstAll);
+        System.Buffers.ArrayPool<float>.Shared.Return(partial);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -37,8 +37,6 @@ internal static unsafe class DirectConvolution
         && g.Batch >= Workers.ThreadsFor(int.MaxValue)   // samples are shared among threads: fewer than threads leave cores idle
         && (long)g.Batch * g.OutChannels * g.OutHeight * g.OutWidth >= V;   // the weight gradient's last vector loads 16 floats of gy
 
-    static int RoundUp(int n, int m) => (n + m - 1) / m * m;
-
     // ---- forward ---------------------------------------------------------------------------------------------------
 
     public static void Forward(Tensor x, Tensor w, Tensor? bias, Tensor y, Conv2dGeometry g)
@@ -54,7 +52,7 @@ internal static unsafe class DirectConvolution
             for (int t = 0; t < taps; t++) wt[((o / 8) * taps + t) * 8 + o % 8] = ws[o * taps + t];
         int biasAt = blocks * taps * 8;
         bias?.Span<float>().CopyTo(wt.AsSpan(biasAt, k));
-        int ph = oh + kh - 1, pw = RoundUp(ow, Tile) + kw - 1;
+        int ph = oh + kh - 1, pw = Gemm.RoundUp(ow, Tile) + kw - 1;
         bool hasBias = bias is not null;
         try
         {
@@ -120,19 +118,14 @@ internal static unsafe class DirectConvolution
         }
     }
 
-    /// <summary>Planes (channels × h × w) into rows of <paramref name="pw"/> at (top, left), zero around them.</summary>
+    /// <summary>Planes (channels × h × w) into rows of <paramref name="pw"/> at (top, left), zero around them (every
+    /// padded buffer here is ph = h + top + bottom rows of at least w + left + right, so each row fits whole).</summary>
     static void PadPlanes(ReadOnlySpan<float> src, int channels, int h, int w, Span<float> dst, int ph, int pw, int top, int left)
     {
         dst.Clear();
         for (int ch = 0; ch < channels; ch++)
             for (int r = 0; r < h; r++)
-            {
-                int pr = r + top;
-                if ((uint)pr >= (uint)ph) continue;   // rows the output never reads (padding smaller than the kernel's reach)
-                var from = src.Slice((ch * h + r) * w, w);
-                int skip = Math.Max(0, -left), fit = Math.Min(w - skip, pw - Math.Max(0, left));
-                if (fit > 0) from.Slice(skip, fit).CopyTo(dst.Slice((ch * ph + pr) * pw + Math.Max(0, left), fit));
-            }
+                src.Slice((ch * h + r) * w, w).CopyTo(dst.Slice((ch * ph + r + top) * pw + left, w));
     }
 
     // ---- weight gradient ---------------------------------------------------------------------------------------------
@@ -143,7 +136,7 @@ internal static unsafe class DirectConvolution
     public static void WeightGrad(Tensor x, Tensor gy, Tensor gw, Conv2dGeometry g)
     {
         int c = g.InChannels, k = g.OutChannels, kh = g.KernelHeight, kw = g.KernelWidth, oh = g.OutHeight, ow = g.OutWidth;
-        int ph = oh + kh - 1, pw = RoundUp(ow, Tile) + kw - 1, size = k * c * kh * kw, outPlane = oh * ow;
+        int ph = oh + kh - 1, pw = Gemm.RoundUp(ow, Tile) + kw - 1, size = k * c * kh * kw, outPlane = oh * ow;
         int blocks = (k + 3) / 4;
         // Fixed chunks of samples (not one per thread), their sums added in chunk order: the same result on any thread count.
         int chunks = Math.Min(g.Batch, 16), per = (g.Batch + chunks - 1) / chunks;

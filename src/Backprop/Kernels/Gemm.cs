@@ -227,7 +227,7 @@ internal static unsafe partial class Gemm
         }
     }
 
-    static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
+    internal static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
 
     /// <summary>Per-thread packing buffers, 64-byte aligned (whole cache lines, aligned vector loads), reused across calls.</summary>
     static class Scratch<T> where T : unmanaged

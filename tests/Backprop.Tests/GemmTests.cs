@@ -13,11 +13,13 @@ public class GemmTests
     // Names, not GemmPath values: the enum is internal and a public test method cannot take it.
     public static TheoryData<string> Paths => [nameof(GemmPath.Scalar), nameof(GemmPath.Vector128), nameof(GemmPath.Vector256), nameof(GemmPath.Vector512)];
 
-    // (m, n, k): ones, primes, one past a tile (MR 4/6/14, NR 4/16/32), one past KC (128 doubles, 256 floats).
+    // (m, n, k): ones, primes, one past a tile (MR 4/6/14, NR 4/16/32), one past KC (128 doubles, 256 floats); last
+    // panels of every narrow piece the 512-bit path computes them in (n mod 32 for floats: 1–8, 9–16, 17–24 as 16 + 8, and
+    // n mod 16 for doubles: 1–4, 5–8, 9–12).
     static readonly (int M, int N, int K)[] Shapes =
     [
         (1, 1, 1), (1, 7, 13), (7, 1, 33), (13, 33, 1), (33, 65, 13), (65, 13, 130), (130, 65, 33),
-        (7, 130, 65), (14, 32, 256), (15, 33, 257), (28, 64, 129), (16, 50, 784), (50, 784, 16),
+        (7, 130, 65), (14, 32, 256), (15, 33, 257), (28, 64, 129), (16, 50, 784), (50, 784, 16), (9, 27, 40), (17, 24, 300),
         (1, 30, 37), (1, 1027, 784),   // one row: the matrix-vector path (four rows at a time, a ragged tail; the second split across threads)
     ];
 

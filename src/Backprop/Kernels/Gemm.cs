@@ -206,7 +206,8 @@ internal static unsafe partial class Gemm
                             if (mrows == mr && ncols == nr) TK.Run(kc, a, b, ldb, crow + jr, p.Ldc, add);
                             else
                             {
-                                TK.Run(kc, a, b, ldb, tile, nr, false);
+                                if (ncols < nr && ldb == nr) TK.RunNarrow(ncols, kc, a, b, ldb, tile, nr);
+                                else TK.Run(kc, a, b, ldb, tile, nr, false);
                                 MergeTile(tile, nr, crow + jr, p.Ldc, mrows, ncols, add);
                             }
                         }

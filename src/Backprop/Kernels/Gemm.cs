@@ -167,7 +167,11 @@ internal static unsafe partial class Gemm
     // Up to this many rows, packing B costs more than it saves (each B value is reused only m times), so the
     // kernel reads a non-transposed B in place, row stride n; only a ragged last micro-panel is packed.
     // Measured: (16×50)·(50×784) 227 GFLOP/s direct vs 143 packed; (128×784)·(784×1024) 170 direct vs 204 packed.
+    // But a B too large for the caches streams from memory, and the kernel's strided reads of it stall where packing
+    // prefetches row by row (Zen 4, 1 thread, interleaved runs): 64×1024·1024×3136 (12.8 MB of B, mnist-cnn's
+    // Linear input gradient) 68–85 GFLOP/s direct, 87–94 packed; 64×800·800×784 (2.5 MB) 108 direct, 98 packed.
     const int DirectBMaxRows = 64;
+    const long DirectBMaxBytes = 4L << 20;
 
     static void Blocked<T, TK>(in Problem<T> p) where T : unmanaged, IFloatingPointIeee754<T> where TK : struct, IMicroKernel<T>
     {
@@ -175,7 +179,7 @@ internal static unsafe partial class Gemm
         int kcMax = Math.Min(p.K, KcBytes / sizeof(T));
         int ncMax = Math.Min(RoundUp(p.N, nr), RoundUp(NcCols, nr));
         int mcMax = Math.Min(RoundUp(p.M, mr), Math.Max(mr, McBytes / (kcMax * sizeof(T)) / mr * mr));
-        bool directB = !p.TransB && p.M <= DirectBMaxRows;
+        bool directB = !p.TransB && p.M <= DirectBMaxRows && (long)p.K * p.N * sizeof(T) <= DirectBMaxBytes;
         var s = Scratch<T>.Get(mcMax * kcMax, kcMax * ncMax, mr * nr);
         T* ap = s.A, bp = s.B, tile = s.Tile;
 

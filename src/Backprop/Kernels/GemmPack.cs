@@ -35,6 +35,22 @@ internal static unsafe partial class Gemm
     /// <summary>Packs op(B)[p0..p0+kc, j0..j0+nc] into ⌈nc/nr⌉ micro-panels of kc×nr at <paramref name="dst"/>.</summary>
     static void PackB<T>(in Problem<T> p, int p0, int kc, int j0, int nc, int nr, T* dst) where T : unmanaged
     {
+        if (!p.TransB)
+        {
+            // Row by row, each row's nc values read front to back and dealt out to the panels, the row after next
+            // prefetched: a panel at a time read a strip of two cache lines down kc rows, which the prefetchers do not
+            // follow. A B streaming from memory (128×1024·1024×3136, 12.8 MB; 18% of its time went to packing) ran at
+            // 85 GFLOP/s on one Zen 4 core, 90 read by rows, 101 with the prefetch.
+            T* row = p.B + p0 * p.Ldb + j0;
+            nint ahead = 2 * p.Ldb, lineValues = 64 / sizeof(T);
+            for (int q = 0; q < kc; q++, row += p.Ldb)
+            {
+                if (Sse.IsSupported && q + 2 < kc)
+                    for (nint j = 0; j < nc; j += lineValues) Sse.Prefetch0(row + ahead + j);
+                for (int jr = 0; jr < nc; jr += nr) CopyPadded(row + jr, dst + jr * kc + q * nr, Math.Min(nr, nc - jr), nr);
+            }
+            return;
+        }
         for (int jr = 0; jr < nc; jr += nr, dst += nr * kc)
         {
             int cols = Math.Min(nr, nc - jr);

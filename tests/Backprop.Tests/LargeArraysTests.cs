@@ -55,6 +55,23 @@ public class LargeArraysTests
     }
 
     [Fact]
+    public void Arrays_from_the_large_object_threshold_up_are_recycled_when_it_is_below_1_MB()
+    {
+        // This test host keeps the GC's default large-object threshold, 85,000 bytes, as most applications do: 200 KB
+        // arrays land in the large-object heap, so the pool takes them (with a threshold raised past 1 MB, as the
+        // `backprop` command's, it starts at 1 MB).
+        Assert.Equal(85_000, (long)GC.GetConfigurationVariables()["LOHThreshold"]);
+        Assert.Equal(85_000, LargeArrays.Threshold);
+        Assert.Null(LargeArrays.Rent<float>(85_000 / 4 - 1));
+        int length = 50_000;   // 200 KB
+        var weak = DropOne(length);
+        CollectAll();
+        bool seen = false;
+        for (int i = 0; i < 4 && !seen; i++) seen = ReferenceEquals(Tensor.Zeros([length]).storage.Data, weak.Target);
+        Assert.True(seen, "a dropped 200 KB array was not reused");
+    }
+
+    [Fact]
     public void A_held_tensor_keeps_its_values_while_others_of_its_size_come_and_go()
     {
         var g = new Generator(3);

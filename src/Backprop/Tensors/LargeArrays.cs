@@ -3,9 +3,14 @@ using System.Runtime.CompilerServices;
 namespace Backprop;
 
 /// <summary>
-/// Storage arrays of 1 MB and more, handed out again once the GC has proved them unreachable. A fresh large array
-/// costs page faults and the kernel's zeroing on its first touch — a conv net's step allocates tens of MB of
-/// activations and gradients, and `bench --workload W9` spent a quarter of its time there — which warm memory avoids.
+/// Storage arrays of 1 MB and more — or from the GC's large-object threshold where that is lower, as it is by default
+/// (85,000 bytes) — handed out again once the GC has proved them unreachable. A fresh large array costs page faults
+/// and the kernel's zeroing on its first touch — a conv net's step allocates tens of MB of activations and gradients,
+/// and `bench --workload W9` spent a quarter of its time there — which warm memory avoids. Below the threshold arrays
+/// come from gen 0, cheap to allocate and to collect; between it and 1 MB, in an application that keeps the default
+/// (the `backprop` command raises it to 16 MB), they would fill the large-object heap and prompt full collections:
+/// W9's second shape (200 KB input gradients) ran at 75–92 GFLOP/s there against 115–122 with the raised threshold,
+/// and 115–134 once this pool took them.
 /// </summary>
 /// <remarks>
 /// Soundness: each array handed out gets a sentinel with a finalizer, held in a ConditionalWeakTable keyed by the
@@ -24,7 +29,12 @@ namespace Backprop;
 /// </remarks>
 internal static class LargeArrays
 {
-    const long MinBytes = 1 << 20, FirstCollectAfter = 64L << 20, MaxPooled = 1L << 30;
+    const long FirstCollectAfter = 64L << 20, MaxPooled = 1L << 30;
+    static readonly long MinBytes = Math.Min(1L << 20,
+        GC.GetConfigurationVariables().TryGetValue("LOHThreshold", out var threshold) && threshold is long bytes && bytes > 0 ? bytes : 85_000);
+
+    /// <summary>The smallest array size, in bytes, recycled here.</summary>
+    internal static long Threshold => MinBytes;
 
     static readonly ConditionalWeakTable<Array, Sentinel> sentinels = new();
     static readonly Dictionary<(bool Double, int Length), Stack<(Array Array, int Collections)>> free = [];

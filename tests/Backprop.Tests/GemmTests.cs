@@ -20,7 +20,7 @@ public class GemmTests
     [
         (1, 1, 1), (1, 7, 13), (7, 1, 33), (13, 33, 1), (33, 65, 13), (65, 13, 130), (130, 65, 33),
         (7, 130, 65), (14, 32, 256), (15, 33, 257), (28, 64, 129), (16, 50, 784), (50, 784, 16), (9, 27, 40), (17, 24, 300),
-        (3, 1100, 1000),   // few rows but a B over 4 MB: packed, not read in place
+        (3, 1100, 1000),   // few rows but a B over 4 MB (the whole product's, whatever the thread count): packed, not read in place
         (1, 30, 37), (1, 1027, 784),   // one row: the matrix-vector path (four rows at a time, a ragged tail; the second split across threads)
     ];
 
@@ -111,6 +111,37 @@ public class GemmTests
         }
         Assert.Equal(Product(1), Product(Environment.ProcessorCount));
         Assert.Equal(Product(1), Product(4));
+    }
+
+    // A ragged last panel runs narrower tiles (16 and 8 wide for floats on the 512-bit path), each column still one chain
+    // of fused multiply-adds over k in the same order: the first columns of a product are the same bits whatever the width.
+    [Fact]
+    public void A_products_columns_are_the_same_bits_whatever_its_width()
+    {
+        Same<float>(); Same<double>();
+
+        static void Same<T>() where T : unmanaged, IFloatingPointIeee754<T>
+        {
+            var rng = new Random(5);
+            foreach (int m in new[] { 8, 13 })
+                foreach (int k in new[] { 7, 300 })   // one KC slice, and several (the tile added to C)
+                {
+                    const int full = 64;
+                    T[] a = Random<T>(m * k, rng), b = Random<T>(k * full, rng), c = new T[m * full];
+                    Gemm.Multiply<T>(a, false, b, false, c, m, full, k, false, singleThreaded: true);
+                    for (int n = 1; n < full; n++)
+                    {
+                        var bn = new T[k * n];
+                        for (int p = 0; p < k; p++) Array.Copy(b, p * full, bn, p * n, n);
+                        var cn = new T[m * n];
+                        Gemm.Multiply<T>(a, false, bn, false, cn, m, n, k, false, singleThreaded: true);
+                        for (int i = 0; i < m; i++)
+                            for (int j = 0; j < n; j++)
+                                if (!cn[i * n + j].Equals(c[i * full + j]))
+                                    Assert.Fail($"{typeof(T).Name} m={m} k={k} n={n}: C[{i},{j}] = {cn[i * n + j]}, {c[i * full + j]} at width {full}");
+                    }
+                }
+        }
     }
 
     [Fact]

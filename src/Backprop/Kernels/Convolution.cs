@@ -145,24 +145,27 @@ internal static class Convolution
         // Chunk 0 sums straight into gw; the others into a rented array (each chunk writes its whole slice first, so its
         // old contents never matter): a fresh one was 3 MB of zeroed garbage per call in mnist-cnn's second layer.
         var partials = chunks == 1 ? null : System.Buffers.ArrayPool<T>.Shared.Rent((chunks - 1) * size);
-        ForSamples(chunks, chunk =>
+        try
         {
-            var sum = chunk == 0 ? gw.Span<T>() : partials.AsSpan((chunk - 1) * size, size);
-            for (int n = chunk * perChunk, end = Math.Min(g.Batch, n + perChunk); n < end; n += span)
+            ForSamples(chunks, chunk =>
             {
-                bool add = n != chunk * perChunk;
-                int count = Math.Min(span, end - n), width = count * plane;
-                ReadOnlySpan<T> col = g.IsPointwise ? x.Span<T>().Slice(n * g.InChannels * plane, g.InChannels * plane) : Unroll<T>(x, n, count, g);
-                var gyb = GatherSamples(gy.Span<T>(), n, count, g.OutChannels, plane);
-                for (int gi = 0; gi < g.Groups; gi++)   // dW_g += gy_g · col_gᵀ
-                    Gemm.Multiply(gyb[(gi * g.GroupOutChannels * width)..], false, col[(gi * rows * width)..], true,
-                        sum[(gi * g.GroupOutChannels * rows)..], g.GroupOutChannels, rows, width, add, SingleThreaded(chunks));
-            }
-        });
-        if (partials is null) return;
-        var dst = gw.Span<T>();
-        for (int c = 1; c < chunks; c++) TensorPrimitives.Add(dst, partials.AsSpan((c - 1) * size, size), dst);
-        System.Buffers.ArrayPool<T>.Shared.Return(partials);
+                var sum = chunk == 0 ? gw.Span<T>() : partials.AsSpan((chunk - 1) * size, size);
+                for (int n = chunk * perChunk, end = Math.Min(g.Batch, n + perChunk); n < end; n += span)
+                {
+                    bool add = n != chunk * perChunk;
+                    int count = Math.Min(span, end - n), width = count * plane;
+                    ReadOnlySpan<T> col = g.IsPointwise ? x.Span<T>().Slice(n * g.InChannels * plane, g.InChannels * plane) : Unroll<T>(x, n, count, g);
+                    var gyb = GatherSamples(gy.Span<T>(), n, count, g.OutChannels, plane);
+                    for (int gi = 0; gi < g.Groups; gi++)   // dW_g += gy_g · col_gᵀ
+                        Gemm.Multiply(gyb[(gi * g.GroupOutChannels * width)..], false, col[(gi * rows * width)..], true,
+                            sum[(gi * g.GroupOutChannels * rows)..], g.GroupOutChannels, rows, width, add, SingleThreaded(chunks));
+                }
+            });
+            if (partials is null) return;
+            var dst = gw.Span<T>();
+            for (int c = 1; c < chunks; c++) TensorPrimitives.Add(dst, partials.AsSpan((c - 1) * size, size), dst);
+        }
+        finally { if (partials is not null) System.Buffers.ArrayPool<T>.Shared.Return(partials); }
     }
 
     // Enough chunks for 16 threads; each costs one weight-sized partial sum.

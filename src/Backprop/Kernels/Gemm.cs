@@ -112,20 +112,23 @@ internal static unsafe partial class Gemm
 
     /// <summary>One GEMM on raw pointers with leading dimensions, so a thread's share is just an offset view.</summary>
     internal readonly struct Problem<T>(T* a, bool transA, nint lda, T* b, bool transB, nint ldb, T* c, nint ldc,
-        int m, int n, int k, bool accumulate) where T : unmanaged
+        int m, int n, int k, bool accumulate, bool? smallB = null) where T : unmanaged
     {
         public readonly T* A = a, B = b, C = c;
         public readonly nint Lda = lda, Ldb = ldb, Ldc = ldc;
         public readonly bool TransA = transA, TransB = transB, Accumulate = accumulate;
         public readonly int M = m, N = n, K = k;
 
+        /// <summary>The whole product's B fits <see cref="DirectBMaxBytes"/>: decided once, so every thread's share agrees.</summary>
+        public readonly bool SmallB = smallB ?? (long)k * n * sizeof(T) <= DirectBMaxBytes;
+
         /// <summary>Rows [i0, i0+rows) of op(A) and C.</summary>
         public Problem<T> Rows(int i0, int rows) =>
-            new(TransA ? A + i0 : A + i0 * Lda, TransA, Lda, B, TransB, Ldb, C + i0 * Ldc, Ldc, rows, N, K, Accumulate);
+            new(TransA ? A + i0 : A + i0 * Lda, TransA, Lda, B, TransB, Ldb, C + i0 * Ldc, Ldc, rows, N, K, Accumulate, SmallB);
 
         /// <summary>Columns [j0, j0+cols) of op(B) and C.</summary>
         public Problem<T> Cols(int j0, int cols) =>
-            new(A, TransA, Lda, TransB ? B + j0 * Ldb : B + j0, TransB, Ldb, C + j0, Ldc, M, cols, K, Accumulate);
+            new(A, TransA, Lda, TransB ? B + j0 * Ldb : B + j0, TransB, Ldb, C + j0, Ldc, M, cols, K, Accumulate, SmallB);
     }
 
     static void Run<T>(GemmPath path, in Problem<T> p) where T : unmanaged, IFloatingPointIeee754<T>
@@ -169,7 +172,8 @@ internal static unsafe partial class Gemm
     // Measured: (16×50)·(50×784) 227 GFLOP/s direct vs 143 packed; (128×784)·(784×1024) 170 direct vs 204 packed.
     // But a B too large for the caches streams from memory, and the kernel's strided reads of it stall where packing
     // prefetches row by row (Zen 4, 1 thread, interleaved runs): 64×1024·1024×3136 (12.8 MB of B, mnist-cnn's
-    // Linear input gradient) 68–85 GFLOP/s direct, 87–94 packed; 64×800·800×784 (2.5 MB) 108 direct, 98 packed.
+    // Linear input gradient) 68–85 GFLOP/s direct, 87–94 packed; 64×800·800×784 (2.5 MB) 108 direct, 98 packed. The
+    // size is the whole product's B, not a thread's share of it.
     const int DirectBMaxRows = 64;
     const long DirectBMaxBytes = 4L << 20;
 
@@ -179,7 +183,7 @@ internal static unsafe partial class Gemm
         int kcMax = Math.Min(p.K, KcBytes / sizeof(T));
         int ncMax = Math.Min(RoundUp(p.N, nr), RoundUp(NcCols, nr));
         int mcMax = Math.Min(RoundUp(p.M, mr), Math.Max(mr, McBytes / (kcMax * sizeof(T)) / mr * mr));
-        bool directB = !p.TransB && p.M <= DirectBMaxRows && (long)p.K * p.N * sizeof(T) <= DirectBMaxBytes;
+        bool directB = !p.TransB && p.M <= DirectBMaxRows && p.SmallB;
         var s = Scratch<T>.Get(mcMax * kcMax, kcMax * ncMax, mr * nr);
         T* ap = s.A, bp = s.B, tile = s.Tile;
 

@@ -51,20 +51,12 @@ internal static unsafe partial class Gemm
             }
             return;
         }
+        // op(B)[q, j] = B[j, q]: rows of B become columns of the panel, a transpose
         for (int jr = 0; jr < nc; jr += nr, dst += nr * kc)
         {
             int cols = Math.Min(nr, nc - jr);
-            if (!p.TransB)
-            {
-                T* src = p.B + p0 * p.Ldb + j0 + jr;
-                for (int q = 0; q < kc; q++, src += p.Ldb) CopyPadded(src, dst + q * nr, cols, nr);
-            }
-            else
-            {
-                // op(B)[q, j] = B[j, q]: rows of B become columns of the panel, a transpose
-                if (cols < nr) new Span<T>(dst, nr * kc).Clear();
-                Transpose(p.B + (j0 + jr) * p.Ldb + p0, p.Ldb, dst, nr, cols, kc);
-            }
+            if (cols < nr) new Span<T>(dst, nr * kc).Clear();
+            Transpose(p.B + (j0 + jr) * p.Ldb + p0, p.Ldb, dst, nr, cols, kc);
         }
     }
 

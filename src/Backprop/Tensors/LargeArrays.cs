@@ -30,8 +30,9 @@ namespace Backprop;
 internal static class LargeArrays
 {
     const long FirstCollectAfter = 64L << 20, MaxPooled = 1L << 30;
-    static readonly long MinBytes = Math.Min(1L << 20,
-        GC.GetConfigurationVariables().TryGetValue("LOHThreshold", out var threshold) && threshold is long bytes && bytes > 0 ? bytes : 85_000);
+    // The GC raises a configured threshold below 85,000 bytes to that; it counts the array's 24-byte header, this the data.
+    static readonly long MinBytes = Math.Min(1L << 20, Math.Max(85_000,
+        GC.GetConfigurationVariables().TryGetValue("LOHThreshold", out var threshold) ? Convert.ToInt64(threshold) : 85_000) - 24);
 
     /// <summary>The smallest array size, in bytes, recycled here.</summary>
     internal static long Threshold => MinBytes;

@@ -113,34 +113,35 @@ public class GemmTests
         Assert.Equal(Product(1), Product(4));
     }
 
-    // A ragged last panel runs narrower tiles (16 and 8 wide for floats on the 512-bit path), each column still one chain
-    // of fused multiply-adds over k in the same order: the first columns of a product are the same bits whatever the width.
+    // A ragged last panel runs narrower tiles (16 and 8 columns wide for floats on the 512-bit path, 4 rows tall), each
+    // element still one chain of fused multiply-adds over k in the same order: a product's first rows and columns are the
+    // same bits whatever its height and width.
     [Fact]
-    public void A_products_columns_are_the_same_bits_whatever_its_width()
+    public void A_products_first_rows_and_columns_are_the_same_bits_whatever_its_shape()
     {
         Same<float>(); Same<double>();
 
         static void Same<T>() where T : unmanaged, IFloatingPointIeee754<T>
         {
             var rng = new Random(5);
-            foreach (int m in new[] { 8, 13 })
-                foreach (int k in new[] { 7, 300 })   // one KC slice, and several (the tile added to C)
-                {
-                    const int full = 64;
-                    T[] a = Random<T>(m * k, rng), b = Random<T>(k * full, rng), c = new T[m * full];
-                    Gemm.Multiply<T>(a, false, b, false, c, m, full, k, false, singleThreaded: true);
-                    for (int n = 1; n < full; n++)
+            foreach (int k in new[] { 7, 300 })   // one KC slice, and several (the tile added to C)
+            {
+                const int rows = 16, cols = 64;
+                T[] a = Random<T>(rows * k, rng), b = Random<T>(k * cols, rng), c = new T[rows * cols];
+                Gemm.Multiply<T>(a, false, b, false, c, rows, cols, k, false, singleThreaded: true);
+                for (int m = 1; m <= rows; m++)
+                    foreach (int n in m == rows || m == 13 ? Enumerable.Range(1, cols) : [cols])
                     {
                         var bn = new T[k * n];
-                        for (int p = 0; p < k; p++) Array.Copy(b, p * full, bn, p * n, n);
+                        for (int p = 0; p < k; p++) Array.Copy(b, p * cols, bn, p * n, n);
                         var cn = new T[m * n];
-                        Gemm.Multiply<T>(a, false, bn, false, cn, m, n, k, false, singleThreaded: true);
+                        Gemm.Multiply<T>(a.AsSpan(0, m * k), false, bn, false, cn, m, n, k, false, singleThreaded: true);
                         for (int i = 0; i < m; i++)
                             for (int j = 0; j < n; j++)
-                                if (!cn[i * n + j].Equals(c[i * full + j]))
-                                    Assert.Fail($"{typeof(T).Name} m={m} k={k} n={n}: C[{i},{j}] = {cn[i * n + j]}, {c[i * full + j]} at width {full}");
+                                if (!cn[i * n + j].Equals(c[i * cols + j]))
+                                    Assert.Fail($"{typeof(T).Name} {m}x{n}, k={k}: C[{i},{j}] = {cn[i * n + j]}, {c[i * cols + j]} in the {rows}x{cols} product");
                     }
-                }
+            }
         }
     }
 

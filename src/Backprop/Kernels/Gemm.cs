@@ -215,6 +215,7 @@ internal static unsafe partial class Gemm
                             else
                             {
                                 if (ncols < nr && ldb == nr) TK.RunNarrow(ncols, kc, a, b, ldb, tile, nr);
+                                else if (mrows < mr) TK.RunShort(mrows, kc, a, b, ldb, tile, nr);
                                 else TK.Run(kc, a, b, ldb, tile, nr, false);
                                 MergeTile(tile, nr, crow + jr, p.Ldc, mrows, ncols, add);
                             }

@@ -23,6 +23,12 @@ internal interface IMicroKernel<T> where T : unmanaged
     /// scratch tile NR wide): a kernel may compute fewer than NR columns where a narrower tile is cheaper.
     /// </summary>
     static abstract unsafe void RunNarrow(int ncols, int kc, T* a, T* b, nint ldb, T* c, nint ldc);
+
+    /// <summary>
+    /// C[rows×NR] = Σₚ a[p]ᵀ·b[p] for a ragged last row panel (rows &lt; MR; A packed, zero-padded to MR, and C a scratch
+    /// tile NR wide): a kernel may compute fewer than MR rows where a shorter tile is cheaper.
+    /// </summary>
+    static abstract unsafe void RunShort(int rows, int kc, T* a, T* b, nint ldb, T* c, nint ldc);
 }
 
 // The vector kernels broadcast one A value per row and FMA it into two B vectors; the JIT keeps all
@@ -74,6 +80,7 @@ internal static partial class MicroKernels
         public static bool IsSupported => Vector128.IsHardwareAccelerated && (typeof(T) == typeof(float) || typeof(T) == typeof(double));
 
         public static unsafe void RunNarrow(int ncols, int kc, T* a, T* b, nint ldb, T* c, nint ldc) => Run(kc, a, b, ldb, c, ldc, false);
+        public static unsafe void RunShort(int rows, int kc, T* a, T* b, nint ldb, T* c, nint ldc) => Run(kc, a, b, ldb, c, ldc, false);
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static unsafe void Run(int kc, T* a, T* b, nint ldb, T* c, nint ldc, bool add)
@@ -125,6 +132,7 @@ internal static partial class MicroKernels
         public static bool IsSupported => true;
 
         public static unsafe void RunNarrow(int ncols, int kc, T* a, T* b, nint ldb, T* c, nint ldc) => Run(kc, a, b, ldb, c, ldc, false);
+        public static unsafe void RunShort(int rows, int kc, T* a, T* b, nint ldb, T* c, nint ldc) => Run(kc, a, b, ldb, c, ldc, false);
 
         public static unsafe void Run(int kc, T* a, T* b, nint ldb, T* c, nint ldc, bool add)
         {
@@ -170,6 +178,28 @@ internal static partial class MicroKernels
                 if (ncols - j > half) { Column512(kc, a, b + j, ldb, c + j, ldc); j += wide; }
                 else { Column256(kc, a, b + j, ldb, c + j, ldc); j += half; }
             }
+        }
+
+        // A ragged last row panel of at most 4 rows in a 4-row tile (8 accumulators) instead of the whole 8: the input
+        // gradient of a one-channel 5×5 convolution has 25 rows (8 + 8 + 8 + 1), a CIFAR two-layer net's weight gradient 100.
+        public static unsafe void RunShort(int rows, int kc, T* a, T* b, nint ldb, T* c, nint ldc)
+        {
+            if (rows > 4) { Run(kc, a, b, ldb, c, ldc, false); return; }
+            nint w = Vector512<T>.Count;
+            Vector512<T> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+            for (int p = 0; p < kc; p++)
+            {
+                var b0 = Vector512.Load(b); var b1 = Vector512.Load(b + w);
+                var a0 = Vector512.Create(a[0]); c00 = MulAdd(a0, b0, c00); c01 = MulAdd(a0, b1, c01);
+                var a1 = Vector512.Create(a[1]); c10 = MulAdd(a1, b0, c10); c11 = MulAdd(a1, b1, c11);
+                var a2 = Vector512.Create(a[2]); c20 = MulAdd(a2, b0, c20); c21 = MulAdd(a2, b1, c21);
+                var a3 = Vector512.Create(a[3]); c30 = MulAdd(a3, b0, c30); c31 = MulAdd(a3, b1, c31);
+                a += 8; b += ldb;
+            }
+            Vector512.Store(c00, c); Vector512.Store(c01, c + w); c += ldc;
+            Vector512.Store(c10, c); Vector512.Store(c11, c + w); c += ldc;
+            Vector512.Store(c20, c); Vector512.Store(c21, c + w); c += ldc;
+            Vector512.Store(c30, c); Vector512.Store(c31, c + w);
         }
 
         // C[8×w] = Σₚ a[p]ᵀ·b[p], one vector of B per step.
@@ -265,6 +295,7 @@ internal static partial class MicroKernels
         public static bool IsSupported => Vector256.IsHardwareAccelerated && Fma.IsSupported;
 
         public static unsafe void RunNarrow(int ncols, int kc, T* a, T* b, nint ldb, T* c, nint ldc) => Run(kc, a, b, ldb, c, ldc, false);
+        public static unsafe void RunShort(int rows, int kc, T* a, T* b, nint ldb, T* c, nint ldc) => Run(kc, a, b, ldb, c, ldc, false);
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static unsafe void Run(int kc, T* a, T* b, nint ldb, T* c, nint ldc, bool add)

@@ -167,6 +167,17 @@ public sealed partial class Tensor
 
     internal static Tensor EmptyLike(Tensor t) => Empty(t.shape, t.DType);
 
+    /// <summary>
+    /// Zeros as far as anyone can tell, written only when the memory is first read — or never, when a kernel that
+    /// overwrites every element takes them on (<see cref="TakePendingZero"/>): a fresh gradient buffer.
+    /// </summary>
+    internal static Tensor ZerosLater(int[] shape, DType dtype)
+    {
+        var t = Uninitialized(shape, dtype);
+        t.ZeroLater();
+        return t;
+    }
+
     /// <summary>A zeroed contiguous tensor that shares <paramref name="shape"/> (an array no one writes: another tensor's).</summary>
     internal static Tensor ZerosShared(int[] shape, DType dtype)
     {

@@ -6,6 +6,19 @@ namespace Backprop.Tests;
 public class TensorTests
 {
     [Fact]
+    public void A_large_copy_shared_between_threads_is_exact()
+    {
+        // 3 MB: above the size copied in pieces on every core; a view's offset and a ragged last piece included.
+        var g = new Generator(21);
+        var x = Tensor.Normal([1000, 777], 0, 1, g);
+        var view = x[3..997];
+        Assert.Equal(x.ToDoubleArray(), x.Clone().ToDoubleArray());
+        Assert.Equal(view.ToDoubleArray(), view.Clone().ToDoubleArray());
+        var d = Tensor.Normal([1000, 777], 0, 1, g, DType.Float64);
+        Assert.Equal(d.ToDoubleArray(), d.Clone().ToDoubleArray());
+    }
+
+    [Fact]
     public void Matmul_shape_error_names_the_op_and_both_shapes()
     {
         var e = Assert.Throws<ArgumentException>(() => Tensor.Zeros([16, 784]).MatMul(Tensor.Zeros([50, 10])));

@@ -10,6 +10,8 @@ namespace Backprop.Kernels;
 internal static class Strided
 {
     /// <summary>dst[i] = src[i] for every multi-index i (same shape and dtype; any strides, stride 0 included).</summary>
+    const long ParallelCopyBytes = 1 << 20;
+
     public static void Copy(Tensor src, Tensor dst)
     {
         if (!ShapeUtil.Equal(src.shape, dst.shape) || src.DType != dst.DType)
@@ -23,7 +25,12 @@ internal static class Strided
     {
         if (src.IsContiguous && dst.IsContiguous)
         {
-            s.AsSpan(src.offset, src.Length).CopyTo(d.AsSpan(dst.offset, dst.Length));
+            int n = src.Length, so = src.offset, dof = dst.offset;
+            // A large copy between two arrays in pieces on both cores (memory-bound: 6.4 MB in ~0.4 ms on one Zen 4
+            // core); within one array the pieces could overlap, so memmove keeps it.
+            int threads = (long)n * Unsafe.SizeOf<T>() >= ParallelCopyBytes && !ReferenceEquals(s, d) ? Workers.ThreadsFor(n / (ParallelCopyBytes / 2 / Unsafe.SizeOf<T>())) : 1;
+            if (threads <= 1) s.AsSpan(so, n).CopyTo(d.AsSpan(dof, n));
+            else Workers.ForRanges(n, 4 * threads, threads, (start, length) => s.AsSpan(so + start, length).CopyTo(d.AsSpan(dof + start, length)));
             return;
         }
         int rank = src.Rank;

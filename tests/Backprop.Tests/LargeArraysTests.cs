@@ -73,6 +73,32 @@ public class LargeArraysTests
     }
 
     [Fact]
+    public void A_first_gradient_in_recycled_memory_is_exact()
+    {
+        // A leaf's first gradient buffer is a pending zero in memory that may have been another tensor's (NaN here):
+        // both the copy of an incoming gradient and an op adding into the buffer (the L2 penalty) must see zeros.
+        for (int round = 0; round < 3; round++)
+        {
+            Poison(Large);
+            CollectAll();
+            var w = Tensor.Full([Large], 0.5f); w.RequiresGrad = true;
+            (w * 3f).Sum().Backward();
+            Assert.All(w.Grad!.ToDoubleArray(), v => Assert.Equal(3.0, v));
+            Poison(Large);
+            CollectAll();
+            var u = Tensor.Full([Large], 0.5f); u.RequiresGrad = true;
+            Ops.L2Penalty(1.0, u).Backward();   // ∂(Σu²)/∂u = 2u
+            Assert.All(u.Grad!.ToDoubleArray(), v => Assert.Equal(1.0, v));
+        }
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        static void Poison(int length)
+        {
+            for (int i = 0; i < 4; i++) Tensor.Uninitialized([length], DType.Float32).Span<float>().Fill(float.NaN);
+        }
+    }
+
+    [Fact]
     public void A_held_tensor_keeps_its_values_while_others_of_its_size_come_and_go()
     {
         var g = new Generator(3);

@@ -193,7 +193,7 @@ public static partial class Autograd
         if (leaf.Grad is null || !ShapeUtil.Equal(leaf.Grad.shape, leaf.shape) || leaf.Grad.DType != leaf.DType || !leaf.Grad.IsContiguous)
             leaf.Grad = Tensor.ZerosLater(leaf.shape, leaf.DType);
         if (!leaf.Grad.TakePendingZero(g)) Backends.Backend.Current.Axpy(1, g, leaf.Grad);
-        else   // zeroed by ZeroGrad: g is the sum
+        else   // zeroed by ZeroGrad, or new: g is the sum
             try { Backends.Backend.Current.Copy(g, leaf.Grad); }
             catch { leaf.Grad.ZeroLater(); throw; }
     }

@@ -169,6 +169,7 @@ internal static partial class MicroKernels
         // A ragged last panel in 16- and 8-wide pieces (floats; 8 and 4 for doubles) instead of the whole 32: a Linear
         // layer of 100 outputs computed 128 columns (82 GFLOP/s against 105 for 96 or 128 outputs, Zen 4). Eight
         // accumulators are enough: Zen 4 retires one 512-bit (or two 256-bit) FMAs a cycle at 4 cycles' latency.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static unsafe void RunNarrow(int ncols, int kc, T* a, T* b, nint ldb, T* c, nint ldc)
         {
             int wide = Vector512<T>.Count, half = Vector256<T>.Count;
@@ -182,6 +183,7 @@ internal static partial class MicroKernels
 
         // A ragged last row panel of at most 4 rows in a 4-row tile (8 accumulators) instead of the whole 8: the input
         // gradient of a one-channel 5×5 convolution has 25 rows (8 + 8 + 8 + 1), a CIFAR two-layer net's weight gradient 100.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static unsafe void RunShort(int rows, int kc, T* a, T* b, nint ldb, T* c, nint ldc)
         {
             if (rows > 4) { Run(kc, a, b, ldb, c, ldc, false); return; }

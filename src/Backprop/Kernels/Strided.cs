@@ -9,9 +9,9 @@ namespace Backprop.Kernels;
 /// </summary>
 internal static class Strided
 {
-    /// <summary>dst[i] = src[i] for every multi-index i (same shape and dtype; any strides, stride 0 included).</summary>
     const long ParallelCopyBytes = 1 << 20;
 
+    /// <summary>dst[i] = src[i] for every multi-index i (same shape and dtype; any strides, stride 0 included).</summary>
     public static void Copy(Tensor src, Tensor dst)
     {
         if (!ShapeUtil.Equal(src.shape, dst.shape) || src.DType != dst.DType)
@@ -20,6 +20,10 @@ internal static class Strided
         if (src.DType == DType.Float32) Copy(Unsafe.As<float[]>(src.storage.Data), src, Unsafe.As<float[]>(dst.storage.Data), dst);
         else Copy(Unsafe.As<double[]>(src.storage.Data), src, Unsafe.As<double[]>(dst.storage.Data), dst);
     }
+
+    // Its own method: the lambda's captures would otherwise be allocated on every call of Copy, small ones included.
+    static void CopyInPieces<T>(T[] s, int so, T[] d, int dof, int n, int threads) where T : unmanaged =>
+        Workers.ForRanges(n, 4 * threads, threads, (start, length) => s.AsSpan(so + start, length).CopyTo(d.AsSpan(dof + start, length)));
 
     static void Copy<T>(T[] s, Tensor src, T[] d, Tensor dst) where T : unmanaged
     {
@@ -30,7 +34,7 @@ internal static class Strided
             // core); within one array the pieces could overlap, so memmove keeps it.
             int threads = (long)n * Unsafe.SizeOf<T>() >= ParallelCopyBytes && !ReferenceEquals(s, d) ? Workers.ThreadsFor(n / (ParallelCopyBytes / 2 / Unsafe.SizeOf<T>())) : 1;
             if (threads <= 1) s.AsSpan(so, n).CopyTo(d.AsSpan(dof, n));
-            else Workers.ForRanges(n, 4 * threads, threads, (start, length) => s.AsSpan(so + start, length).CopyTo(d.AsSpan(dof + start, length)));
+            else CopyInPieces(s, so, d, dof, n, threads);
             return;
         }
         int rank = src.Rank;

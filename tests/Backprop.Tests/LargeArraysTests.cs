@@ -62,7 +62,7 @@ public class LargeArraysTests
         // arrays land in the large-object heap, so the pool takes them (with a threshold raised past 1 MB, as the
         // `backprop` command's, it starts at 1 MB).
         Assert.Equal(85_000, (long)GC.GetConfigurationVariables()["LOHThreshold"]);
-        Assert.Equal(85_000 - 24, LargeArrays.Threshold);   // data bytes: the GC counts the array's header too
+        Assert.Equal(85_000 - 24, LargeArrays.MinBytes);   // data bytes: the GC counts the array's header too
         Assert.Null(LargeArrays.Rent<float>((85_000 - 24) / 4 - 1));
         int length = 50_000;   // 200 KB
         var weak = DropOne(length);

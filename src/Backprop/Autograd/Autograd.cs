@@ -182,20 +182,26 @@ public static partial class Autograd
     internal static Tensor? LeafGradBuffer(Tensor t)
     {
         if (!t.RequiresGrad || t.GradFn is not null || capturing is not null) return null;
-        if (t.Grad is null || !ShapeUtil.Equal(t.Grad.shape, t.shape) || t.Grad.DType != t.DType || !t.Grad.IsContiguous) t.Grad = Tensor.ZerosLater(t.shape, t.DType);
-        return t.Grad;
+        return OwnGrad(t);
+    }
+
+    // The leaf's Grad, replaced by a pending zero when absent or unfit to accumulate into (another shape, dtype, a view).
+    static Tensor OwnGrad(Tensor leaf)
+    {
+        if (leaf.Grad is null || !ShapeUtil.Equal(leaf.Grad.shape, leaf.shape) || leaf.Grad.DType != leaf.DType || !leaf.Grad.IsContiguous)
+            leaf.Grad = Tensor.ZerosLater(leaf.shape, leaf.DType);
+        return leaf.Grad;
     }
 
     static void AccumulateLeaf(Tensor leaf, Tensor g)
     {
         // The incoming gradient may alias another tensor (add passes g through), so the leaf keeps its own buffer. A new
         // one is a pending zero, so the gradient is copied into it in one pass (a zeroing pass and an add were three).
-        if (leaf.Grad is null || !ShapeUtil.Equal(leaf.Grad.shape, leaf.shape) || leaf.Grad.DType != leaf.DType || !leaf.Grad.IsContiguous)
-            leaf.Grad = Tensor.ZerosLater(leaf.shape, leaf.DType);
-        if (!leaf.Grad.TakePendingZero(g)) Backends.Backend.Current.Axpy(1, g, leaf.Grad);
+        var grad = OwnGrad(leaf);
+        if (!grad.TakePendingZero(g)) Backends.Backend.Current.Axpy(1, g, grad);
         else   // zeroed by ZeroGrad, or new: g is the sum
-            try { Backends.Backend.Current.Copy(g, leaf.Grad); }
-            catch { leaf.Grad.ZeroLater(); throw; }
+            try { Backends.Backend.Current.Copy(g, grad); }
+            catch { grad.ZeroLater(); throw; }
     }
 
     /// <summary>Tensors reachable from the roots through recorded ops, each before its inputs.</summary>

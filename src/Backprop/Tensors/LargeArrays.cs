@@ -31,11 +31,9 @@ internal static class LargeArrays
 {
     const long FirstCollectAfter = 64L << 20, MaxPooled = 1L << 30;
     // The GC raises a configured threshold below 85,000 bytes to that; it counts the array's 24-byte header, this the data.
-    static readonly long MinBytes = Math.Min(1L << 20, Math.Max(85_000,
-        GC.GetConfigurationVariables().TryGetValue("LOHThreshold", out var threshold) ? Convert.ToInt64(threshold) : 85_000) - 24);
-
     /// <summary>The smallest array size, in bytes, recycled here.</summary>
-    internal static long Threshold => MinBytes;
+    internal static readonly long MinBytes = Math.Min(1L << 20, Math.Max(85_000,
+        GC.GetConfigurationVariables().TryGetValue("LOHThreshold", out var threshold) ? Convert.ToInt64(threshold) : 85_000) - 24);
 
     static readonly ConditionalWeakTable<Array, Sentinel> sentinels = new();
     static readonly Dictionary<(bool Double, int Length), Stack<(Array Array, int Collections)>> free = [];

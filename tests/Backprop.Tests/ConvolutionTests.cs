@@ -70,7 +70,7 @@ public class ConvolutionTests
     }
 
     [Fact]
-    public void Direct_convolution_matches_the_naive_sums_on_random_geometries_and_writes_nothing_outside_its_output()
+    public void Direct_convolution_matches_the_naive_sums_in_all_three_passes_on_random_geometries_and_writes_nothing_outside_its_output()
     {
         // Random shapes the direct kernels take (≤ 4 input channels, kernels up to 7×5, any padding below the kernel,
         // outputs 1–69 wide), written into views of a larger tensor whose guard values must survive; 1 and 2 threads.
@@ -95,6 +95,8 @@ public class ConvolutionTests
             Backend.Reference.Conv2d(x, weight, bias, yRef, g);
             var gwRef = Tensor.Zeros([k, c, kh, kw]);
             Backend.Reference.Conv2dWeightGrad(x, gy, gwRef, g);
+            var gxRef = Tensor.Zeros([b, c, h, w]);
+            Backend.Reference.Conv2dInputGrad(gy, weight, gxRef, g);
             float[]? first = null;
             foreach (int threads in new[] { 1, 2 })
             {
@@ -105,8 +107,12 @@ public class ConvolutionTests
                 var gw = Guarded([k, c, kh, kw], out var gwAll);
                 Backend.Cpu.Conv2dWeightGrad(x, gy, gw, g);
                 Helpers.AllClose(gwRef, gw, 2e-4, name + " ∂W");
+                var gx = Guarded([b, c, h, w], out var gxAll);
+                Backend.Cpu.Conv2dInputGrad(gy, weight, gx, g);
+                Helpers.AllClose(gxRef, gx, 1e-4, name + " ∂x");
                 CheckGuards(yAll, b, name + " y");
                 CheckGuards(gwAll, k, name + " ∂W");
+                CheckGuards(gxAll, b, name + " ∂x");
                 if (first is null) first = gw.ToFloatArray(); else Assert.Equal(first, gw.ToFloatArray());   // thread count changes nothing
             }
         }

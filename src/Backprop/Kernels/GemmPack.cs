@@ -62,8 +62,8 @@ internal static unsafe partial class Gemm
 
     static void CopyPadded<T>(T* src, T* dst, int count, int width) where T : unmanaged
     {
-        new ReadOnlySpan<T>(src, count).CopyTo(new Span<T>(dst, count));
-        if (count < width) new Span<T>(dst + count, width - count).Clear();
+        ShortSpans.Copy(new ReadOnlySpan<T>(src, count), new Span<T>(dst, count));
+        if (count < width) ShortSpans.Clear(new Span<T>(dst + count, width - count));
     }
 
     /// <summary>dst[q·ldd + r] = src[r·lds + q] for r &lt; rows, q &lt; cols.</summary>

@@ -77,8 +77,40 @@ internal static unsafe partial class Gemm
     // ones on Zen 4 (measured), so Vector<T> serves every machine.
     static bool IsRowTimesRows<T>(in Problem<T> p) where T : unmanaged => p.M == 1 && p.TransB && (!p.TransA || p.Lda == 1);   // A's row contiguous
 
-    static void RowTimesRows<T>(in Problem<T> p) where T : unmanaged, IFloatingPointIeee754<T> =>
-        Gemv(new ReadOnlySpan<T>(p.A, p.K), new ReadOnlySpan<T>(p.B, (p.N - 1) * (int)p.Ldb + p.K), new Span<T>(p.C, p.N), p.N, p.K, (int)p.Ldb, p.Accumulate);
+    static void RowTimesRows<T>(GemmPath path, in Problem<T> p) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (typeof(T) == typeof(float) && path == GemmPath.Vector512 && p.K >= 16)
+            Gemv512((float*)p.A, (float*)p.B, (float*)p.C, p.N, p.K, p.Ldb, p.Accumulate);
+        else
+            Gemv(new ReadOnlySpan<T>(p.A, p.K), new ReadOnlySpan<T>(p.B, (p.N - 1) * (int)p.Ldb + p.K), new Span<T>(p.C, p.N), p.N, p.K, (int)p.Ldb, p.Accumulate);
+    }
+
+    // The 512-bit path with fused multiply-adds: the rows stream from L3 at ~4% more per core than 256-bit separate
+    // multiplies and adds did (one Zen 4 core, 784→1024 and 1024→1024 in turn: 98.6 → 94.9 µs).
+    static void Gemv512(float* x, float* w, float* y, int n, int k, nint ldw, bool accumulate)
+    {
+        int body = k - k % 16, j = 0;
+        for (; j + 4 <= n; j += 4)
+        {
+            float* w0 = w + j * ldw, w1 = w0 + ldw, w2 = w1 + ldw, w3 = w2 + ldw;
+            Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
+            for (int p = 0; p < body; p += 16)
+            {
+                var xv = Vector512.Load(x + p);
+                s0 = Vector512.FusedMultiplyAdd(xv, Vector512.Load(w0 + p), s0); s1 = Vector512.FusedMultiplyAdd(xv, Vector512.Load(w1 + p), s1);
+                s2 = Vector512.FusedMultiplyAdd(xv, Vector512.Load(w2 + p), s2); s3 = Vector512.FusedMultiplyAdd(xv, Vector512.Load(w3 + p), s3);
+            }
+            float d0 = Vector512.Sum(s0), d1 = Vector512.Sum(s1), d2 = Vector512.Sum(s2), d3 = Vector512.Sum(s3);
+            for (int p = body; p < k; p++) { d0 += x[p] * w0[p]; d1 += x[p] * w1[p]; d2 += x[p] * w2[p]; d3 += x[p] * w3[p]; }
+            if (accumulate) { y[j] += d0; y[j + 1] += d1; y[j + 2] += d2; y[j + 3] += d3; }
+            else { y[j] = d0; y[j + 1] = d1; y[j + 2] = d2; y[j + 3] = d3; }
+        }
+        for (; j < n; j++)
+        {
+            float d = TensorPrimitives.Dot(new ReadOnlySpan<float>(x, k), new ReadOnlySpan<float>(w + j * ldw, k));
+            y[j] = accumulate ? y[j] + d : d;
+        }
+    }
 
     // y[j] (+)= x · w[j, :], four rows at a time so each load of x serves four accumulators.
     static void Gemv<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> w, Span<T> y, int n, int k, int ldw, bool accumulate) where T : unmanaged, IFloatingPointIeee754<T>
@@ -133,7 +165,7 @@ internal static unsafe partial class Gemm
 
     static void Run<T>(GemmPath path, in Problem<T> p) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (IsRowTimesRows(p)) RowTimesRows(p);
+        if (IsRowTimesRows(p)) RowTimesRows(path, p);
         else RunBlocked(path, p);
     }
 

@@ -62,7 +62,7 @@ internal static unsafe partial class Gemm
             {
                 int start = share * shareSize;
                 var part = splitColumns ? problem.Cols(start, Math.Min(shareSize, problem.N - start)) : problem.Rows(start, Math.Min(shareSize, problem.M - start));
-                if (rowTimesRows) RowTimesRows(part);
+                if (rowTimesRows) RowTimesRows(path, part);
                 else RunBlocked(path, part);
             }
         }

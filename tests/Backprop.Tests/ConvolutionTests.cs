@@ -35,6 +35,10 @@ public class ConvolutionTests
         new("direct: 7x3 valid, 5 output rows", [2, 1, 11, 9], [10, 1, 7, 3], 1, 0, 1, 1, true),
         new("direct: 4 channels, pad 2 on a 3x3 (output larger than the input)", [2, 4, 6, 5], [8, 4, 3, 3], 1, 2, 1, 1, false),
         new("direct: batch 40 (16 weight-gradient chunks of 3)", [40, 1, 9, 9], [6, 1, 5, 5], 1, 2, 1, 1, true),
+        // "same" at stride 1 (the unrolled planes are shifted copies through a wrap mask); 8 channels keep im2col
+        new("same, 5x5 on 3-wide rows (shifts as wide as the row)", [2, 8, 6, 3], [4, 8, 5, 5], 1, Padding2d.Same, 1, 1, true),
+        new("same, dilation 2 on 2-wide rows (every shifted column wraps)", [2, 8, 5, 2], [3, 8, 3, 3], 1, Padding2d.Same, 2, 1, false),
+        new("same, 5x5 on 17-wide rows", [3, 8, 4, 17], [5, 8, 5, 5], 1, Padding2d.Same, 1, 1, true),
     };
 
     static (Tensor Y, Tensor Gx, Tensor Gw, Tensor? Gb) RunConv(IBackend backend, ConvCase c, DType dtype, ulong seed)

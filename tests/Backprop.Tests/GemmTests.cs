@@ -113,6 +113,33 @@ public class GemmTests
         Assert.Equal(Product(1), Product(4));
     }
 
+    // A one-row product (a Linear layer on one sample) splits its columns across threads; each output is still one
+    // thread's four-row block or dot product, on every path.
+    [Theory]
+    [InlineData(1027, 784), InlineData(4099, 300)]
+    public void A_one_row_product_gives_the_same_bits_on_any_thread_count(int n, int k)
+    {
+        var rng = new Random(n);
+        float[] a = Random<float>(k, rng), b = Random<float>(n * k, rng);
+        foreach (var path in new[] { GemmPath.Auto, GemmPath.Vector256, GemmPath.Vector128, GemmPath.Scalar })
+        {
+            float[] Product(int threads)
+            {
+                using var _ = Parallelism.Use(threads);
+                var c = new float[n];
+                Gemm.Multiply<float>(a, false, b, true, c, 1, n, k, false);
+                return c;
+            }
+            Gemm.ForcedPath = path;
+            try
+            {
+                Assert.Equal(Product(1), Product(2));
+                Assert.Equal(Product(1), Product(4));
+            }
+            finally { Gemm.ForcedPath = GemmPath.Auto; }
+        }
+    }
+
     // A ragged last panel runs narrower tiles (16 and 8 columns wide for floats on the 512-bit path, 4 rows tall), each
     // element still one chain of fused multiply-adds over k in the same order: a product's first rows and columns are the
     // same bits whatever its height and width.
@@ -232,28 +259,5 @@ public class GemmAllocationTests
             }
             Assert.Equal(0, fewest);
         }
-    }
-}
-
-public class ShortSpansTests
-{
-    [Fact]
-    public void Copy_and_clear_touch_exactly_the_run_at_every_length_and_offset()
-    {
-        // Lengths across every vector width's boundaries (the last vector overlaps the one before it), at offsets that
-        // leave the run unaligned; the values around the run must survive.
-        for (int offset = 0; offset < 3; offset++)
-            for (int n = 0; n <= 70; n++)
-            {
-                var src = Enumerable.Range(1, n + 8).Select(i => (float)i).ToArray();
-                var dst = Enumerable.Repeat(-7f, n + 8).ToArray();
-                ShortSpans.Copy(src.AsSpan(offset, n), dst.AsSpan(offset + 1, n + 1));
-                for (int i = 0; i < dst.Length; i++)
-                    Assert.Equal(i > offset && i <= offset + n ? src[i - 1] : -7f, dst[i]);
-                var d = Enumerable.Repeat(-7.0, n + 8).ToArray();
-                ShortSpans.Clear(d.AsSpan(offset, n));
-                for (int i = 0; i < d.Length; i++) Assert.Equal(i >= offset && i < offset + n ? 0.0 : -7.0, d[i]);
-            }
-        Assert.Throws<ArgumentException>(() => ShortSpans.Copy(new float[5], new float[4]));
     }
 }

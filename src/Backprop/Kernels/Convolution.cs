@@ -1,6 +1,5 @@
 using System.Numerics;
 using System.Numerics.Tensors;
-using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using Backprop.Backends;
 
@@ -193,13 +192,14 @@ internal static class Convolution
         int oh = g.OutHeight, ow = g.OutWidth, plane = oh * ow, inPlane = g.Height * g.Width;
         var xn = x.Slice(n * g.InChannels * inPlane, g.InChannels * inPlane);
         bool rowPreserving = IsRowPreserving(g);   // the geometry's derived sizes are computed, not stored: kept out of the loop
+        var masks = rowPreserving ? WrapMasks<T>.For(g.Width, plane) : null;
         int row = 0;
         for (int c = 0; c < g.InChannels; c++)
             for (int p = 0; p < g.KernelHeight; p++)
                 for (int q = 0; q < g.KernelWidth; q++, row++)
                 {
                     var dst = col.Slice(row * width, plane);
-                    if (rowPreserving) { ShiftedPlane<T>(xn.Slice(c * inPlane, inPlane), dst, p, q, oh, g); continue; }
+                    if (rowPreserving) { ShiftedPlane<T>(xn.Slice(c * inPlane, inPlane), dst, p, q, oh, masks!, g); continue; }
                     var (j0, j1) = ValidColumns(q, ow, g);
                     int dw = q * g.DilationWidth - g.PadLeft;
                     for (int i = 0; i < oh; i++)
@@ -230,13 +230,12 @@ internal static class Convolution
 
     // Stride 1 and an output as wide as the input (a "same" convolution): output row i of tap (p, q) reads input row
     // i + dy shifted by dx, and rows of both are W long, so the whole valid block is ONE contiguous copy — instead of one
-    // copy per output row, which for 14- or 28-wide planes cost as much as the GEMM — followed by zeroing the |dx|
-    // columns that wrapped around from the neighbouring row. Measured (ConvRunner, 32→64 5×5 at 14×14): forward
-    // 114 → 1xx GFLOP/s on 2 Zen 4 cores.
+    // copy per output row, which for 14- or 28-wide planes cost as much as the GEMM — through a mask that zeroes the |dx|
+    // columns that wrapped around from the neighbouring row.
     static bool IsRowPreserving(in Conv2dGeometry g) => g.StrideHeight == 1 && g.StrideWidth == 1 && g.OutWidth == g.Width;
 
     /// <summary>dst (OH × W) = the input plane shifted by tap (p, q), zero where the tap reads padding.</summary>
-    static void ShiftedPlane<T>(ReadOnlySpan<T> src, Span<T> dst, int p, int q, int oh, in Conv2dGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
+    static void ShiftedPlane<T>(ReadOnlySpan<T> src, Span<T> dst, int p, int q, int oh, WrapMasks<T> masks, in Conv2dGeometry g) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int w = g.Width;   // oh: the caller's g.OutHeight (a division; this runs once per tap and sample)
         int dy = p * g.DilationHeight - g.PadTop, dx = q * g.DilationWidth - g.PadLeft;
@@ -251,7 +250,7 @@ internal static class Convolution
         if (d1 <= d0) return;
         if (dx == 0) ShortSpans.Copy(src[s0..s1], dst[d0..d1]);
         else if (Math.Abs(dx) >= w) ShortSpans.Clear(dst[d0..d1]);   // every column's source is off its row
-        else MaskedCopy(src[s0..s1], dst[d0..d1], WrapMask<T>.For(w, dx, oh * w)[d0..d1]);   // columns whose source fell off the row's edge: 0
+        else MaskedCopy(src[s0..s1], dst[d0..d1], masks.Shifted(dx)[d0..d1]);   // columns whose source fell off the row's edge: 0
     }
 
     /// <summary>dst = src &amp; mask, element by element (the mask's entries all ones or zero); the spans must not overlap.</summary>
@@ -272,32 +271,52 @@ internal static class Convolution
             if (i < n) (Vector256.Create(src[(n - v)..]) & Vector256.Create(mask[(n - v)..])).CopyTo(dst[(n - v)..]);
             return;
         }
+        if (Vector128.IsHardwareAccelerated && n >= Vector128<T>.Count)
+        {
+            int v = Vector128<T>.Count;
+            for (; i + v <= n; i += v) (Vector128.Create(src[i..]) & Vector128.Create(mask[i..])).CopyTo(dst[i..]);
+            if (i < n) (Vector128.Create(src[(n - v)..]) & Vector128.Create(mask[(n - v)..])).CopyTo(dst[(n - v)..]);
+            return;
+        }
         for (; i < n; i++) dst[i] = mask[i] == T.Zero ? T.Zero : src[i];   // a set mask entry is a NaN pattern, never zero
     }
 
     /// <summary>
-    /// Per thread, for a plane w wide and a shift dx: all ones where a column's source lies in its own row, zero at the
+    /// Per thread and plane width w, for each shift dx: all ones where a column's source lies in its own row, zero at the
     /// |dx| columns the shift wraps around. Copying through it replaces a zeroing pass of one or two stores per row, which
-    /// after the copy itself became the im2col's largest cost (W6: 2% of the step).
+    /// after the copy itself became the im2col's largest cost (W6: 2% of the step). Fetched once per unrolled sample (a
+    /// lookup per tap cost as much as the zeroing it saves) and kept for every width a network uses.
     /// </summary>
-    static class WrapMask<T> where T : unmanaged, IFloatingPointIeee754<T>
+    sealed class WrapMasks<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
-        // Indexed by dx + w, for one width at a time (a dictionary lookup per tap cost as much as the zeroing it saves).
-        [ThreadStatic] static T[]?[]? masks;
-        [ThreadStatic] static int width;
+        [ThreadStatic] static List<WrapMasks<T>>? perWidth;
 
-        public static ReadOnlySpan<T> For(int w, int dx, int length)
+        readonly int w;
+        int length;
+        readonly T[]?[] byShift;   // indexed by dx + w, |dx| < w
+
+        WrapMasks(int w) { this.w = w; byShift = new T[]?[2 * w + 1]; }
+
+        public static WrapMasks<T> For(int w, int length)
         {
-            if (masks is null || width != w) { masks = new T[]?[2 * w + 1]; width = w; }
-            ref var mask = ref masks[dx + w];   // |dx| < w: the caller handles whole-row shifts
-            if (mask is null || mask.Length < length)
+            perWidth ??= [];
+            WrapMasks<T>? set = null;
+            foreach (var s in perWidth) if (s.w == w) { set = s; break; }
+            if (set is null) perWidth.Add(set = new WrapMasks<T>(w));
+            if (set.length < length) { set.length = length; Array.Clear(set.byShift); }   // a taller plane: masks rebuilt longer
+            return set;
+        }
+
+        public ReadOnlySpan<T> Shifted(int dx)
+        {
+            ref var mask = ref byShift[dx + w];
+            if (mask is null)
             {
                 int c0 = dx > 0 ? w - dx : 0, c1 = dx > 0 ? w : -dx;
-                T ones = Unsafe.BitCast<Vector128<byte>, Vector128<T>>(Vector128<byte>.AllBitsSet).ToScalar();
                 mask = new T[length];
-                for (int k = 0; k < length; k++) mask[k] = k % w >= c0 && k % w < c1 ? T.Zero : ones;
+                for (int k = 0; k < length; k++) mask[k] = k % w >= c0 && k % w < c1 ? T.Zero : Vector128<T>.AllBitsSet.ToScalar();
             }
-            return mask.AsSpan(0, length);
+            return mask;
         }
     }
 

@@ -73,8 +73,9 @@ internal static unsafe partial class Gemm
     // One row times a matrix stored (n × k) — a Linear layer on one sample: n dot products of contiguous rows. Packing
     // B for the blocked kernel would copy the whole weight matrix to use each value once. Large ones split their columns
     // across the GEMM's helper threads like any product (no allocation, no Parallel.For hand-off); each output is one
-    // thread's, so the thread count changes nothing. Memory-bound: 256-bit vectors stream the rows as fast as 512-bit
-    // ones on Zen 4 (measured), so Vector<T> serves every machine.
+    // thread's, and shares are whole multiples of the tile's width (so of the four rows taken at a time): the thread
+    // count changes nothing. Memory-bound: Vector<T> serves every machine, and floats on the 512-bit path take 512-bit
+    // fused multiply-adds (Gemv512), which streamed a little faster on Zen 4.
     static bool IsRowTimesRows<T>(in Problem<T> p) where T : unmanaged => p.M == 1 && p.TransB && (!p.TransA || p.Lda == 1);   // A's row contiguous
 
     static void RowTimesRows<T>(GemmPath path, in Problem<T> p) where T : unmanaged, IFloatingPointIeee754<T>

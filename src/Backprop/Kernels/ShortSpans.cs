@@ -5,10 +5,10 @@ using System.Runtime.Intrinsics;
 namespace Backprop.Kernels;
 
 /// <summary>
-/// Copies and clears of short runs (a packed panel's 32 floats, an image row of 14, a 5×5 tap's wrapped-around column),
-/// inlined with the widest vectors the machine has. The runtime's Memmove and Clear are calls that move 16 bytes at a
-/// time below 2 KB: in mnist-cnn's training step (W6), where im2col and GEMM packing make thousands of such copies per
-/// sample, they took 10% of the time.
+/// Copies and clears of short runs (a packed panel's 32 floats, an unrolled plane of 196, the padding rows of a shifted
+/// plane), inlined with the widest vectors the machine has (not capped by `--isa`, which picks the matrix kernels). The
+/// runtime's Memmove and Clear are calls that move 16 bytes at a time for short runs: in mnist-cnn's training step (W6),
+/// where im2col and GEMM packing make thousands of such copies per sample, they took 10% of the time.
 /// </summary>
 internal static class ShortSpans
 {
@@ -26,7 +26,8 @@ internal static class ShortSpans
     public static void Clear<T>(Span<T> dst) where T : unmanaged =>
         Clear(ref Unsafe.As<T, byte>(ref MemoryMarshal.GetReference(dst)), (nuint)dst.Length * (nuint)Unsafe.SizeOf<T>());
 
-    // Whole vectors, then one more ending at the last byte (overlapping the previous: the two runs are distinct).
+    // Whole vectors, then one more ending at the last byte: it rewrites a few bytes with the same values, so src and dst
+    // must not overlap.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Copy(ref byte s, ref byte d, nuint n)
     {

@@ -125,7 +125,7 @@ internal static unsafe class DirectConvolution
         dst.Clear();
         for (int ch = 0; ch < channels; ch++)
             for (int r = 0; r < h; r++)
-                src.Slice((ch * h + r) * w, w).CopyTo(dst.Slice((ch * ph + r + top) * pw + left, w));
+                ShortSpans.Copy(src.Slice((ch * h + r) * w, w), dst.Slice((ch * ph + r + top) * pw + left, w));
     }
 
     // ---- weight gradient ---------------------------------------------------------------------------------------------

@@ -266,7 +266,7 @@ internal static unsafe partial class Gemm
             var src = new ReadOnlySpan<T>(tile, cols);
             var dst = new Span<T>(c, cols);
             if (add) TensorPrimitives.Add(dst, src, dst);
-            else src.CopyTo(dst);
+            else ShortSpans.Copy(src, dst);
         }
     }
 

@@ -18,6 +18,10 @@ public static class ConvRunner
         ("cifar conv1 256x3x32x32 k32 3x3", 256, 3, 32, 32, 3, 1),
         ("cifar 256x64x16x16 k128 3x3", 256, 64, 16, 128, 3, 1),
         ("cifar 256x128x8x8 k256 3x3", 256, 128, 8, 256, 3, 1),
+        ("cifar 256x32x16x16 k32 3x3", 256, 32, 16, 32, 3, 1),
+        ("cifar 256x64x8x8 k64 3x3", 256, 64, 8, 64, 3, 1),
+        ("cifar 256x128x4x4 k128 3x3", 256, 128, 4, 128, 3, 1),
+        ("cifar 256x256x4x4 k256 3x3", 256, 256, 4, 256, 3, 1),
     ];
 
     public static void Run(string[] args)

@@ -40,6 +40,9 @@ public class ConvolutionTests
         new("same, 3x3 on 2×3 planes (shorter than a 128-bit vector of floats)", [2, 8, 2, 3], [3, 8, 3, 3], 1, Padding2d.Same, 1, 1, false),
         new("same, dilation 2 on 2-wide rows (every shifted column wraps)", [2, 8, 5, 2], [3, 8, 3, 3], 1, Padding2d.Same, 2, 1, false),
         new("same, 5x5 on 17-wide rows", [3, 8, 4, 17], [5, 8, 5, 5], 1, Padding2d.Same, 1, 1, true),
+        // planes under 64 pixels: every pass unrolls samples side by side (the weight gradient 3 at a time in chunks of 3,
+        // the last chunk a lone sample), even with over 800 unrolled rows
+        new("4x4 planes, 96 channels, batch 40", [40, 96, 4, 4], [8, 96, 3, 3], 1, 1, 1, 1, true),
     };
 
     static (Tensor Y, Tensor Gx, Tensor Gw, Tensor? Gb) RunConv(IBackend backend, ConvCase c, DType dtype, ulong seed)
@@ -418,13 +421,16 @@ public class ConvolutionTests
     [Fact]
     public void Convolution_results_do_not_depend_on_the_thread_count()
     {
-        var c = new ConvCase("threads", [13, 3, 9, 9], [8, 3, 3, 3], 1, 1, 1, 1, true);
-        (Tensor, Tensor, Tensor, Tensor?) One(int threads) { using var _ = Parallelism.Use(threads); return RunConv(Backend.Cpu, c, DType.Float32, 4); }
-        var a = One(1);
-        var b = One(2);
-        Assert.Equal(a.Item1.ToFloatArray(), b.Item1.ToFloatArray());
-        Assert.Equal(a.Item2.ToFloatArray(), b.Item2.ToFloatArray());
-        Assert.Equal(a.Item3.ToFloatArray(), b.Item3.ToFloatArray());
+        // 9×9 planes: one sample per product; 4×4: several side by side in every pass
+        foreach (var c in new[] { new ConvCase("threads", [13, 3, 9, 9], [8, 3, 3, 3], 1, 1, 1, 1, true), new ConvCase("threads, 4x4", [37, 32, 4, 4], [8, 32, 3, 3], 1, 1, 1, 1, true) })
+        {
+            (Tensor, Tensor, Tensor, Tensor?) One(int threads) { using var _ = Parallelism.Use(threads); return RunConv(Backend.Cpu, c, DType.Float32, 4); }
+            var a = One(1);
+            var b = One(2);
+            Assert.Equal(a.Item1.ToFloatArray(), b.Item1.ToFloatArray());
+            Assert.Equal(a.Item2.ToFloatArray(), b.Item2.ToFloatArray());
+            Assert.Equal(a.Item3.ToFloatArray(), b.Item3.ToFloatArray());
+        }
     }
 
     [Fact]

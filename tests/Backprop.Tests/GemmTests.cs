@@ -113,6 +113,26 @@ public class GemmTests
         Assert.Equal(Product(1), Product(4));
     }
 
+    // Column shares are cut wider once A passes 4 MB (1040×1024 floats: 4.3 MB); a share's width changes which thread
+    // computes a column, never the order of its sums.
+    [Theory]
+    [InlineData(1040, 1100, 1024), InlineData(1000, 1100, 1024)]
+    public void Wide_column_shares_of_a_large_A_give_the_bits_one_thread_gives(int m, int n, int k)
+    {
+        var rng = new Random(n + m);
+        float[] a = Random<float>(m * k, rng), b = Random<float>(k * n, rng);
+        float[] Product(int threads)
+        {
+            using var _ = Parallelism.Use(threads);
+            var c = new float[m * n];
+            Gemm.Multiply<float>(a, false, b, false, c, m, n, k, false);
+            return c;
+        }
+        var one = Product(1);
+        Assert.Equal(one, Product(2));
+        Assert.Equal(one, Product(3));
+    }
+
     // A one-row product (a Linear layer on one sample) splits its columns across threads; each output is still one
     // thread's four-row block or dot product, on every path.
     [Theory]

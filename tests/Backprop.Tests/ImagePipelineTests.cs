@@ -125,10 +125,14 @@ public class CnnModelTests
     }
 
     [Fact]
-    public void Pool_first_puts_the_pooling_between_the_convolution_and_its_batch_norm()
+    public void Pool_first_puts_the_pooling_between_a_stages_first_convolution_and_its_batch_norm()
     {
         var net = Models.Cnn.Create(3, 8, 8, [4], 10, new Generator(1), batchNorm: true, poolFirst: true);
         Assert.Equal(["Unflatten", "Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU", "Flatten", "Linear"], Enumerable.Range(0, net.Count).Select(i => net[i].GetType().Name).ToArray());
+        // two convolutions a stage: the pooling follows the first, so the second runs at the pooled size
+        var two = Models.Cnn.Create(3, 8, 8, [4], 10, new Generator(1), convsPerStage: 2, batchNorm: true, poolFirst: true);
+        Assert.Equal(["Unflatten", "Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d", "ReLU", "Flatten", "Linear"],
+            Enumerable.Range(0, two.Count).Select(i => two[i].GetType().Name).ToArray());
         Assert.Throws<ArgumentException>(() => Models.Cnn.Create(1, 4, 4, [2, 2, 2], 10, new Generator(1)));   // 3 poolings do not fit 4×4
     }
 

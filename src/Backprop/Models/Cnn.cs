@@ -5,7 +5,8 @@ namespace Backprop.Models;
 /// <summary>
 /// Builds convolutional classifiers over images given as rows of C·H·W values (as the data loaders give them):
 /// Unflatten → stages of (Conv k×k "same" → [BatchNorm2d] → ReLU) × convs per stage → MaxPool 2×2 (without batch norm the
-/// pooling runs before the ReLU: the same function, cheaper) → Flatten →
+/// pooling runs before the ReLU: the same function, cheaper; with <c>poolFirst</c> it follows each stage's first
+/// convolution: Conv → MaxPool → BatchNorm2d → ReLU → (Conv → BatchNorm2d → ReLU)*) → Flatten →
 /// (Linear → ReLU → [Dropout])* → Linear. A convolution followed by batch normalisation has no bias (the β of the
 /// normalisation takes its place, as in ResNet-style networks).
 /// </summary>
@@ -14,9 +15,9 @@ public static class Cnn
     /// <param name="widths">Output channels of each stage, e.g. [32, 64]; each stage ends with 2×2 max pooling.</param>
     /// <param name="hidden">Widths of the fully connected layers after the convolutions ([] for a linear classifier).</param>
     /// <param name="poolFirst">
-    /// Pool right after each stage's last convolution, before its normalisation and ReLU (as fast CIFAR-10 recipes do):
+    /// Pool right after each stage's first convolution, before its normalisation and ReLU (as fast CIFAR-10 recipes do):
     /// the normalisation then sees the pooled map (its statistics differ), at a quarter of its and the activation's
-    /// memory traffic.
+    /// memory traffic, and a stage's further convolutions run at the pooled size (a quarter of their cost).
     /// </param>
     public static Sequential Create(int channels, int height, int width, IReadOnlyList<int> widths, int classes, Generator generator,
         int kernel = 3, int convsPerStage = 1, bool batchNorm = false, IReadOnlyList<int>? hidden = null, double dropout = 0,
@@ -39,12 +40,12 @@ public static class Cnn
                 bool last = i == convsPerStage - 1;
                 // Without batch norm, pooling before the ReLU is the same function with the same gradients (max and ReLU
                 // commute, and the first maximum is the same element), at a quarter of the ReLU's memory traffic.
-                bool poolNext = last && (poolFirst || !batchNorm);
+                bool poolNext = poolFirst ? i == 0 : last && !batchNorm;
                 net.Add(new Conv2d(c, k, kernel, generator, padding: Padding2d.Same, bias: !batchNorm, dtype: dtype));
                 if (poolNext) net.Add(new MaxPool2d(2));
                 if (batchNorm) net.Add(new BatchNorm2d(k, dtype: dtype));
                 net.Add(new ReLU());
-                if (last && !poolNext) net.Add(new MaxPool2d(2));
+                if (last && !poolFirst && batchNorm) net.Add(new MaxPool2d(2));
                 c = k;
             }
         net.Add(new Flatten());

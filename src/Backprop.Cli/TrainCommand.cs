@@ -19,7 +19,7 @@ internal static class TrainCommand
     static readonly Option<string?> Hidden = new("--hidden") { Description = "Hidden (fully connected) layer widths, comma separated, e.g. 512,256; for a cnn, the layers after the convolutions (\"\" for none) [default: 50]" };
     static readonly Option<string?> Conv = new("--conv") { Description = "cnn: channels of each stage (convolutions then 2×2 max pooling), e.g. 32,64 [default: 32,64]" };
     static readonly Option<int?> Kernel = new("--kernel") { Description = "cnn: convolution kernel size [default: 3]" };
-    static readonly Option<int?> ConvsPerStage = new("--convs-per-stage") { Description = "cnn: convolutions before each pooling [default: 1]" };
+    static readonly Option<int?> ConvsPerStage = new("--convs-per-stage") { Description = "cnn: convolutions a stage (each stage pools once) [default: 1]" };
     static readonly Option<bool?> PoolFirst = new("--pool-first") { Description = "cnn: pool right after each stage's first convolution, before its batch norm and ReLU (the stage's other convolutions run at the pooled size) [default: off]" };
     static readonly Option<string?> ActivationOpt = new("--activation") { Description = "relu | sigmoid | tanh [default: relu]" };
     static readonly Option<double?> Dropout = new("--dropout") { Description = "Dropout probability after each hidden layer [default: 0]" };

@@ -14,8 +14,8 @@ internal sealed record TrainSettings
     public int[] Hidden { get; init; } = [50];
     public int[] Conv { get; init; } = [32, 64];     // cnn: channels of each stage
     public int Kernel { get; init; } = 3;            // cnn: square kernel size
-    public int ConvsPerStage { get; init; } = 1;     // cnn: convolutions before each pooling
-    public bool PoolFirst { get; init; }             // cnn: pool before each stage's last normalisation and ReLU
+    public int ConvsPerStage { get; init; } = 1;     // cnn: convolutions a stage
+    public bool PoolFirst { get; init; }             // cnn: pool right after each stage's first convolution
     public Activation Activation { get; init; } = Activation.Relu;
     public double Dropout { get; init; }
     public double InputDropout { get; init; }
@@ -78,7 +78,11 @@ internal sealed record TrainSettings
             w.WriteString("conv", string.Join(",", Conv));
             w.WriteNumber("kernel", Kernel);
             w.WriteNumber("convs_per_stage", ConvsPerStage);
-            if (PoolFirst) w.WriteBoolean("pool_first", true);
+            if (PoolFirst)
+            {
+                w.WriteBoolean("pool_first", true);
+                w.WriteString("pool_after", "first");   // builds before 2026-12-01 pooled after a stage's last convolution
+            }
         }
         w.WriteString("activation", Activation.ToString().ToLowerInvariant());
         w.WriteNumber("dropout", Dropout);
@@ -128,12 +132,20 @@ internal sealed record TrainSettings
             if ((s.Hidden.Length == 0 && s.Model != "cnn") || s.Hidden.Any(h => h <= 0)) throw new FormatException($"hidden widths ({string.Join(",", s.Hidden)}) must be positive");
             if (s.Conv.Length == 0 || s.Conv.Any(c => c <= 0) || s.Kernel <= 0 || s.ConvsPerStage <= 0)
                 throw new FormatException($"conv widths ({string.Join(",", s.Conv)}), kernel {s.Kernel} and convs per stage {s.ConvsPerStage} must be positive");
+            if (s.PoolFirst && s.ConvsPerStage > 1 && !PoolsAfterFirst(json))
+                throw new FormatException($"pool_first with {s.ConvsPerStage} convolutions a stage was saved by a build that pooled after a stage's last convolution; this build pools after the first, so these weights belong to another network (retrain it)");
             return s;
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or OverflowException or ArgumentException)
         {
             throw new InvalidDataException($"model settings ({RunFolder.ConfigKey}): {e.Message}");
         }
+    }
+
+    static bool PoolsAfterFirst(string json)
+    {
+        using var doc = JsonDocument.Parse(json);
+        return doc.RootElement.TryGetProperty("pool_after", out var p) && p.GetString() == "first";
     }
 
     static int[] Widths(string text) => text.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(h => int.Parse(h, CultureInfo.InvariantCulture)).ToArray();

@@ -43,6 +43,9 @@ public class ConvolutionTests
         // planes under 64 pixels: every pass unrolls samples side by side (the weight gradient 3 at a time in chunks of 3,
         // the last chunk a lone sample), even with over 800 unrolled rows
         new("4x4 planes, 96 channels, batch 40", [40, 96, 4, 4], [8, 96, 3, 3], 1, 1, 1, 1, true),
+        new("4x4 planes, groups 2, batch 32 (weight gradient 2 at a time)", [32, 8, 4, 4], [6, 4, 3, 3], 1, 1, 1, 2, false),
+        new("4x4 planes, 810 unrolled rows, input gradient by col2im (184 > 2·90 outputs)", [32, 90, 4, 4], [184, 90, 3, 3], 1, 1, 1, 1, false),
+        new("pointwise on 4x4 planes, batch 40 (x is its own unrolled matrix: one sample a product)", [40, 8, 4, 4], [6, 8, 1, 1], 1, 0, 1, 1, true),
     };
 
     static (Tensor Y, Tensor Gx, Tensor Gw, Tensor? Gb) RunConv(IBackend backend, ConvCase c, DType dtype, ulong seed)

@@ -137,6 +137,19 @@ public class CnnModelTests
     }
 
     [Fact]
+    public void Saved_settings_of_pool_first_with_several_convolutions_a_stage_from_before_the_first_convolution_layout_are_refused()
+    {
+        var s = new Cli.TrainSettings { Model = "cnn", Conv = [8, 16], ConvsPerStage = 2, PoolFirst = true, BatchNorm = true, Hidden = [] };
+        string json = s.ToJson(), old = json.Replace(",\"pool_after\":\"first\"", "");
+        Assert.Equal(2, Cli.TrainSettings.FromJson(json).ConvsPerStage);
+        Assert.NotEqual(json, old);
+        var e = Assert.Throws<InvalidDataException>(() => Cli.TrainSettings.FromJson(old));
+        Assert.Contains("pool_first with 2 convolutions", e.Message);
+        // one convolution a stage: the same network in both layouts
+        Assert.True(Cli.TrainSettings.FromJson((s with { ConvsPerStage = 1 }).ToJson().Replace(",\"pool_after\":\"first\"", "")).PoolFirst);
+    }
+
+    [Fact]
     public void Without_batch_norm_pooling_before_the_relu_gives_the_same_outputs_and_gradients()
     {
         var x = Tensor.Normal([3, 2, 6, 6], 0, 1, new Generator(4), DType.Float64);

@@ -65,7 +65,8 @@ internal static class Convolution
     // Measured (ConvRunner, 2 Zen 4 cores, GFLOP/s one sample → several): mnist-cnn's 32→64 5×5 at 14×14 forward
     // 145 → 169, input gradient 127 → 153; the GEMM 64×800·800×N alone 96 (N 196) → 107 (N 784) on one core. Wider
     // layers (CIFAR's 64→128 at 16×16, 128→256 at 8×8) already run near 180 and lost 2–10%, hence the limits. But 4×4
-    // planes (a CIFAR net's third stage with two convolutions) gain whatever the depth: 128→128 forward 77/87 → 116/127
+    // planes (a CIFAR net's third stage with two convolutions; planes of 16–63 pixels, such as 7×7, take the same rule
+    // unmeasured) gain whatever the depth: 128→128 forward 77/87 → 116/127
     // GFLOP/s, input gradient 77/66 → 113/99; 256→256 91/117 → 127/144 and 71/95 → 121/127 (2 Xeon cores, two runs each).
     static int SamplesPerProduct(in Conv2dGeometry g)
     {
@@ -148,7 +149,7 @@ internal static class Convolution
         // on the batch, never on the thread count). Measured (ConvRunner, 2 Xeon cores, GFLOP/s): 128→128 3×3 at 4×4
         // 92/74 → 101/77 and 256→256 93/103 → 119/109, noisy. From 64 pixels up side by side measured slower: W6
         // 1,144/996/1,146 against 1,157/1,089/1,166 samples/s.
-        int span = plane >= 64 ? 1 : Math.Clamp(256 / plane, 1, perChunk);
+        int span = g.IsPointwise || plane >= 64 ? 1 : Math.Clamp(256 / plane, 1, perChunk);   // pointwise: x is its own col, one sample
         // Chunk 0 sums straight into gw; the others into a rented array (each chunk writes its whole slice first, so its
         // old contents never matter): a fresh one was 3 MB of zeroed garbage per call in mnist-cnn's second layer.
         var partials = chunks == 1 ? null : System.Buffers.ArrayPool<T>.Shared.Rent((chunks - 1) * size);

@@ -12,7 +12,7 @@ namespace Backprop.Models;
 /// </summary>
 public static class Cnn
 {
-    /// <param name="widths">Output channels of each stage, e.g. [32, 64]; each stage ends with 2×2 max pooling.</param>
+    /// <param name="widths">Output channels of each stage, e.g. [32, 64]; each stage pools 2×2 once (at its end, or after its first convolution with <paramref name="poolFirst"/>).</param>
     /// <param name="hidden">Widths of the fully connected layers after the convolutions ([] for a linear classifier).</param>
     /// <param name="poolFirst">
     /// Pool right after each stage's first convolution, before its normalisation and ReLU (as fast CIFAR-10 recipes do):

@@ -53,9 +53,9 @@ internal sealed record TrainSettings
             ["cifar10-cnn-quick"] = ("CIFAR-10, conv → pool → BN → ReLU stages 32-64-128, crop+flip augmentation, label smoothing 0.1, SGD Nesterov 0.9 lr 0.2 with 1 warm-up epoch and cosine decay, weight decay 5e-4, batch 256, 12 epochs",
                 s => s with { Dataset = "cifar10", Model = "cnn", Conv = [32, 64, 128], Kernel = 3, BatchNorm = true, PoolFirst = true, Hidden = [], Augment = "crop-flip", LabelSmoothing = 0.1, FlipAveraging = true,
                     Momentum = 0.9, Nesterov = true, LearningRate = 0.2, WeightDecay = 5e-4, Schedule = "warmup-cosine", Warmup = 1, BatchSize = 256, Epochs = 12 }),
-            ["cifar10-cnn"] = ("CIFAR-10, conv → pool → BN → ReLU → conv → BN → ReLU stages 64-128-256, crop+flip augmentation, label smoothing 0.1, SGD Nesterov 0.9 lr 0.2 with 1 warm-up epoch and cosine decay, weight decay 5e-4, batch 256, 8 epochs",
-                s => s with { Dataset = "cifar10", Model = "cnn", Conv = [64, 128, 256], Kernel = 3, ConvsPerStage = 2, BatchNorm = true, PoolFirst = true, Hidden = [], Augment = "crop-flip", LabelSmoothing = 0.1, FlipAveraging = true,
-                    Momentum = 0.9, Nesterov = true, LearningRate = 0.2, WeightDecay = 5e-4, Schedule = "warmup-cosine", Warmup = 1, BatchSize = 256, Epochs = 8 }),
+            ["cifar10-cnn"] = ("CIFAR-10, conv → pool → BN → ReLU → conv → BN → ReLU stages 48-96-192, crop+flip augmentation, label smoothing 0.1, SGD Nesterov 0.9 lr 0.2 with 1 warm-up epoch and cosine decay, weight decay 5e-4, batch 256, 12 epochs",
+                s => s with { Dataset = "cifar10", Model = "cnn", Conv = [48, 96, 192], Kernel = 3, ConvsPerStage = 2, BatchNorm = true, PoolFirst = true, Hidden = [], Augment = "crop-flip", LabelSmoothing = 0.1, FlipAveraging = true,
+                    Momentum = 0.9, Nesterov = true, LearningRate = 0.2, WeightDecay = 5e-4, Schedule = "warmup-cosine", Warmup = 1, BatchSize = 256, Epochs = 12 }),
             ["mnist-best"] = ("784-1024-1024-10, dropout 0.2 on inputs and 0.5 on hidden layers, SGD momentum 0.9, lr 0.05 cosine, batch 128, 30 epochs",
                 s => s with { Hidden = [1024, 1024], InputDropout = 0.2, Dropout = 0.5, Momentum = 0.9, LearningRate = 0.05, Schedule = "cosine", BatchSize = 128, Epochs = 30 }),
         };

@@ -102,35 +102,30 @@ public class GemmTests
     {
         var rng = new Random(m);
         float[] a = Random<float>(m * k, rng), b = Random<float>(n * k, rng);
-        float[] Product(int threads)
-        {
-            using var _ = Parallelism.Use(threads);
-            var c = new float[m * n];
-            Gemm.Multiply<float>(a, false, b, true, c, m, n, k, false);
-            return c;
-        }
-        Assert.Equal(Product(1), Product(Environment.ProcessorCount));
-        Assert.Equal(Product(1), Product(4));
+        var one = ProductOn(1, a, b, m, n, k, transB: true);
+        Assert.Equal(one, ProductOn(Environment.ProcessorCount, a, b, m, n, k, transB: true));
+        Assert.Equal(one, ProductOn(4, a, b, m, n, k, transB: true));
     }
 
-    // Column shares are cut wider once A passes 4 MB (1040×1024 floats: 4.3 MB); a share's width changes which thread
-    // computes a column, never the order of its sums.
+    static float[] ProductOn(int threads, float[] a, float[] b, int m, int n, int k, bool transB)
+    {
+        using var _ = Parallelism.Use(threads);
+        var c = new float[m * n];
+        Gemm.Multiply<float>(a, false, b, transB, c, m, n, k, false);
+        return c;
+    }
+
+    // Column shares are cut wider once A passes 4 MB (1040×1024 floats: 4.3 MB; 1000×1024 stays under): a share's width
+    // changes which thread computes a column, never the order of its sums. (A guard of the bits, not of the threshold.)
     [Theory]
     [InlineData(1040, 1100, 1024), InlineData(1000, 1100, 1024)]
     public void Wide_column_shares_of_a_large_A_give_the_bits_one_thread_gives(int m, int n, int k)
     {
         var rng = new Random(n + m);
         float[] a = Random<float>(m * k, rng), b = Random<float>(k * n, rng);
-        float[] Product(int threads)
-        {
-            using var _ = Parallelism.Use(threads);
-            var c = new float[m * n];
-            Gemm.Multiply<float>(a, false, b, false, c, m, n, k, false);
-            return c;
-        }
-        var one = Product(1);
-        Assert.Equal(one, Product(2));
-        Assert.Equal(one, Product(3));
+        var one = ProductOn(1, a, b, m, n, k, transB: false);
+        Assert.Equal(one, ProductOn(2, a, b, m, n, k, transB: false));
+        Assert.Equal(one, ProductOn(3, a, b, m, n, k, transB: false));
     }
 
     // A one-row product (a Linear layer on one sample) splits its columns across threads; each output is still one

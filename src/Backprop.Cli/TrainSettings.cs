@@ -132,20 +132,12 @@ internal sealed record TrainSettings
             if ((s.Hidden.Length == 0 && s.Model != "cnn") || s.Hidden.Any(h => h <= 0)) throw new FormatException($"hidden widths ({string.Join(",", s.Hidden)}) must be positive");
             if (s.Conv.Length == 0 || s.Conv.Any(c => c <= 0) || s.Kernel <= 0 || s.ConvsPerStage <= 0)
                 throw new FormatException($"conv widths ({string.Join(",", s.Conv)}), kernel {s.Kernel} and convs per stage {s.ConvsPerStage} must be positive");
-            if (s.PoolFirst && s.ConvsPerStage > 1 && !PoolsAfterFirst(json))
-                throw new FormatException($"pool_first with {s.ConvsPerStage} convolutions a stage was saved by a build that pooled after a stage's last convolution; this build pools after the first, so these weights belong to another network (retrain it)");
             return s;
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or OverflowException or ArgumentException)
         {
             throw new InvalidDataException($"model settings ({RunFolder.ConfigKey}): {e.Message}");
         }
-    }
-
-    static bool PoolsAfterFirst(string json)
-    {
-        using var doc = JsonDocument.Parse(json);
-        return doc.RootElement.TryGetProperty("pool_after", out var p) && p.GetString() == "first";
     }
 
     static int[] Widths(string text) => text.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(h => int.Parse(h, CultureInfo.InvariantCulture)).ToArray();
@@ -156,7 +148,7 @@ internal sealed record TrainSettings
         var r = doc.RootElement;
         string S(string k) => r.GetProperty(k).GetString() ?? "";
         double D(string k) => r.GetProperty(k).GetDouble();
-        return new TrainSettings
+        var s = new TrainSettings
         {
             Dataset = S("dataset"), Model = S("model"),
             Hidden = S("hidden").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(h => int.Parse(h, CultureInfo.InvariantCulture)).ToArray(),
@@ -177,5 +169,9 @@ internal sealed record TrainSettings
             Normalize = Enum.Parse<Normalization>(S("normalize")),
             DType = S("dtype") == "float64" ? DType.Float64 : DType.Float32,
         };
+        // Builds before 2026-12-01 pooled after a stage's last convolution: with several a stage, another network.
+        if (s.PoolFirst && s.ConvsPerStage > 1 && !(r.TryGetProperty("pool_after", out var pa) && pa.GetString() == "first"))
+            throw new FormatException($"pool_first with {s.ConvsPerStage} convolutions a stage was saved by a build that pooled after a stage's last convolution; this build pools after the first, so these weights belong to another network (retrain it)");
+        return s;
     }
 }

@@ -65,9 +65,9 @@ internal static class Convolution
     // Measured (ConvRunner, 2 Zen 4 cores, GFLOP/s one sample → several): mnist-cnn's 32→64 5×5 at 14×14 forward
     // 145 → 169, input gradient 127 → 153; the GEMM 64×800·800×N alone 96 (N 196) → 107 (N 784) on one core. Wider
     // layers (CIFAR's 64→128 at 16×16, 128→256 at 8×8) already run near 180 and lost 2–10%, hence the limits. But 4×4
-    // planes (a CIFAR net's third stage with two convolutions; planes of 16–63 pixels, such as 7×7, take the same rule
-    // unmeasured) gain whatever the depth: 128→128 forward 77/87 → 116/127
-    // GFLOP/s, input gradient 77/66 → 113/99; 256→256 91/117 → 127/144 and 71/95 → 121/127 (2 Xeon cores, two runs each).
+    // planes (a CIFAR net's third stage with two convolutions) gain whatever the depth: 128→128 forward 77/87 → 116/127
+    // GFLOP/s, input gradient 77/66 → 113/99; 256→256 91/117 → 127/144 and 71/95 → 121/127 (2 Xeon cores, two runs
+    // each). Planes of 16–63 pixels (7×7, say) take the same rule unmeasured.
     static int SamplesPerProduct(in Conv2dGeometry g)
     {
         int plane = g.OutHeight * g.OutWidth, rows = g.InChannels * g.KernelHeight * g.KernelWidth;

@@ -17,8 +17,8 @@ internal static unsafe partial class Gemm
 
     // Up to this many shares per thread, for load balance. But each column share re-packs all of A (m×k), a
     // cost of ~1/(share width) of its multiply-adds at a few times the price of each, so extra shares are cut
-    // only while they stay ≥ 256 columns (512 for an A over 4 MB, below) (row shares re-pack B: ≥ 128 rows). Measured: 256² split into eight
-    // 32-column shares lost 15% of per-core speed to packing.
+    // only while they stay ≥ 256 columns (512 for an A over 4 MB, below; row shares re-pack B: ≥ 128 rows).
+    // Measured: 256² split into eight 32-column shares lost 15% of per-core speed to packing.
     const int SharesPerThread = 4, MinShareColumns = 256, MinShareRows = 128;
 
     // An A too large for the caches is re-read from memory by every column share's packing, both threads at once: from

@@ -11,9 +11,9 @@ namespace Backprop.Tests;
 public class GemmTests
 {
     // Names, not GemmPath values: the enum is internal and a public test method cannot take it.
-    public static TheoryData<string> Paths => [nameof(GemmPath.Scalar), nameof(GemmPath.Vector128), nameof(GemmPath.Vector256), nameof(GemmPath.Vector512)];
+    public static TheoryData<string> Paths => [nameof(GemmPath.Scalar), nameof(GemmPath.Vector128Narrow), nameof(GemmPath.Vector128), nameof(GemmPath.Vector256), nameof(GemmPath.Vector512)];
 
-    // (m, n, k): ones, primes, one past a tile (MR 4/6/14, NR 4/16/32), one past KC (128 doubles, 256 floats); last
+    // (m, n, k): ones, primes, one past a tile (MR 4/6/8/14, NR 4/8/12/16/32), one past KC (128 doubles, 256 floats); last
     // panels of every narrow piece the 512-bit path computes them in (n mod 32 for floats: 1–8, 9–16, 17–24 as 16 + 8, and
     // n mod 16 for doubles: 1–4, 5–8, 9–12).
     static readonly (int M, int N, int K)[] Shapes =

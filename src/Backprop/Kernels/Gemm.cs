@@ -8,7 +8,12 @@ using static Backprop.Kernels.MicroKernels;
 namespace Backprop.Kernels;
 
 /// <summary>Which microkernel family <see cref="Gemm"/> uses; tests force each one.</summary>
-internal enum GemmPath { Auto, Vector512, Vector256, Vector128, Scalar }
+internal enum GemmPath
+{
+    Auto, Vector512, Vector256, Vector128, Scalar,
+    /// <summary>The 128-bit path as a CPU with 16 vector registers runs it (SSE-only x64), which tests force on machines with 32.</summary>
+    Vector128Narrow,
+}
 
 /// <summary>
 /// General matrix multiply on row-major spans: C (m×n) = op(A)·op(B), or C += op(A)·op(B) when
@@ -40,6 +45,7 @@ internal static unsafe partial class Gemm
         var path = forcedPath != GemmPath.Auto ? forcedPath : ProcessPath;
         if (path is GemmPath.Auto or GemmPath.Vector512 && K512x8<T>.IsSupported) return GemmPath.Vector512;
         if (path is GemmPath.Auto or GemmPath.Vector512 or GemmPath.Vector256 && K256x6<T>.IsSupported) return GemmPath.Vector256;
+        if (path is GemmPath.Vector128Narrow && K128x6<T>.IsSupported) return path;
         if (path is not GemmPath.Scalar && K128x6<T>.IsSupported) return GemmPath.Vector128;
         return GemmPath.Scalar;
     }
@@ -176,7 +182,8 @@ internal static unsafe partial class Gemm
         {
             case GemmPath.Vector512: Blocked<T, K512x8<T>>(p); break;
             case GemmPath.Vector256: Blocked<T, K256x6<T>>(p); break;
-            case GemmPath.Vector128: Blocked<T, K128x6<T>>(p); break;
+            case GemmPath.Vector128 when K128x8<T>.IsSupported: Blocked<T, K128x8<T>>(p); break;
+            case GemmPath.Vector128 or GemmPath.Vector128Narrow: Blocked<T, K128x6<T>>(p); break;
             default: Blocked<T, Scalar4x4<T>>(p); break;
         }
     }
@@ -185,7 +192,8 @@ internal static unsafe partial class Gemm
     {
         GemmPath.Vector512 => (K512x8<T>.MR, K512x8<T>.NR),
         GemmPath.Vector256 => (K256x6<T>.MR, K256x6<T>.NR),
-        GemmPath.Vector128 => (K128x6<T>.MR, K128x6<T>.NR),
+        GemmPath.Vector128 when K128x8<T>.IsSupported => (K128x8<T>.MR, K128x8<T>.NR),
+        GemmPath.Vector128 or GemmPath.Vector128Narrow => (K128x6<T>.MR, K128x6<T>.NR),
         _ => (Scalar4x4<T>.MR, Scalar4x4<T>.NR),
     };
 

@@ -21,7 +21,7 @@ public static class InstructionSets
     }
 
     /// <summary>The path float32 products take now.</summary>
-    public static InstructionSet Active => (InstructionSet)Gemm.PathFor<float>();
+    public static InstructionSet Active => Gemm.PathFor<float>() is var p && p == GemmPath.Vector128Narrow ? InstructionSet.Vector128 : (InstructionSet)p;
 
     /// <summary>The CPU's name (Linux: /proc/cpuinfo's model name, family and model), or the architecture elsewhere.</summary>
     public static string CpuName()

@@ -38,7 +38,8 @@ sealed class Mlp : nn.Module<Tensor, Tensor>
 
 /// <summary>
 /// Backprop's Models.Cnn as a torch user writes it: stages of (Conv k×k same → [BatchNorm2d] → ReLU) × per stage → MaxPool 2
-/// (with poolFirst, each stage's last convolution is pooled before its BatchNorm2d and ReLU), then Flatten →
+/// (with poolFirst, each stage's first convolution is pooled before its BatchNorm2d and ReLU, and the stage's other
+/// convolutions run at the pooled size), then Flatten →
 /// (Linear → ReLU → [Dropout])* → Linear.
 /// </summary>
 sealed class Cnn : nn.Module<Tensor, Tensor>
@@ -55,7 +56,7 @@ sealed class Cnn : nn.Module<Tensor, Tensor>
             {
                 bool last = i == perStage - 1;
                 layers.Add(nn.Conv2d(c, k, kernel, padding: kernel / 2, bias: !batchNorm));
-                if (last && poolFirst) layers.Add(nn.MaxPool2d(2));
+                if (poolFirst && i == 0) layers.Add(nn.MaxPool2d(2));
                 if (batchNorm) layers.Add(nn.BatchNorm2d(k));
                 layers.Add(nn.ReLU());
                 if (last && !poolFirst) layers.Add(nn.MaxPool2d(2));
@@ -80,7 +81,7 @@ sealed class Cnn : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x) => body.forward(x);
 
     public static Cnn Mnist() => new(1, 28, [32, 64], 5, 1, false, [1024], 0.5, 10);
-    public static Cnn Cifar() => new(3, 32, [64, 128, 256], 3, 1, true, [], 0, 10, poolFirst: true);
+    public static Cnn Cifar() => new(3, 32, [48, 96, 192], 3, 2, true, [], 0, 10, poolFirst: true);
 }
 
 /// <summary>The issue-6 workloads, written as a TorchSharp user would write them.</summary>

@@ -155,6 +155,20 @@ public class GemmTests
         }
     }
 
+    // A Linear layer on a small batch (A·Bᵀ, at most 16 rows) runs as dot products, four rows by four: split between
+    // threads by columns or rows in multiples of four, every output is still the one chain the single thread computes,
+    // ragged rows and columns included.
+    [Theory]
+    [InlineData(16, 1027, 784), InlineData(10, 50, 100), InlineData(13, 4099, 300), InlineData(6, 3, 50000)]
+    public void A_few_row_product_gives_the_same_bits_on_any_thread_count(int m, int n, int k)
+    {
+        var rng = new Random(m * n);
+        float[] a = Random<float>(m * k, rng), b = Random<float>(n * k, rng);
+        var one = ProductOn(1, a, b, m, n, k, transB: true);
+        Assert.Equal(one, ProductOn(2, a, b, m, n, k, transB: true));
+        Assert.Equal(one, ProductOn(4, a, b, m, n, k, transB: true));
+    }
+
     // A ragged last panel runs narrower tiles (16 and 8 columns wide for floats on the 512-bit path, 4 rows tall), each
     // element still one chain of fused multiply-adds over k in the same order: a product's first rows and columns are the
     // same bits whatever its height and width.

@@ -56,7 +56,7 @@ internal static unsafe partial class Gemm
             problem = p;
             // The kernel is chosen once for the whole product: a one-row share of a blocked product must not become a
             // matrix-vector pass, whose sums run in another order (17 rows split 16 + 1 changed row 16's values).
-            rowTimesRows = IsRowTimesRows(p);
+            rowTimesRows = IsRowTimesRows(path, p);
             next = 0;
             // Helpers busy with another call: the caller takes every share itself (same shares, same result).
             if (!Workers.Run(this, Math.Min(threads, shares) - 1)) Work();

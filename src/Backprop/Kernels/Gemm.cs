@@ -98,28 +98,23 @@ internal static unsafe partial class Gemm
     static void RowTimesRows<T>(GemmPath path, in Problem<T> p) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (typeof(T) == typeof(float) && path == GemmPath.Vector512 && p.K >= 16)
-        {
-            if (p.M == 1) Gemv512((float*)p.A, (float*)p.B, (float*)p.C, p.N, p.K, p.Ldb, p.Accumulate);
-            else Dots512((float*)p.A, p.Lda, (float*)p.B, p.Ldb, (float*)p.C, p.Ldc, p.M, p.N, p.K, p.Accumulate);
-        }
+            Dots512((float*)p.A, p.Lda, (float*)p.B, p.Ldb, (float*)p.C, p.Ldc, p.M, p.N, p.K, p.Accumulate);
         else
             Gemv(new ReadOnlySpan<T>(p.A, p.K), new ReadOnlySpan<T>(p.B, (p.N - 1) * (int)p.Ldb + p.K), new Span<T>(p.C, p.N), p.N, p.K, (int)p.Ldb, p.Accumulate);
     }
 
     // C[i, j] (+)= A[i, :] · B[j, :]: for each four rows of B (in L1), every four rows of A (in L2), so B streams past
-    // once; the rest by Gemv512. Every element is the same chain — fused multiply-adds along the 16-wide body, the
+    // once; the last rows (a single row: all of them) and columns by Gemv512. Every element is the same chain — fused multiply-adds along the 16-wide body, the
     // vector's sum, then the tail — in either routine, so how a product is split between threads (in multiples of four
     // rows or columns) changes no bit.
     static void Dots512(float* a, nint lda, float* b, nint ldb, float* c, nint ldc, int m, int n, int k, bool accumulate)
     {
         int m4 = m - m % 4, n4 = n - n % 4;
-        for (int j = 0; j < n4; j += 4)
-        {
+        for (int j = 0; j < n4 && m4 > 0; j += 4)
             for (int i = 0; i < m4; i += 4) Dot4x4(a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc, k, accumulate);
-            for (int r = m4; r < m; r++) Gemv512(a + r * lda, b + j * ldb, c + r * ldc + j, 4, k, ldb, accumulate);
-        }
         if (n4 < n)
-            for (int r = 0; r < m; r++) Gemv512(a + r * lda, b + n4 * ldb, c + r * ldc + n4, n - n4, k, ldb, accumulate);
+            for (int r = 0; r < m4; r++) Gemv512(a + r * lda, b + n4 * ldb, c + r * ldc + n4, n - n4, k, ldb, accumulate);
+        for (int r = m4; r < m; r++) Gemv512(a + r * lda, b, c + r * ldc, n, k, ldb, accumulate);
     }
 
     static void Dot4x4(float* a, nint lda, float* b, nint ldb, float* c, nint ldc, int k, bool accumulate)

@@ -43,7 +43,7 @@ internal static class Experiment
     {
         int features = channels * height * width;
         if (s.Model == "cnn")
-            return Cnn.Create(channels, height, width, s.Conv, classes, g, s.Kernel, s.ConvsPerStage, s.BatchNorm, s.Hidden, s.Dropout, s.DType, s.PoolFirst);
+            return Cnn.Create(channels, height, width, s.Conv, classes, g, s.Kernel, s.ConvsPerStage, s.BatchNorm, s.Hidden, s.Dropout, s.DType, s.PoolFirst, s.Activation, s.Whiten);
         if (s.Model != "mlp") throw new ArgumentException($"--model: unknown model '{s.Model}' (mlp, cnn)");
         // Refuse up front what cannot fit: weights, gradients and up to two optimizer buffers each, in the model's dtype.
         int[] widths = [features, .. s.Hidden, classes];
@@ -67,7 +67,7 @@ internal static class Experiment
         {
             if (s.Conv.Length == 0 || (height >> s.Conv.Length) == 0 || (width >> s.Conv.Length) == 0)
                 throw new InvalidDataException($"{path}: {s.Conv.Length} pooling stages do not fit {height}×{width} images");
-            long need = Cnn.StateSize(channels, height, width, s.Conv, classes, s.Kernel, s.ConvsPerStage, s.BatchNorm, s.Hidden);
+            long need = Cnn.StateSize(channels, height, width, s.Conv, classes, s.Kernel, s.ConvsPerStage, s.BatchNorm, s.Hidden, s.Whiten);
             long have = state.Values.Sum(t => (long)t.Length);
             if (need != have) throw new InvalidDataException($"{path}: the file holds {have:N0} values; its settings describe a cnn of {need:N0}");
             return;
@@ -79,6 +79,17 @@ internal static class Experiment
         string haveText = string.Join(" → ", linears.Select(l => $"({string.Join(",", l.Shape)})"));
         if (linears.Length != widths.Length - 1 || linears.Select((l, i) => l.Shape.SequenceEqual(new[] { widths[i + 1], widths[i] })).Any(ok => !ok))
             throw new InvalidDataException($"{path}: the file's layers are {haveText}; its settings (and the data) need {needText}");
+    }
+
+    /// <summary>
+    /// Sets a whitening stem's frozen filters from the first 5,000 training images (as airbench does; more change them
+    /// little), after the model is built and before it trains. A no-op without a stem.
+    /// </summary>
+    public static void InitWhitening(TrainSettings s, PreparedData d, Module model)
+    {
+        if (s.Model != "cnn" || s.Whiten == 0) return;
+        int n = Math.Min(5000, d.TrainY.Length);
+        Init.PatchWhitening(Cnn.FirstConv(model)!.Weight, d.TrainX.Narrow(0, 0, n).Reshape(n, d.Channels, d.Height, d.Width));
     }
 
     /// <summary>The training-image augmentation the settings ask for (null for none).</summary>

@@ -21,7 +21,8 @@ internal static class TrainCommand
     static readonly Option<int?> Kernel = new("--kernel") { Description = "cnn: convolution kernel size [default: 3]" };
     static readonly Option<int?> ConvsPerStage = new("--convs-per-stage") { Description = "cnn: convolutions a stage (each stage pools once) [default: 1]" };
     static readonly Option<bool?> PoolFirst = new("--pool-first") { Description = "cnn: pool right after each stage's first convolution, before its batch norm and ReLU (the stage's other convolutions run at the pooled size) [default: off]" };
-    static readonly Option<string?> ActivationOpt = new("--activation") { Description = "relu | sigmoid | tanh [default: relu]" };
+    static readonly Option<int?> Whiten = new("--whiten") { Description = "cnn: a first convolution of k×k filters fixed to whiten the images' k×k patches (2·C·k² channels, no padding; 0 for none) [default: 0]" };
+    static readonly Option<string?> ActivationOpt = new("--activation") { Description = "relu | sigmoid | tanh | gelu [default: relu]" };
     static readonly Option<double?> Dropout = new("--dropout") { Description = "Dropout probability after each hidden layer [default: 0]" };
     static readonly Option<double?> InputDropout = new("--input-dropout") { Description = "Dropout probability on the inputs [default: 0]" };
     static readonly Option<bool?> BatchNorm = new("--batchnorm") { Description = "Batch normalisation after each hidden Linear [default: off]" };
@@ -53,7 +54,7 @@ internal static class TrainCommand
     {
         var cmd = new Command("train", "Train a network and write metrics, curves, a confusion matrix and the model to a run folder")
         {
-            Dataset, Data, Model, Hidden, Conv, Kernel, ConvsPerStage, PoolFirst, ActivationOpt, Dropout, InputDropout, BatchNorm, OptimizerOpt, Lr, Momentum, Nesterov, WeightDecay,
+            Dataset, Data, Model, Hidden, Conv, Kernel, ConvsPerStage, PoolFirst, Whiten, ActivationOpt, Dropout, InputDropout, BatchNorm, OptimizerOpt, Lr, Momentum, Nesterov, WeightDecay,
             Schedule, Warmup, AugmentOpt, LabelSmoothing, FlipAveragingOpt, LrStep, LrGamma, Epochs, BatchSize, Seed, ValSize, TestSize, Normalize, DTypeOpt, Threads, Out, RunFolder.OverwriteOption, Checkpoint.EveryOption, Checkpoint.ResumeOption, Checkpoint.StopAfterOption, DetectAnomaly, Preset,
             Distribution.Enabled, Distribution.Timeout, Distribution.CheckEveryStep,
         };
@@ -100,6 +101,7 @@ internal static class TrainCommand
             Kernel = (int)Validate.Positive(r.GetValue(Kernel) ?? s.Kernel, "--kernel"),
             ConvsPerStage = (int)Validate.Positive(r.GetValue(ConvsPerStage) ?? s.ConvsPerStage, "--convs-per-stage"),
             PoolFirst = r.GetValue(PoolFirst) ?? s.PoolFirst,
+            Whiten = (int)Validate.NonNegative(r.GetValue(Whiten) ?? s.Whiten, "--whiten"),
             Activation = r.GetValue(ActivationOpt) is string a ? ParseEnum<Activation>(a, "--activation") : s.Activation,
             Dropout = Validate.Probability(r.GetValue(Dropout) ?? s.Dropout, "--dropout"),
             InputDropout = Validate.Probability(r.GetValue(InputDropout) ?? s.InputDropout, "--input-dropout"),
@@ -180,6 +182,7 @@ internal static class TrainCommand
         if (job is { Size: > 1 } && outDir is null) throw new ArgumentException("--distributed: give --out, so every rank names the same run folder");
         var g = new Generator(s.Seed);
         var model = Experiment.BuildModel(s, data, g);   // refuses a model that cannot fit, before any folder exists
+        Experiment.InitWhitening(s, data, model);
         if (!resume && leader) RunFolder.Prepare(run, overwrite);
         job?.StartupBarrier();
         var optimizer = CreateOptimizer(s, model.Parameters());
@@ -204,7 +207,7 @@ internal static class TrainCommand
 
         ConsoleOutput.Line($"{dataset}: {data.TrainY.Length} train / {data.ValY.Length} validation / {data.TestY.Length} test, {data.Features} features, {data.Classes} classes");
         string shape = s.Model == "cnn"
-            ? $"{data.Channels}×{data.Height}×{data.Width} conv {string.Join(",", s.Conv)} ({s.Kernel}×{s.Kernel}{(s.ConvsPerStage > 1 ? $", {s.ConvsPerStage} per stage" : "")}{(s.BatchNorm ? ", batchnorm" : "")}) fc {(s.Hidden.Length > 0 ? s.HiddenText + "-" : "")}{data.Classes}"
+            ? $"{data.Channels}×{data.Height}×{data.Width} {(s.Whiten > 0 ? $"whitening {s.Whiten}×{s.Whiten} → " : "")}conv {string.Join(",", s.Conv)} ({s.Kernel}×{s.Kernel}{(s.ConvsPerStage > 1 ? $", {s.ConvsPerStage} per stage" : "")}{(s.BatchNorm ? ", batchnorm" : "")}{(s.Activation != Activation.Relu ? ", " + s.Activation.ToString().ToLowerInvariant() : "")}) fc {(s.Hidden.Length > 0 ? s.HiddenText + "-" : "")}{data.Classes}"
             : $"{data.Features}-{s.HiddenText}-{data.Classes} {s.Activation.ToString().ToLowerInvariant()}";
         ConsoleOutput.Line($"model: {s.Model} {shape}, {model.ParameterCount():N0} parameters; {s.Optimizer} lr {s.LearningRate}, batch {s.BatchSize}, {s.Epochs} epochs, seed {s.Seed}");
         ConsoleOutput.Line($"run folder: {run}");

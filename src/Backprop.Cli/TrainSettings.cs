@@ -16,6 +16,7 @@ internal sealed record TrainSettings
     public int Kernel { get; init; } = 3;            // cnn: square kernel size
     public int ConvsPerStage { get; init; } = 1;     // cnn: convolutions a stage
     public bool PoolFirst { get; init; }             // cnn: pool right after each stage's first convolution
+    public int Whiten { get; init; }                 // cnn: k for a frozen k×k patch-whitening first convolution (0: none)
     public Activation Activation { get; init; } = Activation.Relu;
     public double Dropout { get; init; }
     public double InputDropout { get; init; }
@@ -83,6 +84,7 @@ internal sealed record TrainSettings
                 w.WriteBoolean("pool_first", true);
                 w.WriteString("pool_after", "first");   // builds before 2026-12-01 pooled after a stage's last convolution
             }
+            if (Whiten > 0) w.WriteNumber("whiten", Whiten);
         }
         w.WriteString("activation", Activation.ToString().ToLowerInvariant());
         w.WriteNumber("dropout", Dropout);
@@ -156,6 +158,7 @@ internal sealed record TrainSettings
             Kernel = r.TryGetProperty("kernel", out var k) ? k.GetInt32() : 3,
             ConvsPerStage = r.TryGetProperty("convs_per_stage", out var cps) ? cps.GetInt32() : 1,
             PoolFirst = r.TryGetProperty("pool_first", out var pf) && pf.GetBoolean(),
+            Whiten = r.TryGetProperty("whiten", out var wh) ? wh.GetInt32() : 0,
             Activation = Enum.Parse<Activation>(S("activation"), ignoreCase: true),
             Dropout = D("dropout"), InputDropout = D("input_dropout"), BatchNorm = r.GetProperty("batchnorm").GetBoolean(),
             Optimizer = S("optimizer"), LearningRate = D("lr"), Momentum = D("momentum"), WeightDecay = D("weight_decay"),

@@ -55,6 +55,26 @@ public sealed class CnnCliTests : IDisposable
         Assert.Contains("not an image", badErr);
     }
 
+    [Fact]
+    public void A_whitening_stem_and_gelu_are_saved_with_the_model_so_eval_rebuilds_the_same_network()
+    {
+        string run = Path.Combine(dir, "whitened");
+        var (code, output, err) = Helpers.RunCli("train", "--model", "cnn", "--conv", "8", "--hidden", "", "--whiten", "2", "--activation", "gelu",
+            "--batchnorm", "--pool-first", "--momentum", "0.9", "--lr", "0.05", "--batch-size", "128", "--epochs", "1", "--test-size", "2000", "--out", run);
+        Assert.True(code == 0, err);
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "summary.json")));
+        var hyper = summary.RootElement.GetProperty("hyperparameters");
+        Assert.Equal((2, "gelu"), (hyper.GetProperty("whiten").GetInt32(), hyper.GetProperty("activation").GetString()));
+        double test = summary.RootElement.GetProperty("test_accuracy").GetDouble();
+        Assert.InRange(test, 0.95, 1.0);
+        var (evalCode, evalOut, evalErr) = Helpers.RunCli("eval", "--model", Path.Combine(run, "model.safetensors"));
+        Assert.True(evalCode == 0, evalErr);
+        Assert.Contains($"test accuracy: {test * 100:0.00}%", evalOut);
+        var (bad, _, badErr) = Helpers.RunCli("train", "--model", "cnn", "--whiten", "40", "--epochs", "1", "--out", Path.Combine(dir, "bad"));
+        Assert.NotEqual(0, bad);
+        Assert.Contains("whitening stem does not fit", badErr);
+    }
+
     static SKPaint Stroke(SKColor color) => new() { Color = color, StrokeWidth = 24, Style = SKPaintStyle.Stroke, IsAntialias = true, StrokeCap = SKStrokeCap.Round };
 
     string Draw(string name, bool white, Action<SKCanvas> draw)

@@ -467,6 +467,48 @@ public class ConvolutionTests
         static Tensor Eye(int n) { var e = Tensor.Zeros([n, n], DType.Float64); for (int i = 0; i < n; i++) e[i, i] = 1; return e; }
         static double Std(Tensor t) { var v = t.ToDoubleArray(); double m = v.Average(); return Math.Sqrt(v.Sum(e => (e - m) * (e - m)) / v.Length); }
     }
+
+    [Fact]
+    public void Patch_whitening_filters_decorrelate_the_patches_they_were_fit_on_and_their_negatives_mirror_them()
+    {
+        // Non-square images whose three channels share most of their signal (the patch matrix is far from diagonal).
+        var g = new Generator(21);
+        var shared = Tensor.Normal([40, 1, 9, 7], 0, 1, g, DType.Float64);
+        var images = shared.Expand(40, 3, 9, 7) + Tensor.Normal([40, 3, 9, 7], 0, 0.3, g, DType.Float64) + 0.2;
+        var w = Init.PatchWhitening(Tensor.Empty([24, 3, 2, 2], DType.Float64), images, eps: 1e-12);
+        var y = images.Conv2d(w, null).Permute(1, 0, 2, 3).Reshape(24, -1);    // every 2×2 patch's 24 responses
+        var second = y.MatMul(y.T()) * (1.0 / y.Size(1));
+        var eye = Tensor.Zeros([24, 24], DType.Float64);
+        for (int i = 0; i < 12; i++) { eye[i, i] = 1; eye[i + 12, i + 12] = 1; eye[i, i + 12] = -1; eye[i + 12, i] = -1; }
+        Helpers.AllClose(eye, second, 1e-8, "E[yyᵀ] = [I −I; −I I]");
+
+        // With the recipe's ε the directions of least variance are damped, never amplified: each response's variance is λ/(λ + ε) ≤ 1.
+        var damped = images.Conv2d(Init.PatchWhitening(Tensor.Empty([24, 3, 2, 2], DType.Float64), images), null).Permute(1, 0, 2, 3).Reshape(24, -1);
+        var variances = (damped * damped).Mean(1).ToDoubleArray();
+        Assert.All(variances, v => Assert.InRange(v, 0.5, 1.0));
+        Assert.Throws<ArgumentException>(() => Init.PatchWhitening(Tensor.Empty([12, 3, 2, 2]), images));   // not 2·C·k·l filters
+        Assert.Throws<ArgumentException>(() => Init.PatchWhitening(Tensor.Empty([24, 3, 2, 2]), images.Reshape(40, 3, 63)));
+    }
+
+    [Fact]
+    public void A_whitened_gelu_cnn_trains_all_but_its_frozen_stem_and_its_state_size_is_known_before_building_it()
+    {
+        var g = new Generator(5);
+        var model = Models.Cnn.Create(3, 8, 6, [4, 6], 10, g, convsPerStage: 2, batchNorm: true, poolFirst: true, activation: Models.Activation.Gelu, whiten: 2);
+        var stem = Models.Cnn.FirstConv(model)!;
+        Assert.Equal((3, 24, new Size2(2, 2)), (stem.InChannels, stem.OutChannels, stem.KernelSize));
+        Assert.Contains(model.Children(), c => c.Module is GELU);
+        Assert.Equal(Models.Cnn.StateSize(3, 8, 6, [4, 6], 10, convsPerStage: 2, batchNorm: true, whiten: 2), model.StateDict().Values.Sum(t => (long)t.Length));
+
+        var before = stem.Weight.ToFloatArray();
+        var bias = stem.Bias!.ToFloatArray();
+        var sgd = new Optim.Sgd(model.Parameters(), 0.1, momentum: 0.9);   // a frozen parameter is accepted, as in torch.optim
+        model.Forward(Tensor.Normal([5, 3 * 8 * 6], 0, 1, g)).CrossEntropy([1, 2, 3, 4, 5]).Backward();
+        Assert.Null(stem.Weight.Grad);
+        sgd.Step();
+        Assert.Equal(before, stem.Weight.ToFloatArray());
+        Assert.NotEqual(bias, stem.Bias!.ToFloatArray());
+    }
 }
 
 public class BatchNormLargeTests

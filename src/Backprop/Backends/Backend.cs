@@ -20,6 +20,8 @@ public enum UnaryOp
     Erf,
     /// <summary>eˣ − 1, accurate near 0.</summary>
     Expm1,
+    /// <summary>x·Φ(x), Φ the standard normal CDF (exact GELU).</summary>
+    Gelu,
 }
 
 /// <summary>Elementwise maps of two tensors; the arithmetic ones broadcast, the gates need equal shapes.</summary>
@@ -30,6 +32,8 @@ public enum BinaryOp
     Greater,
     /// <summary>a where b &gt; α, else 0: the gate of ReLU's backward.</summary>
     PassWhereGreater,
+    /// <summary>a·(Φ(b) + b·φ(b)) (equal shapes): exact GELU's backward, a the upstream gradient, b the input.</summary>
+    GeluGrad,
 }
 
 /// <summary>

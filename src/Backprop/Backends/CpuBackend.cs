@@ -18,6 +18,7 @@ internal sealed class CpuBackend : IBackend
     public void Unary(UnaryOp op, Tensor x, Tensor y, double alpha = 0, double beta = 0)
     {
         x = x.Dense();
+        if (op == UnaryOp.Gelu) { Kernels.Gelu.Forward(x, y); return; }
         if (y.DType == DType.Float32) Unary<float>(op, x.Span<float>(), y.Span<float>(), (float)alpha, (float)beta);
         else Unary<double>(op, x.Span<double>(), y.Span<double>(), alpha, beta);
     }
@@ -66,6 +67,7 @@ internal sealed class CpuBackend : IBackend
             case BinaryOp.Maximum: Elementwise.Zip<MaxK>(a, b, y); break;
             case BinaryOp.Greater: Masks.Greater(Full(a, y), Full(b, y), y); break;
             case BinaryOp.PassWhereGreater: Masks.PassWhereGreater(Full(a, y), Full(b, y), alpha, y); break;
+            case BinaryOp.GeluGrad: Kernels.Gelu.Backward(Full(a, y), Full(b, y), y); break;
             default: throw new NotSupportedException($"cpu backend: binary op {op}");
         }
     }

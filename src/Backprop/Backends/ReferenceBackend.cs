@@ -30,6 +30,7 @@ internal sealed class ReferenceBackend : IBackend
                 UnaryOp.Tanh => Math.Tanh(v),
                 UnaryOp.Sigmoid => v >= 0 ? 1 / (1 + Math.Exp(-v)) : Math.Exp(v) / (1 + Math.Exp(v)),
                 UnaryOp.Relu => v > 0 ? v : 0,
+                UnaryOp.Gelu => v * Kernels.Gelu.Cdf(v),
                 UnaryOp.Abs => Math.Abs(v),
                 UnaryOp.Sign => v > 0 ? 1 : v < 0 ? -1 : 0,
                 UnaryOp.NonZero => v != 0 ? 1 : 0,
@@ -61,6 +62,7 @@ internal sealed class ReferenceBackend : IBackend
                 BinaryOp.Maximum => double.IsNaN(u) || double.IsNaN(v) ? double.NaN : Math.Max(u, v),
                 BinaryOp.Greater => u > v ? 1 : 0,
                 BinaryOp.PassWhereGreater => v > alpha ? u : 0,
+                BinaryOp.GeluGrad => u * (Kernels.Gelu.Cdf(v) + v * Math.Exp(-v * v / 2) / Math.Sqrt(2 * Math.PI)),
                 _ => throw new NotSupportedException($"reference backend: binary op {op}"),
             };
         }

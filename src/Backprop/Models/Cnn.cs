@@ -8,7 +8,9 @@ namespace Backprop.Models;
 /// pooling runs before the ReLU: the same function, cheaper; with <c>poolFirst</c> it follows each stage's first
 /// convolution: Conv → MaxPool → BatchNorm2d → ReLU → (Conv → BatchNorm2d → ReLU)*) → Flatten →
 /// (Linear → ReLU → [Dropout])* → Linear. A convolution followed by batch normalisation has no bias (the β of the
-/// normalisation takes its place, as in ResNet-style networks).
+/// normalisation takes its place, as in ResNet-style networks). The activation may be another (GELU, as airbench); an
+/// optional stem first, a frozen k×k patch-whitening convolution without padding (<see cref="Nn.Init.PatchWhitening"/>)
+/// and the activation, decorrelates the pixels the first stage sees (Keller Jordan's airbench recipe for CIFAR-10).
 /// </summary>
 public static class Cnn
 {
@@ -21,12 +23,13 @@ public static class Cnn
     /// </param>
     public static Sequential Create(int channels, int height, int width, IReadOnlyList<int> widths, int classes, Generator generator,
         int kernel = 3, int convsPerStage = 1, bool batchNorm = false, IReadOnlyList<int>? hidden = null, double dropout = 0,
-        DType dtype = DType.Float32, bool poolFirst = false)
+        DType dtype = DType.Float32, bool poolFirst = false, Activation activation = Activation.Relu, int whiten = 0)
     {
         if (channels <= 0 || height <= 0 || width <= 0) throw new ArgumentException($"Cnn: image size {channels}×{height}×{width} must be positive");
         if (widths.Count == 0 || widths.Any(w => w <= 0)) throw new ArgumentException($"Cnn: conv widths ({string.Join(",", widths)}) must be positive and at least one");
         if (kernel <= 0 || convsPerStage <= 0) throw new ArgumentException($"Cnn: kernel {kernel} and convs per stage {convsPerStage} must be positive");
-        int h = height, w = width;
+        if (whiten < 0 || whiten > Math.Min(height, width)) throw new ArgumentException($"Cnn: a {whiten}×{whiten} whitening stem does not fit a {height}×{width} image");
+        int h = height - Math.Max(whiten - 1, 0), w = width - Math.Max(whiten - 1, 0);
         foreach (var _ in widths)
         {
             if (h < 2 || w < 2) throw new ArgumentException($"Cnn: {widths.Count} stages of 2×2 pooling do not fit a {height}×{width} image");
@@ -34,18 +37,28 @@ public static class Cnn
         }
         var net = new Sequential(new Unflatten(1, channels, height, width));
         int c = channels;
+        if (whiten > 0)
+        {
+            // A frozen patch-whitening convolution (its weights come from the data: Init.PatchWhitening); its bias trains.
+            var stem = new Conv2d(c, WhitenedChannels(c, whiten), whiten, generator, dtype: dtype);
+            stem.Weight.RequiresGrad = false;
+            net.Add(stem);
+            net.Add(Mlp.Layer(activation));
+            c = stem.OutChannels;
+        }
         foreach (int k in widths)
             for (int i = 0; i < convsPerStage; i++)
             {
                 bool last = i == convsPerStage - 1;
-                // Without batch norm, pooling before the ReLU is the same function with the same gradients (max and ReLU
-                // commute, and the first maximum is the same element), at a quarter of the ReLU's memory traffic.
-                bool poolNext = poolFirst ? i == 0 : last && !batchNorm;
+                // Without batch norm, pooling before a monotone activation (not GELU) is the same function with the same
+                // gradients (max and ReLU commute, and the first maximum is the same element), at a quarter of its memory traffic.
+                bool monotone = activation != Activation.Gelu;
+                bool poolNext = poolFirst ? i == 0 : last && !batchNorm && monotone;
                 net.Add(new Conv2d(c, k, kernel, generator, padding: Padding2d.Same, bias: !batchNorm, dtype: dtype));
                 if (poolNext) net.Add(new MaxPool2d(2));
                 if (batchNorm) net.Add(new BatchNorm2d(k, dtype: dtype));
-                net.Add(new ReLU());
-                if (last && !poolFirst && batchNorm) net.Add(new MaxPool2d(2));
+                net.Add(Mlp.Layer(activation));
+                if (last && !poolFirst && (batchNorm || !monotone)) net.Add(new MaxPool2d(2));
                 c = k;
             }
         net.Add(new Flatten());
@@ -53,7 +66,7 @@ public static class Cnn
         foreach (int units in hidden ?? [])
         {
             net.Add(new Linear(features, units, generator, dtype: dtype));
-            net.Add(new ReLU());
+            net.Add(Mlp.Layer(activation));
             if (dropout > 0) net.Add(new Dropout(dropout, generator));
             features = units;
         }
@@ -66,9 +79,15 @@ public static class Cnn
     /// computed without building it: to check a file's tensors before allocating a model its settings declare.
     /// </summary>
     public static long StateSize(int channels, int height, int width, IReadOnlyList<int> widths, int classes,
-        int kernel = 3, int convsPerStage = 1, bool batchNorm = false, IReadOnlyList<int>? hidden = null)
+        int kernel = 3, int convsPerStage = 1, bool batchNorm = false, IReadOnlyList<int>? hidden = null, int whiten = 0)
     {
-        long total = 0, c = channels, h = height, w = width;
+        long total = 0, c = channels, h = height - Math.Max(whiten - 1, 0), w = width - Math.Max(whiten - 1, 0);
+        if (whiten > 0)
+        {
+            long k = WhitenedChannels(channels, whiten);
+            total += k * channels * whiten * whiten + k;
+            c = k;
+        }
         foreach (int k in widths)
         {
             for (int i = 0; i < convsPerStage; i++) { total += (long)kernel * kernel * c * k + (batchNorm ? 4L * k : k); c = k; }
@@ -78,6 +97,9 @@ public static class Cnn
         foreach (int units in hidden ?? []) { total += features * units + units; features = units; }
         return total + features * classes + classes;
     }
+
+    /// <summary>Channels of a k×k patch-whitening stem over <paramref name="channels"/> input channels: each whitened direction and its negative.</summary>
+    public static int WhitenedChannels(int channels, int kernel) => 2 * channels * kernel * kernel;
 
     /// <summary>The first convolution (whose filters are drawn as images).</summary>
     public static Conv2d? FirstConv(Module model)

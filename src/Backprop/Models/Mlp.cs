@@ -2,7 +2,7 @@ using Backprop.Nn;
 
 namespace Backprop.Models;
 
-public enum Activation { Relu, Sigmoid, Tanh }
+public enum Activation { Relu, Sigmoid, Tanh, Gelu }
 
 /// <summary>Builds fully connected classifiers: [Dropout] → (Linear → [BatchNorm1d] → f → [Dropout])* → Linear.</summary>
 public static class Mlp
@@ -21,19 +21,23 @@ public static class Mlp
         {
             net.Add(new Linear(width, h, generator, std: initStd, dtype: dtype));
             if (batchNorm) net.Add(new BatchNorm1d(h, dtype: dtype));
-            net.Add(activation switch
-            {
-                Activation.Relu => new ReLU(),
-                Activation.Sigmoid => new Sigmoid(),
-                Activation.Tanh => new Tanh(),
-                _ => throw new ArgumentOutOfRangeException(nameof(activation), activation, null),
-            });
+            net.Add(Layer(activation));
             if (dropout > 0) net.Add(new Dropout(dropout, generator));
             width = h;
         }
         net.Add(new Linear(width, classes, generator, std: initStd, dtype: dtype));
         return net;
     }
+
+    /// <summary>The module of an activation (GELU exact, as torch.nn.GELU's default).</summary>
+    public static Module Layer(Activation activation) => activation switch
+    {
+        Activation.Relu => new ReLU(),
+        Activation.Sigmoid => new Sigmoid(),
+        Activation.Tanh => new Tanh(),
+        Activation.Gelu => new GELU(),
+        _ => throw new ArgumentOutOfRangeException(nameof(activation), activation, null),
+    };
 
     /// <summary>The first Linear layer (whose weights are drawn as images).</summary>
     public static Linear? FirstLinear(Module model)

@@ -98,6 +98,106 @@ public static class Init
         return Fill(t, q.Reshape(t.Shape.ToArray()).To(t.DType));
     }
 
+    /// <summary>
+    /// Patch whitening, as the fast CIFAR-10 recipes (Keller Jordan's airbench) set a frozen first convolution: a weight
+    /// (2·C·k·l, C, k, l) gets the eigenvectors v of the k×l patches' second-moment matrix E[ppᵀ] over
+    /// <paramref name="images"/> (N, C, H, W), each scaled by 1/√(λ + ε), largest λ first, then the same filters negated (so
+    /// an activation after it keeps both signs). Its outputs are then decorrelated, of unit variance, over those patches.
+    /// </summary>
+    public static Tensor PatchWhitening(Tensor weight, Tensor images, double eps = 5e-4)
+    {
+        if (images.Rank != 4) throw new ArgumentException($"init: patch whitening needs images (N, C, H, W), got {ShapeUtil.Format(images.Shape.ToArray())}");
+        int n = images.Size(0), c = images.Size(1), h = images.Size(2), w = images.Size(3);
+        if (weight.Rank != 4 || weight.Size(1) != c || weight.Size(0) != 2 * c * weight.Size(2) * weight.Size(3))
+            throw new ArgumentException($"init: a patch-whitening weight for {c} channels must be (2·{c}·k·l, {c}, k, l), got {ShapeUtil.Format(weight.Shape.ToArray())}");
+        int kh = weight.Size(2), kw = weight.Size(3), d = c * kh * kw;
+        if (n == 0 || kh > h || kw > w) throw new ArgumentException($"init: {n} images of {h}×{w} hold no {kh}×{kw} patch");
+        if (!(eps > 0)) throw new ArgumentOutOfRangeException(nameof(eps), eps, "init: patch whitening needs ε > 0");
+        var x = images.ToDoubleArray();
+        var m = new double[d * d];
+        var p = new double[d];
+        long patches = 0;
+        for (int i = 0; i < n; i++)
+            for (int y = 0; y + kh <= h; y++)
+                for (int xo = 0; xo + kw <= w; xo++, patches++)
+                {
+                    int q = 0;
+                    for (int ch = 0; ch < c; ch++)
+                        for (int a = 0; a < kh; a++)
+                            for (int b = 0; b < kw; b++) p[q++] = x[(((long)i * c + ch) * h + y + a) * w + xo + b];
+                    for (int r = 0; r < d; r++)
+                        for (int s = r; s < d; s++) m[r * d + s] += p[r] * p[s];
+                }
+        for (int r = 0; r < d; r++)
+            for (int s = r; s < d; s++) m[s * d + r] = m[r * d + s] /= patches;
+        if (m.Any(v => !double.IsFinite(v))) throw new ArgumentException("init: patch whitening: the images hold NaN or infinite values");
+        var (values, vectors) = SymmetricEigen(m, d);
+        var f = new double[2 * d * d];
+        for (int r = 0; r < d; r++)
+        {
+            double scale = 1 / Math.Sqrt(Math.Max(values[r], 0) + eps);
+            for (int q = 0; q < d; q++)
+            {
+                f[r * d + q] = vectors[q * d + r] * scale;
+                f[(d + r) * d + q] = -vectors[q * d + r] * scale;
+            }
+        }
+        return Fill(weight, Tensor.From(f, weight.Shape.ToArray()).To(weight.DType));
+    }
+
+    /// <summary>
+    /// Eigenvalues (descending) and eigenvectors (columns of a row-major d×d matrix) of a symmetric matrix, by cyclic
+    /// Jacobi rotations: slow for large d, but exact to rounding and simple; the patch matrices here are at most a few dozen wide.
+    /// </summary>
+    internal static (double[] Values, double[] Vectors) SymmetricEigen(double[] matrix, int d)
+    {
+        var a = (double[])matrix.Clone();
+        var v = new double[d * d];
+        for (int i = 0; i < d; i++) v[i * d + i] = 1;
+        for (int sweep = 0; sweep < 100; sweep++)
+        {
+            double off = 0, total = 0;
+            for (int i = 0; i < d; i++)
+                for (int j = 0; j < d; j++) { total += a[i * d + j] * a[i * d + j]; if (i != j) off += a[i * d + j] * a[i * d + j]; }
+            if (off <= 1e-30 * total) break;
+            for (int p = 0; p < d - 1; p++)
+                for (int q = p + 1; q < d; q++)
+                {
+                    double apq = a[p * d + q];
+                    if (apq == 0) continue;
+                    // The rotation that zeroes a[p, q] (Numerical Recipes' stable form).
+                    double theta = (a[q * d + q] - a[p * d + p]) / (2 * apq);
+                    double t = Math.Sign(theta) / (Math.Abs(theta) + Math.Sqrt(theta * theta + 1));
+                    if (theta == 0) t = 1;
+                    double cs = 1 / Math.Sqrt(t * t + 1), sn = t * cs;
+                    for (int k = 0; k < d; k++)
+                    {
+                        double akp = a[k * d + p], akq = a[k * d + q];
+                        a[k * d + p] = cs * akp - sn * akq;
+                        a[k * d + q] = sn * akp + cs * akq;
+                    }
+                    for (int k = 0; k < d; k++)
+                    {
+                        double apk = a[p * d + k], aqk = a[q * d + k];
+                        a[p * d + k] = cs * apk - sn * aqk;
+                        a[q * d + k] = sn * apk + cs * aqk;
+                    }
+                    for (int k = 0; k < d; k++)
+                    {
+                        double vkp = v[k * d + p], vkq = v[k * d + q];
+                        v[k * d + p] = cs * vkp - sn * vkq;
+                        v[k * d + q] = sn * vkp + cs * vkq;
+                    }
+                }
+        }
+        var order = Enumerable.Range(0, d).OrderByDescending(i => a[i * d + i]).ToArray();
+        var values = order.Select(i => a[i * d + i]).ToArray();
+        var vectors = new double[d * d];
+        for (int k = 0; k < d; k++)
+            for (int j = 0; j < d; j++) vectors[k * d + j] = v[k * d + order[j]];
+        return (values, vectors);
+    }
+
     static int Fan(Tensor t, FanMode mode)
     {
         var (fin, fout) = Fans(t);

@@ -12,13 +12,12 @@ public static partial class Ops
     public static Tensor Gelu(this Tensor x, GeluApproximation approximate = GeluApproximation.None)
     {
         Tensor y;
-        using (Autograd.NoGrad()) y = approximate == GeluApproximation.None ? x * Phi(x) : x * 0.5 * (1.0 + GeluTanhArgument(x).Tanh());
+        if (approximate == GeluApproximation.None) y = Map(UnaryOp.Gelu, x);   // one fused pass
+        else using (Autograd.NoGrad()) y = x * 0.5 * (1.0 + GeluTanhArgument(x).Tanh());
         return Autograd.Recording(x) ? new GeluOp(x, approximate).Attach(y, x) : y;
     }
 
     const double SqrtTwoOverPi = 0.7978845608028654, GeluCubic = 0.044715;
-
-    static Tensor Phi(Tensor x) => (1.0 + Map(UnaryOp.Erf, x * (1 / Math.Sqrt(2)))) * 0.5;
 
     static Tensor GeluTanhArgument(Tensor x) => (x + x * x * x * GeluCubic) * SqrtTwoOverPi;
 
@@ -32,7 +31,11 @@ public static partial class Ops
         {
             var x = Saved(0);
             if (approximate == GeluApproximation.None)
-                return [g.Mul(Phi(x) + x * (x * x * -0.5).Exp() * (1 / Math.Sqrt(2 * Math.PI)))];
+            {
+                var d = Tensor.Uninitialized(g.shape, g.DType);   // written in full by the kernel
+                Backend.Current.Binary(BinaryOp.GeluGrad, g, x, d);
+                return [d];
+            }
             var t = GeluTanhArgument(x).Tanh();
             var du = (1.0 + x * x * (3 * GeluCubic)) * SqrtTwoOverPi;
             return [g.Mul((1.0 + t) * 0.5 + x * 0.5 * (1.0 - t * t) * du)];

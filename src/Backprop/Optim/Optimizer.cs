@@ -14,7 +14,8 @@ public abstract class Optimizer
         if (Parameters.Count == 0) throw new ArgumentException($"{GetType().Name}: no parameters to optimise");
         foreach (var p in Parameters)
         {
-            if (!p.RequiresGrad || !p.IsLeaf) throw new ArgumentException($"{GetType().Name}: every parameter must be a leaf with RequiresGrad");
+            // A frozen parameter (RequiresGrad off) is allowed, as in torch.optim: it has no gradient, so steps skip it.
+            if (!p.IsLeaf) throw new ArgumentException($"{GetType().Name}: every parameter must be a leaf tensor (got one produced by {p.GradFn?.Name}); optimise its Detach() copy");
             if (!p.IsContiguous) throw new ArgumentException($"{GetType().Name}: parameter of shape {ShapeUtil.Format(p.Shape)} is a strided view; optimise a contiguous tensor (Contiguous().Detach())");
         }
         if (!(learningRate >= 0)) throw new ArgumentOutOfRangeException(nameof(learningRate), learningRate, "learning rate must be ≥ 0");

@@ -37,19 +37,31 @@ sealed class Mlp : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>
-/// Backprop's Models.Cnn as a torch user writes it: stages of (Conv k×k same → [BatchNorm2d] → ReLU) × per stage → MaxPool 2
-/// (with poolFirst, each stage's first convolution is pooled before its BatchNorm2d and ReLU, and the stage's other
-/// convolutions run at the pooled size), then Flatten →
-/// (Linear → ReLU → [Dropout])* → Linear.
+/// Backprop's Models.Cnn as a torch user writes it: [a 2×2 whitening stem, frozen, → activation] then stages of
+/// (Conv k×k same → [BatchNorm2d] → activation) × per stage → MaxPool 2 (with poolFirst, each stage's first convolution is
+/// pooled before its BatchNorm2d and activation, and the stage's other convolutions run at the pooled size), then Flatten →
+/// (Linear → ReLU → [Dropout])* → Linear. The airbench style (CnnStyle.Airbench) has batch norms with a frozen weight,
+/// ε 1e-12 and momentum 0.4, and a max pool over the last map into a bias-free Linear whose output is scaled by 1/9.
 /// </summary>
 sealed class Cnn : nn.Module<Tensor, Tensor>
 {
     readonly nn.Module<Tensor, Tensor> body;
+    readonly double scale = 1;
 
-    public Cnn(int channels, int size, int[] widths, int kernel, int perStage, bool batchNorm, int[] hidden, double dropout, int classes, bool poolFirst = false) : base("Cnn")
+    public Cnn(int channels, int size, int[] widths, int kernel, int perStage, bool batchNorm, int[] hidden, double dropout, int classes, bool poolFirst = false,
+        int whiten = 0, bool gelu = false, bool airbench = false) : base("Cnn")
     {
         var layers = new List<nn.Module<Tensor, Tensor>>();
+        nn.Module<Tensor, Tensor> Activation() => gelu ? nn.GELU() : nn.ReLU();
         int c = channels, s = size;
+        if (whiten > 0)
+        {
+            var stem = nn.Conv2d(c, 2 * c * whiten * whiten, whiten);
+            stem.weight!.requires_grad_(false);
+            layers.Add(stem);
+            layers.Add(Activation());
+            c = 2 * c * whiten * whiten; s -= whiten - 1;
+        }
         foreach (int k in widths)
         {
             for (int i = 0; i < perStage; i++)
@@ -57,13 +69,19 @@ sealed class Cnn : nn.Module<Tensor, Tensor>
                 bool last = i == perStage - 1;
                 layers.Add(nn.Conv2d(c, k, kernel, padding: kernel / 2, bias: !batchNorm));
                 if (poolFirst && i == 0) layers.Add(nn.MaxPool2d(2));
-                if (batchNorm) layers.Add(nn.BatchNorm2d(k));
-                layers.Add(nn.ReLU());
+                if (batchNorm)
+                {
+                    var norm = airbench ? nn.BatchNorm2d(k, eps: 1e-12, momentum: 0.4) : nn.BatchNorm2d(k);
+                    if (airbench) norm.weight!.requires_grad_(false);
+                    layers.Add(norm);
+                }
+                layers.Add(Activation());
                 if (last && !poolFirst) layers.Add(nn.MaxPool2d(2));
                 c = k;
             }
             s /= 2;
         }
+        if (airbench) { layers.Add(nn.MaxPool2d(s)); s = 1; scale = 1.0 / 9; }
         layers.Add(nn.Flatten());
         long features = (long)c * s * s;
         foreach (int h in hidden)
@@ -73,15 +91,15 @@ sealed class Cnn : nn.Module<Tensor, Tensor>
             if (dropout > 0) layers.Add(nn.Dropout(dropout));
             features = h;
         }
-        layers.Add(nn.Linear(features, classes));
+        layers.Add(nn.Linear(features, classes, hasBias: !airbench));
         body = nn.Sequential(layers);
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) => body.forward(x);
+    public override Tensor forward(Tensor x) => scale == 1 ? body.forward(x) : body.forward(x) * scale;
 
     public static Cnn Mnist() => new(1, 28, [32, 64], 5, 1, false, [1024], 0.5, 10);
-    public static Cnn Cifar() => new(3, 32, [48, 96, 192], 3, 2, true, [], 0, 10, poolFirst: true);
+    public static Cnn Cifar() => new(3, 32, [32, 128, 128], 3, 2, true, [], 0, 10, poolFirst: true, whiten: 2, gelu: true, airbench: true);   // the cifar10-cnn preset's net
 }
 
 /// <summary>The issue-6 workloads, written as a TorchSharp user would write them.</summary>

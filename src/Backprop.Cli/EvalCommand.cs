@@ -40,10 +40,10 @@ internal static class EvalCommand
                 var x = prep.Apply(test);
                 var (accuracy, confusion) = Trainer.Evaluate(file.Net, Experiment.Batches(x, test.LabelsAsInts()), file.Classes.Length);
                 double? flipped = tta || s.FlipAveraging
-                    ? Trainer.Evaluate(new FlipAveraging(file.Net, prep.Channels, prep.Height, prep.Width), Experiment.Batches(x, test.LabelsAsInts()), file.Classes.Length).Accuracy
+                    ? Trainer.Evaluate(new FlipAveraging(file.Net, prep.Channels, prep.Height, prep.Width, s.TtaTranslate), Experiment.Batches(x, test.LabelsAsInts()), file.Classes.Length).Accuracy
                     : null;
                 ConsoleOutput.Line($"test accuracy: {ConsoleOutput.F(accuracy * 100, "0.00")}% ({test.Count} images)" +
-                    (flipped is double fa ? $"; with flip averaging {ConsoleOutput.F(fa * 100, "0.00")}%" : ""));
+                    (flipped is double fa ? $"; with flip{(s.TtaTranslate ? " and shift" : "")} averaging {ConsoleOutput.F(fa * 100, "0.00")}%" : ""));
                 ConsoleOutput.PrintConfusion(confusion, file.Classes);
                 return 0;
             }

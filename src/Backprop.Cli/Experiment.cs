@@ -43,7 +43,7 @@ internal static class Experiment
     {
         int features = channels * height * width;
         if (s.Model == "cnn")
-            return Cnn.Create(channels, height, width, s.Conv, classes, g, s.Kernel, s.ConvsPerStage, s.BatchNorm, s.Hidden, s.Dropout, s.DType, s.PoolFirst, s.Activation, s.Whiten);
+            return Cnn.Create(channels, height, width, s.Conv, classes, g, s.Kernel, s.ConvsPerStage, s.BatchNorm, s.Hidden, s.Dropout, s.DType, s.PoolFirst, s.Activation, s.Whiten, s.Style);
         if (s.Model != "mlp") throw new ArgumentException($"--model: unknown model '{s.Model}' (mlp, cnn)");
         // Refuse up front what cannot fit: weights, gradients and up to two optimizer buffers each, in the model's dtype.
         int[] widths = [features, .. s.Hidden, classes];
@@ -67,7 +67,7 @@ internal static class Experiment
         {
             if (s.Conv.Length == 0 || (height >> s.Conv.Length) == 0 || (width >> s.Conv.Length) == 0)
                 throw new InvalidDataException($"{path}: {s.Conv.Length} pooling stages do not fit {height}×{width} images");
-            long need = Cnn.StateSize(channels, height, width, s.Conv, classes, s.Kernel, s.ConvsPerStage, s.BatchNorm, s.Hidden, s.Whiten);
+            long need = Cnn.StateSize(channels, height, width, s.Conv, classes, s.Kernel, s.ConvsPerStage, s.BatchNorm, s.Hidden, s.Whiten, s.Style);
             long have = state.Values.Sum(t => (long)t.Length);
             if (need != have) throw new InvalidDataException($"{path}: the file holds {have:N0} values; its settings describe a cnn of {need:N0}");
             return;
@@ -99,6 +99,7 @@ internal static class Experiment
         "crop" => Augment.RandomCrop(d.Channels, d.Height, d.Width, 4),
         "crop-flip" => Augment.CropAndFlip(d.Channels, d.Height, d.Width),
         "translate" => Augment.RandomTranslate(d.Channels, d.Height, d.Width, 2, 2),
+        "translate-flip" => Augment.TranslateAndFlip(d.Channels, d.Height, d.Width, 2),
         _ => null,
     };
 

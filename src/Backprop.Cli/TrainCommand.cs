@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Text.Json;
 using Backprop.Data;
 using Backprop.Models;
+using Backprop.Nn;
 using Backprop.Optim;
 using Backprop.Serialization;
 using Backprop.Training;
@@ -22,6 +23,7 @@ internal static class TrainCommand
     static readonly Option<int?> ConvsPerStage = new("--convs-per-stage") { Description = "cnn: convolutions a stage (each stage pools once) [default: 1]" };
     static readonly Option<bool?> PoolFirst = new("--pool-first") { Description = "cnn: pool right after each stage's first convolution, before its batch norm and ReLU (the stage's other convolutions run at the pooled size) [default: off]" };
     static readonly Option<int?> Whiten = new("--whiten") { Description = "cnn: a first convolution of k×k filters fixed to whiten the images' k×k patches (2·C·k² channels, no padding; 0 for none) [default: 0]" };
+    static readonly Option<string?> StyleOpt = new("--style") { Description = "cnn: standard (PyTorch's defaults) | airbench (Dirac-initialised convolutions, batch norm with γ fixed at 1, ε 1e-12 and momentum 0.4, a global max pool into a bias-free Linear scaled by 1/9) [default: standard]" };
     static readonly Option<string?> ActivationOpt = new("--activation") { Description = "relu | sigmoid | tanh | gelu [default: relu]" };
     static readonly Option<double?> Dropout = new("--dropout") { Description = "Dropout probability after each hidden layer [default: 0]" };
     static readonly Option<double?> InputDropout = new("--input-dropout") { Description = "Dropout probability on the inputs [default: 0]" };
@@ -31,10 +33,13 @@ internal static class TrainCommand
     static readonly Option<double?> Momentum = new("--momentum") { Description = "SGD momentum [default: 0]" };
     static readonly Option<bool?> Nesterov = new("--nesterov") { Description = "Nesterov momentum [default: off]" };
     static readonly Option<double?> WeightDecay = new("--weight-decay") { Description = "Weight decay λ [default: 0]" };
-    static readonly Option<string?> Schedule = new("--schedule") { Description = "Learning-rate schedule: step | cosine | exp | warmup-cosine (per step) | none [default: step]" };
+    static readonly Option<string?> Schedule = new("--schedule") { Description = "Learning-rate schedule: step | cosine | exp | warmup-cosine (per step) | one-cycle (per step: 0.2η up to η over 23% of training, then down to 0.07η, linear; airbench) | none [default: step]" };
     static readonly Option<double?> Warmup = new("--warmup") { Description = "warmup-cosine: epochs of linear warm-up (fractions allowed) [default: 1]" };
-    static readonly Option<string?> AugmentOpt = new("--augment") { Description = "Training-image augmentation: none | flip | crop (4-pixel padding) | crop-flip | translate (±2 pixels) [default: none]" };
+    static readonly Option<string?> AugmentOpt = new("--augment") { Description = "Training-image augmentation: none | flip | crop (4-pixel padding) | crop-flip | translate (±2 pixels) | translate-flip (±2 pixels of the reflection-padded image, and a flip) [default: none]" };
     static readonly Option<bool?> FlipAveragingOpt = new("--tta") { Description = "Also report the test accuracy with flip averaging (each image and its mirror, probabilities averaged) [default: off]" };
+    static readonly Option<bool?> TtaTranslateOpt = new("--tta-translate") { Description = "With --tta, the mirrored pair weighs half and four views shifted one pixel up-left and down-right the other half [default: off]" };
+    static readonly Option<double?> BiasLrScaleOpt = new("--bias-lr-scale") { Description = "sgd: batch-norm biases train at K× the learning rate with 1/K of the weight decay [default: 1]" };
+    static readonly Option<bool?> LookaheadOpt = new("--lookahead") { Description = "From 30% of training on, every 5 steps set the weights to their exponential average (decay ramping up to 0.77; airbench) [default: off]" };
     static readonly Option<double?> LabelSmoothing = new("--label-smoothing") { Description = "Cross-entropy label smoothing ε in [0, 1) [default: 0]" };
     static readonly Option<int?> LrStep = new("--lr-step") { Description = "Step schedule: multiply the rate by --lr-gamma every K epochs [default: 20]" };
     static readonly Option<double?> LrGamma = new("--lr-gamma") { Description = "Step/exp schedule factor γ [default: 0.1]" };
@@ -54,8 +59,8 @@ internal static class TrainCommand
     {
         var cmd = new Command("train", "Train a network and write metrics, curves, a confusion matrix and the model to a run folder")
         {
-            Dataset, Data, Model, Hidden, Conv, Kernel, ConvsPerStage, PoolFirst, Whiten, ActivationOpt, Dropout, InputDropout, BatchNorm, OptimizerOpt, Lr, Momentum, Nesterov, WeightDecay,
-            Schedule, Warmup, AugmentOpt, LabelSmoothing, FlipAveragingOpt, LrStep, LrGamma, Epochs, BatchSize, Seed, ValSize, TestSize, Normalize, DTypeOpt, Threads, Out, RunFolder.OverwriteOption, Checkpoint.EveryOption, Checkpoint.ResumeOption, Checkpoint.StopAfterOption, DetectAnomaly, Preset,
+            Dataset, Data, Model, Hidden, Conv, Kernel, ConvsPerStage, PoolFirst, Whiten, StyleOpt, ActivationOpt, Dropout, InputDropout, BatchNorm, OptimizerOpt, Lr, Momentum, Nesterov, WeightDecay,
+            Schedule, Warmup, AugmentOpt, LabelSmoothing, FlipAveragingOpt, TtaTranslateOpt, BiasLrScaleOpt, LookaheadOpt, LrStep, LrGamma, Epochs, BatchSize, Seed, ValSize, TestSize, Normalize, DTypeOpt, Threads, Out, RunFolder.OverwriteOption, Checkpoint.EveryOption, Checkpoint.ResumeOption, Checkpoint.StopAfterOption, DetectAnomaly, Preset,
             Distribution.Enabled, Distribution.Timeout, Distribution.CheckEveryStep,
         };
         cmd.SetAction(r =>
@@ -102,6 +107,7 @@ internal static class TrainCommand
             ConvsPerStage = (int)Validate.Positive(r.GetValue(ConvsPerStage) ?? s.ConvsPerStage, "--convs-per-stage"),
             PoolFirst = r.GetValue(PoolFirst) ?? s.PoolFirst,
             Whiten = (int)Validate.NonNegative(r.GetValue(Whiten) ?? s.Whiten, "--whiten"),
+            Style = r.GetValue(StyleOpt) is string st ? ParseEnum<CnnStyle>(st, "--style") : s.Style,
             Activation = r.GetValue(ActivationOpt) is string a ? ParseEnum<Activation>(a, "--activation") : s.Activation,
             Dropout = Validate.Probability(r.GetValue(Dropout) ?? s.Dropout, "--dropout"),
             InputDropout = Validate.Probability(r.GetValue(InputDropout) ?? s.InputDropout, "--input-dropout"),
@@ -111,10 +117,13 @@ internal static class TrainCommand
             Momentum = Validate.NonNegative(r.GetValue(Momentum) ?? s.Momentum, "--momentum"),
             Nesterov = r.GetValue(Nesterov) ?? s.Nesterov,
             WeightDecay = Validate.NonNegative(r.GetValue(WeightDecay) ?? s.WeightDecay, "--weight-decay"),
-            Schedule = Validate.OneOf(r.GetValue(Schedule) ?? s.Schedule, "--schedule", "step", "cosine", "exp", "warmup-cosine", "none"),
+            Schedule = Validate.OneOf(r.GetValue(Schedule) ?? s.Schedule, "--schedule", "step", "cosine", "exp", "warmup-cosine", "one-cycle", "none"),
             Warmup = Validate.NonNegative(r.GetValue(Warmup) ?? s.Warmup, "--warmup"),
-            Augment = Validate.OneOf(r.GetValue(AugmentOpt) ?? s.Augment, "--augment", "none", "flip", "crop", "crop-flip", "translate"),
+            Augment = Validate.OneOf(r.GetValue(AugmentOpt) ?? s.Augment, "--augment", "none", "flip", "crop", "crop-flip", "translate", "translate-flip"),
             FlipAveraging = r.GetValue(FlipAveragingOpt) ?? s.FlipAveraging,
+            TtaTranslate = r.GetValue(TtaTranslateOpt) ?? s.TtaTranslate,
+            BiasLrScale = Validate.Positive(r.GetValue(BiasLrScaleOpt) ?? s.BiasLrScale, "--bias-lr-scale"),
+            Lookahead = r.GetValue(LookaheadOpt) ?? s.Lookahead,
             LabelSmoothing = Validate.Probability(r.GetValue(LabelSmoothing) ?? s.LabelSmoothing, "--label-smoothing"),
             LrStep = (int)Validate.Positive(r.GetValue(LrStep) ?? s.LrStep, "--lr-step"),
             LrGamma = Validate.Positive(r.GetValue(LrGamma) ?? s.LrGamma, "--lr-gamma"),
@@ -148,12 +157,31 @@ internal static class TrainCommand
 
 
 
-    internal static Optimizer CreateOptimizer(TrainSettings s, IEnumerable<Tensor> parameters) => s.Optimizer switch
+    internal static Optimizer CreateOptimizer(TrainSettings s, Module model)
     {
-        "adam" => new Adam(parameters, s.LearningRate, weightDecay: s.WeightDecay),
-        "adamw" => new AdamW(parameters, s.LearningRate, weightDecay: s.WeightDecay),
-        _ => new Sgd(parameters, s.LearningRate, s.Momentum, weightDecay: s.WeightDecay, nesterov: s.Nesterov),
-    };
+        var parameters = model.Parameters().ToArray();
+        if (s.BiasLrScale != 1 && s.Optimizer != "sgd") throw new ArgumentException($"--bias-lr-scale: only for sgd (got --optimizer {s.Optimizer})");
+        return s.Optimizer switch
+        {
+            "adam" => new Adam(parameters, s.LearningRate, weightDecay: s.WeightDecay),
+            "adamw" => new AdamW(parameters, s.LearningRate, weightDecay: s.WeightDecay),
+            _ when s.BiasLrScale != 1 => new Sgd(BiasGroups(model, parameters, s.BiasLrScale), s.LearningRate, s.Momentum, weightDecay: s.WeightDecay, nesterov: s.Nesterov),
+            _ => new Sgd(parameters, s.LearningRate, s.Momentum, weightDecay: s.WeightDecay, nesterov: s.Nesterov),
+        };
+    }
+
+    // Batch-norm biases at `scale`× the rate and 1/scale of the decay (the same shrink per step), the rest as given.
+    static ParameterGroup[] BiasGroups(Module model, Tensor[] parameters, double scale)
+    {
+        var biases = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        void Walk(Module m)
+        {
+            if (m is BatchNormBase bn) biases.Add(bn.Bias);
+            foreach (var (_, child) in m.Children()) Walk(child);
+        }
+        Walk(model);
+        return [new ParameterGroup(parameters.Where(p => !biases.Contains(p))), new ParameterGroup(parameters.Where(biases.Contains), scale, 1 / scale)];
+    }
 
     internal static LrScheduler? CreateSchedule(TrainSettings s, Optimizer o) => s.Schedule switch
     {
@@ -162,6 +190,7 @@ internal static class TrainCommand
         "exp" => new ExponentialLR(o, s.LrGamma),
         "warmup-cosine" => s.Warmup < s.Epochs ? new WarmupCosineLR(o, s.Warmup, s.Epochs)
             : throw new ArgumentException($"--warmup: {s.Warmup} epochs of warm-up leave nothing of {s.Epochs} epochs"),
+        "one-cycle" => new OneCycleLR(o, s.Epochs, pctStart: 0.23, divFactor: 5, finalDivFactor: 0.2 / 0.07, linear: true),
         _ => null,
     };
 
@@ -185,7 +214,7 @@ internal static class TrainCommand
         Experiment.InitWhitening(s, data, model);
         if (!resume && leader) RunFolder.Prepare(run, overwrite);
         job?.StartupBarrier();
-        var optimizer = CreateOptimizer(s, model.Parameters());
+        var optimizer = CreateOptimizer(s, model);
         var schedule = CreateSchedule(s, optimizer);
         double smoothing = s.LabelSmoothing;
         var trainer = new Trainer(model, optimizer, (logits, y) => logits.CrossEntropy(y, smoothing), schedule);
@@ -199,6 +228,7 @@ internal static class TrainCommand
             trainer.DataParallel = new DataParallel(job.Group, model);
             trainer.CheckReplicasEveryStep = checkReplicasEveryStep;
         }
+        if (s.Lookahead) trainer.Callbacks.Add(new Lookahead(model, loader.Count, s.Epochs));
         IEnumerable<(Tensor X, int[] Y)> batches = new Prefetch<(Tensor X, int[] Y)>(loader);   // the next batches are gathered (and augmented) while this one trains
         // Ctrl-C or SIGTERM end the current step, then what there is gets written (exit 130); what must match to resume
         // leaves out the thread count, which does not change results.
@@ -207,7 +237,7 @@ internal static class TrainCommand
 
         ConsoleOutput.Line($"{dataset}: {data.TrainY.Length} train / {data.ValY.Length} validation / {data.TestY.Length} test, {data.Features} features, {data.Classes} classes");
         string shape = s.Model == "cnn"
-            ? $"{data.Channels}×{data.Height}×{data.Width} {(s.Whiten > 0 ? $"whitening {s.Whiten}×{s.Whiten} → " : "")}conv {string.Join(",", s.Conv)} ({s.Kernel}×{s.Kernel}{(s.ConvsPerStage > 1 ? $", {s.ConvsPerStage} per stage" : "")}{(s.BatchNorm ? ", batchnorm" : "")}{(s.Activation != Activation.Relu ? ", " + s.Activation.ToString().ToLowerInvariant() : "")}) fc {(s.Hidden.Length > 0 ? s.HiddenText + "-" : "")}{data.Classes}"
+            ? $"{data.Channels}×{data.Height}×{data.Width} {(s.Whiten > 0 ? $"whitening {s.Whiten}×{s.Whiten} → " : "")}conv {string.Join(",", s.Conv)} ({s.Kernel}×{s.Kernel}{(s.ConvsPerStage > 1 ? $", {s.ConvsPerStage} per stage" : "")}{(s.BatchNorm ? ", batchnorm" : "")}{(s.Activation != Activation.Relu ? ", " + s.Activation.ToString().ToLowerInvariant() : "")}{(s.Style != CnnStyle.Standard ? ", " + s.Style.ToString().ToLowerInvariant() + " style" : "")}) fc {(s.Hidden.Length > 0 ? s.HiddenText + "-" : "")}{data.Classes}"
             : $"{data.Features}-{s.HiddenText}-{data.Classes} {s.Activation.ToString().ToLowerInvariant()}";
         ConsoleOutput.Line($"model: {s.Model} {shape}, {model.ParameterCount():N0} parameters; {s.Optimizer} lr {s.LearningRate}, batch {s.BatchSize}, {s.Epochs} epochs, seed {s.Seed}");
         ConsoleOutput.Line($"run folder: {run}");
@@ -261,10 +291,10 @@ internal static class TrainCommand
 
         var (testAccuracy, confusion) = Trainer.Evaluate(model, Experiment.Batches(data.TestX, data.TestY), data.Classes);
         double? flipAccuracy = s.FlipAveraging
-            ? Trainer.Evaluate(new FlipAveraging(model, data.Channels, data.Height, data.Width), Experiment.Batches(data.TestX, data.TestY), data.Classes).Accuracy
+            ? Trainer.Evaluate(new FlipAveraging(model, data.Channels, data.Height, data.Width, s.TtaTranslate), Experiment.Batches(data.TestX, data.TestY), data.Classes).Accuracy
             : null;
         ConsoleOutput.Line($"test accuracy: {ConsoleOutput.F(testAccuracy * 100, "0.00")}% ({data.TestY.Length} images)" +
-            (flipAccuracy is double fa ? $"; with flip averaging {ConsoleOutput.F(fa * 100, "0.00")}%" : ""));
+            (flipAccuracy is double fa ? $"; with flip{(s.TtaTranslate ? " and shift" : "")} averaging {ConsoleOutput.F(fa * 100, "0.00")}%" : ""));
         ConsoleOutput.PrintConfusion(confusion, data.ClassNames);
 
         if (!leader) return 0;

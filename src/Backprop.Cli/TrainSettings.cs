@@ -31,6 +31,10 @@ internal sealed record TrainSettings
     public string Augment { get; init; } = "none";   // none | flip | crop | crop-flip | translate
     public double LabelSmoothing { get; init; }
     public bool FlipAveraging { get; init; }       // also report test accuracy with flip averaging
+    public bool TtaTranslate { get; init; }        // and average one-pixel shifts too (airbench's level 2)
+    public CnnStyle Style { get; init; }           // cnn: PyTorch defaults, or airbench's details
+    public double BiasLrScale { get; init; } = 1;  // batch-norm biases train at this multiple of the rate (1/it of the decay)
+    public bool Lookahead { get; init; }           // airbench's EMA lookahead
     public int LrStep { get; init; } = 20;
     public double LrGamma { get; init; } = 0.1;
     public int Epochs { get; init; } = 60;
@@ -54,12 +58,25 @@ internal sealed record TrainSettings
             ["cifar10-cnn-quick"] = ("CIFAR-10, conv → pool → BN → ReLU stages 32-64-128, crop+flip augmentation, label smoothing 0.1, SGD Nesterov 0.9 lr 0.2 with 1 warm-up epoch and cosine decay, weight decay 5e-4, batch 256, 12 epochs",
                 s => s with { Dataset = "cifar10", Model = "cnn", Conv = [32, 64, 128], Kernel = 3, BatchNorm = true, PoolFirst = true, Hidden = [], Augment = "crop-flip", LabelSmoothing = 0.1, FlipAveraging = true,
                     Momentum = 0.9, Nesterov = true, LearningRate = 0.2, WeightDecay = 5e-4, Schedule = "warmup-cosine", Warmup = 1, BatchSize = 256, Epochs = 12 }),
-            ["cifar10-cnn"] = ("CIFAR-10, conv → pool → BN → ReLU → conv → BN → ReLU stages 48-96-192, crop+flip augmentation, label smoothing 0.1, SGD Nesterov 0.9 lr 0.2 with 1 warm-up epoch and cosine decay, weight decay 5e-4, batch 256, 12 epochs",
-                s => s with { Dataset = "cifar10", Model = "cnn", Conv = [48, 96, 192], Kernel = 3, ConvsPerStage = 2, BatchNorm = true, PoolFirst = true, Hidden = [], Augment = "crop-flip", LabelSmoothing = 0.1, FlipAveraging = true,
-                    Momentum = 0.9, Nesterov = true, LearningRate = 0.2, WeightDecay = 5e-4, Schedule = "warmup-cosine", Warmup = 1, BatchSize = 256, Epochs = 12 }),
+            ["cifar10-cnn"] = ($"CIFAR-10, {AirbenchText} stages 32-128-128, 10 epochs", s => Airbench(s, [32, 128, 128], 10)),
             ["mnist-best"] = ("784-1024-1024-10, dropout 0.2 on inputs and 0.5 on hidden layers, SGD momentum 0.9, lr 0.05 cosine, batch 128, 30 epochs",
                 s => s with { Hidden = [1024, 1024], InputDropout = 0.2, Dropout = 0.5, Momentum = 0.9, LearningRate = 0.05, Schedule = "cosine", BatchSize = 128, Epochs = 30 }),
         };
+
+    const string AirbenchText = "Keller Jordan's airbench recipe on 2 cores: a frozen 2×2 patch-whitening convolution, then stages of conv → pool → BN → GELU → conv → BN → GELU " +
+        "(identity-initialised convolutions, BN scale fixed at 1), global max pool, Linear/9; ±2-pixel translation and flips, label smoothing 0.2, " +
+        "Nesterov SGD momentum 0.85 lr 0.375 (0.2→1→0.07 one-cycle) with BN biases at 64× the rate, weight decay 1.33e-3, lookahead, batch 256, " +
+        "test-time flip and shift averaging;";
+
+    // airbench94's hyperparameters (per 1,024 examples, summed loss: lr 11.5, momentum 0.85, decay 0.0153) restated for a mean
+    // loss at batch 256: lr 11.5 / (1024·(1 + 1/0.15)) · 256 = 0.375, weight decay 0.0153 / 11.5 = 1.33e-3 (0.375 · 1.33e-3 = 5e-4 shrink a step).
+    static TrainSettings Airbench(TrainSettings s, int[] widths, int epochs) => s with
+    {
+        Dataset = "cifar10", Model = "cnn", Conv = widths, Kernel = 3, ConvsPerStage = 2, BatchNorm = true, PoolFirst = true, Hidden = [], Whiten = 2,
+        Activation = Activation.Gelu, Style = CnnStyle.Airbench, Augment = "translate-flip", LabelSmoothing = 0.2, FlipAveraging = true, TtaTranslate = true,
+        Momentum = 0.85, Nesterov = true, LearningRate = 0.375, WeightDecay = 1.33e-3, BiasLrScale = 64, Lookahead = true, Schedule = "one-cycle",
+        BatchSize = 256, Epochs = epochs,
+    };
 
     public int ResolvedValidationSize(int trainCount) => ValidationSize >= 0 ? ValidationSize : Dataset == "cifar10" ? 1000 : Math.Min(5000, trainCount / 10);
 
@@ -85,6 +102,7 @@ internal sealed record TrainSettings
                 w.WriteString("pool_after", "first");   // builds before 2026-12-01 pooled after a stage's last convolution
             }
             if (Whiten > 0) w.WriteNumber("whiten", Whiten);
+            if (Style != CnnStyle.Standard) w.WriteString("style", Style.ToString().ToLowerInvariant());
         }
         w.WriteString("activation", Activation.ToString().ToLowerInvariant());
         w.WriteNumber("dropout", Dropout);
@@ -100,6 +118,9 @@ internal sealed record TrainSettings
         if (Augment != "none") w.WriteString("augment", Augment);
         if (LabelSmoothing > 0) w.WriteNumber("label_smoothing", LabelSmoothing);
         if (FlipAveraging) w.WriteBoolean("tta", true);
+        if (TtaTranslate) w.WriteBoolean("tta_translate", true);
+        if (BiasLrScale != 1) w.WriteNumber("bias_lr_scale", BiasLrScale);
+        if (Lookahead) w.WriteBoolean("lookahead", true);
         w.WriteNumber("lr_step", LrStep);
         w.WriteNumber("lr_gamma", LrGamma);
         w.WriteNumber("epochs", Epochs);
@@ -166,6 +187,10 @@ internal sealed record TrainSettings
             Augment = r.TryGetProperty("augment", out var au) ? au.GetString() ?? "none" : "none",
             LabelSmoothing = r.TryGetProperty("label_smoothing", out var ls) ? ls.GetDouble() : 0,
             FlipAveraging = r.TryGetProperty("tta", out var tta) && tta.GetBoolean(),
+            TtaTranslate = r.TryGetProperty("tta_translate", out var ttt) && ttt.GetBoolean(),
+            Style = r.TryGetProperty("style", out var st) ? Enum.Parse<CnnStyle>(st.GetString() ?? "", ignoreCase: true) : CnnStyle.Standard,
+            BiasLrScale = r.TryGetProperty("bias_lr_scale", out var bls) ? bls.GetDouble() : 1,
+            Lookahead = r.TryGetProperty("lookahead", out var la) && la.GetBoolean(),
             Schedule = S("schedule"), LrStep = (int)D("lr_step"), LrGamma = D("lr_gamma"), Epochs = (int)D("epochs"),
             BatchSize = (int)D("batch_size"), Seed = r.GetProperty("seed").GetUInt64(), ValidationSize = (int)D("validation_size"),
             TestSize = r.TryGetProperty("test_size", out var ts) ? ts.GetInt32() : -1,   // absent in models saved before --test-size

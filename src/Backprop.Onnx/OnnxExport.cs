@@ -263,6 +263,7 @@ public static class OnnxExport
                 case "abs": return Node(t, "Abs", ins);
                 case "sin": return Node(t, "Sin", ins);
                 case "cos": return Node(t, "Cos", ins);
+                case "erf": return Node(t, "Erf", ins);
                 case "tanh": return Node(t, "Tanh", ins);
                 case "sigmoid": return Node(t, "Sigmoid", ins);
                 case "relu": return Node(t, "Relu", ins);

@@ -26,7 +26,7 @@ public sealed class OnnxModel : Module
     /// <summary>The ONNX ops <see cref="OnnxModel"/> runs (default domain, opset 13 to 17).</summary>
     public static IReadOnlyList<string> Supported { get; } =
     [
-        "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Neg", "Exp", "Log", "Sqrt", "Abs", "Sin", "Cos", "Pow", "Max", "Clip",
+        "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Neg", "Exp", "Log", "Sqrt", "Abs", "Sin", "Cos", "Erf", "Pow", "Max", "Clip",
         "Relu", "Sigmoid", "Tanh", "LeakyRelu", "Elu", "Softplus", "Softmax", "LogSoftmax", "BatchNormalization", "LayerNormalization",
         "Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Flatten", "Reshape",
         "Transpose", "Concat", "Dropout", "Identity", "Constant", "ReduceSum", "ReduceMax", "Cast", "Pad",
@@ -148,6 +148,7 @@ public sealed class OnnxModel : Module
             case "Div": return In(0) / In(1);
             case "Neg": return -In(0);
             case "Exp": return In(0).Exp();
+            case "Erf": return In(0).Erf();
             case "Log": return In(0).Log();
             case "Sqrt": return In(0).Sqrt();
             case "Abs": return In(0).Abs();

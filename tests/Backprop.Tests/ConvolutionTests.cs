@@ -509,6 +509,50 @@ public class ConvolutionTests
         Assert.Equal(before, stem.Weight.ToFloatArray());
         Assert.NotEqual(bias, stem.Bias!.ToFloatArray());
     }
+
+    [Fact]
+    public void Dirac_init_makes_the_identity_convolution_as_torch_dirac()
+    {
+        var g = new Generator(6);
+        var conv = new Conv2d(3, 3, 3, g, padding: Padding2d.Same, bias: false);
+        Init.Dirac(conv.Weight);
+        var x = Tensor.Normal([2, 3, 5, 4], 0, 1, g);
+        Assert.Equal(x.ToFloatArray(), conv.Forward(x).ToFloatArray());
+        // torch.nn.init.dirac_(torch.empty(4, 2, 3, 3), groups=2): w[0,0,1,1] = w[1,1,1,1] = w[2,0,1,1] = w[3,1,1,1] = 1, the rest 0.
+        var w = Init.Dirac(Tensor.Normal([4, 2, 3, 3], 0, 1, g), groups: 2).ToFloatArray();
+        int[] ones = [(0 * 2 + 0) * 9 + 4, (1 * 2 + 1) * 9 + 4, (2 * 2 + 0) * 9 + 4, (3 * 2 + 1) * 9 + 4];
+        for (int i = 0; i < w.Length; i++) Assert.Equal(ones.Contains(i) ? 1f : 0f, w[i]);
+        // On a view of the first filters it leaves the others as drawn.
+        var wide = Tensor.Normal([5, 2, 3, 3], 0, 1, g);
+        var tail = wide.Narrow(0, 2, 3).ToFloatArray();
+        Init.Dirac(wide.Narrow(0, 0, 2));
+        Assert.Equal(tail, wide.Narrow(0, 2, 3).ToFloatArray());
+        Assert.Equal(1f, wide.ToFloatArray()[4]);
+        Assert.Throws<ArgumentException>(() => Init.Dirac(Tensor.Zeros([3, 3])));
+        Assert.Throws<ArgumentException>(() => Init.Dirac(Tensor.Zeros([3, 2, 3, 3]), groups: 2));
+    }
+
+    [Fact]
+    public void The_airbench_style_fixes_batch_norm_scales_starts_convolutions_at_the_identity_and_max_pools_into_a_scaled_bias_free_head()
+    {
+        var g = new Generator(7);
+        var model = Models.Cnn.Create(3, 12, 12, [4, 8], 10, g, convsPerStage: 2, batchNorm: true, poolFirst: true, activation: Models.Activation.Gelu, whiten: 2, style: Models.CnnStyle.Airbench);
+        Assert.Equal(Models.Cnn.StateSize(3, 12, 12, [4, 8], 10, convsPerStage: 2, batchNorm: true, whiten: 2, style: Models.CnnStyle.Airbench), model.StateDict().Values.Sum(t => (long)t.Length));
+        var norms = model.Children().Select(c => c.Module).OfType<BatchNorm2d>().ToArray();
+        Assert.Equal(4, norms.Length);
+        Assert.All(norms, n => Assert.Equal((false, 1e-12, 0.4), (n.Weight.RequiresGrad, n.Eps, n.Momentum)));
+        var convs = model.Children().Select(c => c.Module).OfType<Conv2d>().Skip(1).ToArray();   // after the stem
+        foreach (var conv in convs)
+        {
+            int n = Math.Min(conv.OutChannels, conv.InChannels);
+            var identity = Init.Dirac(Tensor.Zeros([n, conv.InChannels, 3, 3]));
+            Assert.Equal(identity.ToFloatArray(), conv.Weight.Narrow(0, 0, n).ToFloatArray());
+        }
+        var linear = model.Children().Select(c => c.Module).OfType<Linear>().Single();
+        Assert.Equal((8, null as Tensor), (linear.InFeatures, linear.Bias));
+        Assert.Equal(1.0 / 9, model.Children().Select(c => c.Module).OfType<Scale>().Single().Factor);
+        Assert.Equal([2, 10], model.Forward(Tensor.Normal([2, 3 * 12 * 12], 0, 1, g)).Shape.ToArray());
+    }
 }
 
 public class BatchNormLargeTests

@@ -10,6 +10,46 @@ public class ImagePipelineTests
     static Tensor Batch() => Tensor.From(Enumerable.Range(1, 24).Select(v => (float)v).ToArray(), [2, 12]);
 
     [Fact]
+    public void Translate_shifts_the_reflection_padded_image_as_torch_pad_reflect_then_crop()
+    {
+        var x = Batch();
+        var before = x.ToFloatArray();
+        // F.pad(x, (1, 1, 1, 1), 'reflect')[..., 0:3, 0:4] and [..., 2:5, 2:6] for image 0 (rows 1-4, 5-8, 9-12).
+        Assert.Equal(new float[] { 6, 5, 6, 7, 2, 1, 2, 3, 6, 5, 6, 7 }, Augment.Translate(x, 1, 3, 4, 1, 1).ToFloatArray()[..12]);
+        Assert.Equal(new float[] { 6, 7, 8, 7, 10, 11, 12, 11, 6, 7, 8, 7 }, Augment.Translate(x, 1, 3, 4, -1, -1).ToFloatArray()[..12]);
+        Assert.Equal(before, x.ToFloatArray());
+        Assert.Throws<ArgumentException>(() => Augment.Translate(x, 1, 3, 4, 3, 0));   // a shift must stay below the image size
+    }
+
+    [Fact]
+    public void Translate_and_flip_gives_each_image_one_of_its_shifted_or_mirrored_views()
+    {
+        var x = Batch();
+        var views = new List<float[]>();
+        for (int dy = -2; dy <= 2; dy++)
+            for (int dx = -2; dx <= 2; dx++)
+            {
+                var t = Augment.Translate(x, 1, 3, 4, dy, dx);
+                views.Add(t.ToFloatArray());
+                views.Add(Augment.Mirror(t, 1, 3, 4).ToFloatArray());
+            }
+        var seen = new HashSet<string>();
+        for (ulong seed = 0; seed < 40; seed++)
+        {
+            var y = Augment.TranslateAndFlip(1, 3, 4).Apply(x, new Generator(seed)).ToFloatArray();
+            for (int k = 0; k < 2; k++)
+            {
+                var image = y[(k * 12)..((k + 1) * 12)];
+                int match = views.FindIndex(v => v[(k * 12)..((k + 1) * 12)].SequenceEqual(image));
+                Assert.True(match >= 0, $"seed {seed}, image {k}: not a shifted or mirrored view");
+                seen.Add($"{k}:{match}");
+            }
+            Assert.Equal(y, Augment.TranslateAndFlip(1, 3, 4).Apply(x, new Generator(seed)).ToFloatArray());   // deterministic for a seed
+        }
+        Assert.True(seen.Count > 20, $"only {seen.Count} distinct views in 80 draws");
+    }
+
+    [Fact]
     public void Flip_mirrors_rows_and_leaves_the_input_unchanged()
     {
         var x = Batch();

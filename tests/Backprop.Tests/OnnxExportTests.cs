@@ -24,6 +24,8 @@ public class OnnxExportTests
         ["mnist-cnn"] = () => Single(Cnn.Create(1, 28, 28, [32, 64], 10, new Generator(4), kernel: 5, hidden: [64], dropout: 0.5), 784),
         ["cifar10-cnn-quick"] = () => Single(Cnn.Create(3, 32, 32, [8, 16, 32], 10, new Generator(5), batchNorm: true, poolFirst: true), 3 * 32 * 32),
         ["cnn-two-convs-per-stage"] = () => Single(Cnn.Create(3, 16, 16, [8, 16], 10, new Generator(6), convsPerStage: 2, batchNorm: true), 3 * 16 * 16),
+        ["cnn-airbench-style"] = () => Single(Cnn.Create(3, 16, 16, [8, 16], 10, new Generator(10), convsPerStage: 2, batchNorm: true, poolFirst: true,
+            activation: Activation.Gelu, whiten: 2, style: CnnStyle.Airbench), 3 * 16 * 16),
         ["two-layer-net"] = () => Single(new TwoLayerNet(20, 10, 3, new NumpyRandom(0), std: 1e-1, dtype: DType.Float32), 20),
         ["vae-encoder"] = () =>
         {

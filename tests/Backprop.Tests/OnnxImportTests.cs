@@ -29,7 +29,10 @@ public class OnnxImportTests
         var expected = OnnxExportTests.Expected(outputs, x);
         using var _ = Autograd.NoGrad();
         var actual = imported.Outputs(x);
-        foreach (var (output, y) in expected) Assert.Equal(y, actual[output].ToFloatArray());
+        // GELU travels as its erf formula (opset 17 has no Gelu) and returns as that arithmetic: equal to float rounding, not bitwise.
+        foreach (var (output, y) in expected)
+            if (name.Contains("airbench")) OnnxExportTests.AssertClose(y, actual[output].ToFloatArray(), $"{name} {output}");
+            else Assert.Equal(y, actual[output].ToFloatArray());
         // the state keeps its names, so the original's state dict loads into the imported model
         Assert.Equal(module.StateDict().Keys.Where(k => imported.StateDict().ContainsKey(k)).Order(), imported.StateDict().Keys.Order());
     }

@@ -164,6 +164,34 @@ public class OptimizerTests
     }
 
     [Fact]
+    public void Parameter_groups_scale_the_rate_and_the_decay_of_their_members()
+    {
+        var a = Param(2.0); var b = Param(2.0);
+        var opt = new Sgd([new ParameterGroup([a]), new ParameterGroup([b], LearningRateScale: 4, WeightDecayScale: 0.25)], learningRate: 0.5, weightDecay: 0.1);
+        SetGrad(a, 1.0); SetGrad(b, 1.0); opt.Step();
+        Close(2 - 0.5 * (1 + 0.1 * 2), a.Item(), 1e-15);          // 1.4
+        Close(2 - 2.0 * (1 + 0.025 * 2), b.Item(), 1e-15);        // lr 2, decay 0.025: the same shrink per step, 0.1·θ
+        Assert.Throws<ArgumentException>(() => new Sgd([new ParameterGroup([a]), new ParameterGroup([a], 2)], 0.1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Sgd([new ParameterGroup([a], -1)], 0.1));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void One_cycle_rises_from_max_over_div_to_max_then_falls_to_its_floor_as_pytorch(bool linear)
+    {
+        var cycle = new OneCycleLR(new Sgd([Param(0)], learningRate: 1.0), totalEpochs: 10, pctStart: 0.25, divFactor: 5, finalDivFactor: 4, linear: linear);
+        Close(0.2, cycle.RateAt(0.0), 1e-15);          // max / div
+        Close(1.0, cycle.RateAt(2.5), 1e-15);          // the peak at pct_start
+        Close(0.05, cycle.RateAt(10.0), 1e-15);        // max / (div · final_div)
+        Close(0.6, cycle.RateAt(1.25), 1e-15);   // halfway up (linear, and cosine at its midpoint, agree)
+        double quarterDown = linear ? 1 - 0.95 * 0.25 : 0.05 + 0.95 * (1 + Math.Cos(Math.PI * 0.25)) / 2;
+        Close(quarterDown, cycle.RateAt(2.5 + 7.5 * 0.25), 1e-15);
+        Assert.True(cycle.PerStep);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new OneCycleLR(new Sgd([Param(0)], 1.0), 10, pctStart: 1));
+    }
+
+    [Fact]
     public void Cosine_annealing_past_T_max_follows_the_cosine_back_up_as_pytorch()
     {
         var opt = new Sgd([Param(0)], learningRate: 0.1);

@@ -239,3 +239,28 @@ public class SharedModelTests
         Assert.True(model.Training);
     }
 }
+
+public class LookaheadTests
+{
+    [Fact]
+    public void Lookahead_moves_an_average_toward_the_weights_every_k_steps_with_a_ramping_decay_and_sets_the_weights_to_it()
+    {
+        var model = new Nn.Sequential(new Nn.Linear(1, 1, new Generator(1), bias: false), new Nn.BatchNorm1d(1));
+        var w = model.Parameters().First();
+        var mean = model.NamedBuffers().First(b => b.Name.EndsWith("running_mean")).Buffer;
+        void Set(double v) { using (Autograd.NoGrad()) { w.CopyFrom(Tensor.From(new[] { (float)v }, [1, 1])); mean.CopyFrom(Tensor.From(new[] { (float)v })); } }
+        double W() => w.ToFloatArray()[0];
+        var la = new Lookahead(model, stepsPerEpoch: 4, epochs: 2, start: 0.5, every: 2, decayBase: 0.9, power: 2);
+        // Training starts averaging after epoch 1 (half of 2 epochs): steps 1-4 leave the weights alone.
+        for (int s = 1; s <= 4; s++) { Set(s); la.OnStep(1, s, 0); Assert.Equal(s, W()); }
+        Set(10); la.OnStep(2, 1, 0); Assert.Equal(10, W());        // t = 5: not a multiple of 2
+        Set(20); la.OnStep(2, 2, 0); Assert.Equal(20, W());        // t = 6: the average starts as the weights
+        Set(30); la.OnStep(2, 3, 0); Assert.Equal(30, W());
+        Set(40); la.OnStep(2, 4, 0);                                // t = 8: ρ = 0.9²·(8/8)² = 0.81
+        double expected = 20 + (1 - 0.81) * (40 - 20);
+        Assert.Equal(expected, W(), 5);
+        Assert.Equal(expected, mean.ToFloatArray()[0], 5);         // floating-point buffers (batch-norm statistics) too
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Lookahead(model, 0, 2));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Lookahead(model, 4, 2, start: 1));
+    }
+}

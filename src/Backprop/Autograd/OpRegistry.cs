@@ -17,6 +17,7 @@ public static class OpRegistry
         new("neg", typeof(Ops.NegOp)),
         new("exp", typeof(Ops.ExpOp)), new("log", typeof(Ops.LogOp)), new("sqrt", typeof(Ops.SqrtOp)), new("pow", typeof(Ops.PowOp)),
         new("sin", typeof(Ops.SinOp)), new("cos", typeof(Ops.CosOp)), new("tanh", typeof(Ops.TanhOp)), new("sigmoid", typeof(Ops.SigmoidOp)),
+        new("erf", typeof(Ops.ErfOp)),
         new("relu", typeof(Ops.ReluOp)), new("maximum", typeof(Ops.MaximumOp)), new("clamp", typeof(Ops.ClampOp)), new("abs", typeof(Ops.AbsOp)),
         new("where", typeof(Ops.WhereOp)),
         new("leaky_relu", typeof(Ops.LeakyReluOp)), new("elu", typeof(Ops.EluOp)), new("gelu", typeof(Ops.GeluOp)),

@@ -25,6 +25,17 @@ public static class Augment
     /// <summary>A random shift by up to ±<paramref name="maxRows"/> rows and ±<paramref name="maxCols"/> columns, zero-filled (torchvision RandomAffine(translate)).</summary>
     public static IImageTransform RandomTranslate(int channels, int height, int width, int maxRows, int maxCols) => new Shift(channels, height, width, maxRows, maxCols, false);
 
+    /// <summary>
+    /// airbench's augmentation: a random shift by up to ±<paramref name="max"/> pixels each way of the image padded by
+    /// reflection (no blank border), then a random horizontal flip.
+    /// </summary>
+    public static IImageTransform TranslateAndFlip(int channels, int height, int width, int max = 2) =>
+        new Shift(channels, height, width, max, max, true, reflect: true);
+
+    /// <summary>Every image shifted by <paramref name="dy"/> rows and <paramref name="dx"/> columns of its reflection-padded self (no randomness): for test-time translation averaging.</summary>
+    public static Tensor Translate(Tensor batch, int channels, int height, int width, int dy, int dx) =>
+        new Shift(channels, height, width, Math.Abs(dy), Math.Abs(dx), false, reflect: true, fixedShift: (dy, dx)).Apply(batch, new Generator(0));
+
     /// <summary>Mirrors each image left–right with probability ½ (torchvision RandomHorizontalFlip).</summary>
     public static IImageTransform RandomHorizontalFlip(int channels, int height, int width) => new Shift(channels, height, width, 0, 0, true);
 
@@ -49,8 +60,10 @@ public static class Augment
     }
 
     // Shift (crop of a padded image, or translation: the same map) and flip in one pass: out[c, i, j] = in[c, i − dy, j' − dx]
-    // with j' = W − 1 − j when flipped, 0 outside. Per image the draws are dy, dx (when shifting) then the flip coin.
-    sealed class Shift(int channels, int height, int width, int maxRows, int maxCols, bool flip, bool always = false) : IImageTransform
+    // with j' = W − 1 − j when flipped, 0 outside (or, with reflect, the pixel mirrored back in: −1 → 1, H → H − 2, as
+    // torch's 'reflect' padding). Per image the draws are dy, dx (when shifting) then the flip coin.
+    sealed class Shift(int channels, int height, int width, int maxRows, int maxCols, bool flip, bool always = false, bool reflect = false,
+        (int Dy, int Dx)? fixedShift = null) : IImageTransform
     {
         public Tensor Apply(Tensor batch, Generator generator)
         {
@@ -72,9 +85,24 @@ public static class Augment
             var d = dst.Span<T>();
             for (int k = 0; k < n; k++)
             {
-                int dy = maxRows > 0 ? g.NextInt(2 * maxRows + 1) - maxRows : 0;
-                int dx = maxCols > 0 ? g.NextInt(2 * maxCols + 1) - maxCols : 0;
+                int dy = fixedShift?.Dy ?? (maxRows > 0 ? g.NextInt(2 * maxRows + 1) - maxRows : 0);
+                int dx = fixedShift?.Dx ?? (maxCols > 0 ? g.NextInt(2 * maxCols + 1) - maxCols : 0);
                 bool mirror = flip && (always || g.NextDouble() < 0.5);
+                if (reflect)
+                {
+                    for (int c = 0; c < channels; c++)
+                    {
+                        var from = s.Slice(k * size + c * plane, plane);
+                        var to = d.Slice(k * size + c * plane, plane);
+                        for (int i = 0; i < height; i++)
+                        {
+                            var row = from.Slice(Reflect(i - dy, height) * width, width);
+                            var outRow = to.Slice(i * width, width);
+                            for (int j = 0; j < width; j++) outRow[mirror ? width - 1 - j : j] = row[Reflect(j - dx, width)];
+                        }
+                    }
+                    continue;
+                }
                 int i0 = Math.Max(0, dy), i1 = Math.Min(height, height + dy);
                 int j0 = Math.Max(0, dx), j1 = Math.Min(width, width + dx);
                 for (int c = 0; c < channels; c++)
@@ -91,6 +119,8 @@ public static class Augment
                 }
             }
         }
+
+        static int Reflect(int i, int size) => i < 0 ? -i : i >= size ? 2 * size - 2 - i : i;   // shifts are below the size
     }
 }
 

@@ -135,6 +135,7 @@ public static class GradCheckSuite
         Add("pow", g => { var x = Uniform(g, 0.5, 2, 3, 4); return P(() => x.Pow(2.5), ("x", x)); });
         Add("sqrt", g => { var x = Uniform(g, 0.5, 3, 3, 4); return P(() => x.Sqrt(), ("x", x)); });
         Add("sin", g => { var x = Normal(g, 3, 4); return P(() => x.Sin(), ("x", x)); });
+        Add("erf", g => { var x = Normal(g, 3, 4); return P(() => x.Erf(), ("x", x)); });
         Add("cos", g => { var x = Normal(g, 3, 4); return P(() => x.Cos(), ("x", x)); });
         Add("tanh", g => { var x = Normal(g, 3, 4); return P(() => x.Tanh(), ("x", x)); });
         Add("sigmoid", g => { var x = Normal(g, 3, 4); return P(() => x.Sigmoid(), ("x", x)); });

@@ -23,7 +23,7 @@ public static class Cnn
     /// </param>
     public static Sequential Create(int channels, int height, int width, IReadOnlyList<int> widths, int classes, Generator generator,
         int kernel = 3, int convsPerStage = 1, bool batchNorm = false, IReadOnlyList<int>? hidden = null, double dropout = 0,
-        DType dtype = DType.Float32, bool poolFirst = false, Activation activation = Activation.Relu, int whiten = 0)
+        DType dtype = DType.Float32, bool poolFirst = false, Activation activation = Activation.Relu, int whiten = 0, CnnStyle style = CnnStyle.Standard)
     {
         if (channels <= 0 || height <= 0 || width <= 0) throw new ArgumentException($"Cnn: image size {channels}×{height}×{width} must be positive");
         if (widths.Count == 0 || widths.Any(w => w <= 0)) throw new ArgumentException($"Cnn: conv widths ({string.Join(",", widths)}) must be positive and at least one");
@@ -35,6 +35,7 @@ public static class Cnn
             if (h < 2 || w < 2) throw new ArgumentException($"Cnn: {widths.Count} stages of 2×2 pooling do not fit a {height}×{width} image");
             h /= 2; w /= 2;
         }
+        bool airbench = style == CnnStyle.Airbench;
         var net = new Sequential(new Unflatten(1, channels, height, width));
         int c = channels;
         if (whiten > 0)
@@ -54,15 +55,24 @@ public static class Cnn
                 // gradients (max and ReLU commute, and the first maximum is the same element), at a quarter of its memory traffic.
                 bool monotone = activation != Activation.Gelu;
                 bool poolNext = poolFirst ? i == 0 : last && !batchNorm && monotone;
-                net.Add(new Conv2d(c, k, kernel, generator, padding: Padding2d.Same, bias: !batchNorm, dtype: dtype));
+                var conv = new Conv2d(c, k, kernel, generator, padding: Padding2d.Same, bias: !batchNorm, dtype: dtype);
+                // An identity in the first min(k, c) filters (the rest as drawn): each convolution starts near a residual block.
+                if (airbench) Init.Dirac(conv.Weight.Narrow(0, 0, Math.Min(k, c)));
+                net.Add(conv);
                 if (poolNext) net.Add(new MaxPool2d(2));
-                if (batchNorm) net.Add(new BatchNorm2d(k, dtype: dtype));
+                if (batchNorm)
+                {
+                    var norm = airbench ? new BatchNorm2d(k, eps: 1e-12, momentum: 0.4, dtype: dtype) : new BatchNorm2d(k, dtype: dtype);
+                    if (airbench) norm.Weight.RequiresGrad = false;   // γ stays 1: the convolutions before are scale-free, weight decay sets their step
+                    net.Add(norm);
+                }
                 net.Add(Mlp.Layer(activation));
                 if (last && !poolFirst && (batchNorm || !monotone)) net.Add(new MaxPool2d(2));
                 c = k;
             }
+        if (airbench) net.Add(new GlobalMaxPool2d());
         net.Add(new Flatten());
-        int features = c * h * w;
+        int features = airbench ? c : c * h * w;
         foreach (int units in hidden ?? [])
         {
             net.Add(new Linear(features, units, generator, dtype: dtype));
@@ -70,7 +80,8 @@ public static class Cnn
             if (dropout > 0) net.Add(new Dropout(dropout, generator));
             features = units;
         }
-        net.Add(new Linear(features, classes, generator, dtype: dtype));
+        net.Add(new Linear(features, classes, generator, bias: !airbench, dtype: dtype));
+        if (airbench) net.Add(new Scale(1.0 / 9));
         return net;
     }
 
@@ -79,7 +90,7 @@ public static class Cnn
     /// computed without building it: to check a file's tensors before allocating a model its settings declare.
     /// </summary>
     public static long StateSize(int channels, int height, int width, IReadOnlyList<int> widths, int classes,
-        int kernel = 3, int convsPerStage = 1, bool batchNorm = false, IReadOnlyList<int>? hidden = null, int whiten = 0)
+        int kernel = 3, int convsPerStage = 1, bool batchNorm = false, IReadOnlyList<int>? hidden = null, int whiten = 0, CnnStyle style = CnnStyle.Standard)
     {
         long total = 0, c = channels, h = height - Math.Max(whiten - 1, 0), w = width - Math.Max(whiten - 1, 0);
         if (whiten > 0)
@@ -93,9 +104,9 @@ public static class Cnn
             for (int i = 0; i < convsPerStage; i++) { total += (long)kernel * kernel * c * k + (batchNorm ? 4L * k : k); c = k; }
             h /= 2; w /= 2;
         }
-        long features = c * h * w;
+        long features = style == CnnStyle.Airbench ? c : c * h * w;
         foreach (int units in hidden ?? []) { total += features * units + units; features = units; }
-        return total + features * classes + classes;
+        return total + features * classes + (style == CnnStyle.Airbench ? 0 : classes);
     }
 
     /// <summary>Channels of a k×k patch-whitening stem over <paramref name="channels"/> input channels: each whitened direction and its negative.</summary>
@@ -111,24 +122,45 @@ public static class Cnn
     }
 }
 
+/// <summary>How <see cref="Cnn.Create"/> details its network.</summary>
+public enum CnnStyle
+{
+    /// <summary>PyTorch's defaults: Kaiming-uniform convolutions, batch norm with a trained γ, flattened features into a Linear with bias.</summary>
+    Standard,
+    /// <summary>
+    /// Keller Jordan's airbench choices (94% on CIFAR-10 in a few GPU-seconds): each convolution's first filters start as
+    /// the identity (Dirac), batch norm keeps γ = 1 with ε 1e-12 and momentum 0.4 (statistics that follow fast-moving
+    /// weights), and the head is a global max pool into a bias-free Linear whose logits are scaled by 1/9.
+    /// </summary>
+    Airbench,
+}
+
 /// <summary>
 /// Test-time flip averaging: the log of the mean of the model's class probabilities for each image and its left–right
-/// mirror. For evaluation (in training mode it would train on both views); the inner model's parameters are its own.
+/// mirror; with <c>translate</c>, as airbench's level 2, those two views weigh half and the other half goes to the four
+/// views shifted one pixel up-left and down-right (reflection-padded), mirrored or not. For evaluation (in training mode it
+/// would train on every view); the inner model's parameters are its own.
 /// </summary>
 public sealed class FlipAveraging : Module
 {
     readonly Module inner;
     readonly int channels, height, width;
+    readonly bool translate;
 
-    public FlipAveraging(Module inner, int channels, int height, int width)
+    public FlipAveraging(Module inner, int channels, int height, int width, bool translate = false)
     {
         this.inner = RegisterModule("inner", inner);
-        this.channels = channels; this.height = height; this.width = width;
+        this.channels = channels; this.height = height; this.width = width; this.translate = translate;
     }
 
     public override Tensor Forward(Tensor input)
     {
-        var p = inner.Forward(input).Softmax() + inner.Forward(Data.Augment.Mirror(input, channels, height, width)).Softmax();
-        return (p * 0.5).Log();
+        var p = Views(input);
+        if (translate)
+            p = p * 0.5 + (Views(Data.Augment.Translate(input, channels, height, width, 1, 1))
+                + Views(Data.Augment.Translate(input, channels, height, width, -1, -1))) * 0.25;
+        return p.Log();
     }
+
+    Tensor Views(Tensor x) => (inner.Forward(x).Softmax() + inner.Forward(Data.Augment.Mirror(x, channels, height, width)).Softmax()) * 0.5;
 }

@@ -12,6 +12,14 @@ public sealed class Sin : Module { public override Tensor Forward(Tensor input) 
 
 public sealed class Identity : Module { public override Tensor Forward(Tensor input) => input; }
 
+/// <summary>Multiplies by a constant (airbench scales its logits by 1/9), as a Lambda(x * factor) would in PyTorch.</summary>
+public sealed class Scale(double factor) : Module
+{
+    public double Factor { get; } = factor;
+    public override Tensor Forward(Tensor input) => input * Factor;
+    protected override string ExtraRepr() => $"factor={Factor}";
+}
+
 public sealed class Softmax(int dim = -1) : Module
 {
     public override Tensor Forward(Tensor input) => input.Softmax(dim);

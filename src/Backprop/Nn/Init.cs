@@ -68,6 +68,25 @@ public static class Init
     public static Tensor Ones(Tensor t) => Constant(t, 1);
 
     /// <summary>
+    /// The identity convolution, as torch.nn.init.dirac_: a weight (out, in, k…) of 3 to 5 dimensions is zeroed and, in
+    /// each of <paramref name="groups"/> groups, filter i passes input channel i through its kernel's centre, for i below
+    /// min(out/groups, in). Applied to the first filters of a view (weight.Narrow(0, 0, n)) it leaves the others as drawn.
+    /// </summary>
+    public static Tensor Dirac(Tensor t, int groups = 1)
+    {
+        if (t.Rank < 3 || t.Rank > 5) throw new ArgumentException($"init: dirac needs a convolution weight of 3 to 5 dimensions, got {ShapeUtil.Format(t.Shape.ToArray())}");
+        if (groups <= 0 || t.Size(0) % groups != 0) throw new ArgumentException($"init: dirac's {t.Size(0)} filters do not split into {groups} groups");
+        int perGroup = t.Size(0) / groups, inputs = t.Size(1), spatial = t.Length / (t.Size(0) * inputs);
+        int centre = 0;
+        for (int d = 2; d < t.Rank; d++) centre = centre * t.Size(d) + t.Size(d) / 2;
+        var w = new double[t.Length];
+        for (int g = 0; g < groups; g++)
+            for (int i = 0; i < Math.Min(perGroup, inputs); i++)
+                w[((long)(g * perGroup + i) * inputs + i) * spatial + centre] = 1;
+        return Fill(t, Tensor.From(w, t.Shape.ToArray()).To(t.DType));
+    }
+
+    /// <summary>
     /// A (semi-)orthogonal matrix times <paramref name="gain"/>, as torch.nn.init.orthogonal_: the tensor is viewed as
     /// (rows, Π other dims); the Q factor of a Gaussian matrix's QR decomposition, with R's diagonal made positive, fills it.
     /// </summary>

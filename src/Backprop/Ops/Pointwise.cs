@@ -56,6 +56,16 @@ public static partial class Ops
         protected override Tensor?[] Backward(Tensor g) => [g.Mul(Saved(0).Cos())];
     }
 
+    // y = erf x = (2/√π)∫₀ˣ e^(−t²) dt;  ∂y/∂x = (2/√π) e^(−x²)  (double-precision erf; ONNX's Erf, torch.erf)
+    public static Tensor Erf(this Tensor x) { var y = Map(UnaryOp.Erf, x); return Autograd.Recording(x) ? new ErfOp(x).Attach(y, x) : y; }
+
+    internal sealed class ErfOp : Function
+    {
+        public ErfOp(Tensor x) => SaveForBackward(x);
+        public override string Name => "erf";
+        protected override Tensor?[] Backward(Tensor g) { var x = Saved(0); return [g.Mul((x.Mul(x).Neg()).Exp() * (2 / Math.Sqrt(Math.PI)))]; }
+    }
+
     // y = cos x;  ∂y/∂x = −sin x
     public static Tensor Cos(this Tensor x) { var y = Map(UnaryOp.Cos, x); return Autograd.Recording(x) ? new CosOp(x).Attach(y, x) : y; }
 

@@ -103,3 +103,34 @@ public sealed class CosineAnnealingLR : LrScheduler
     public override double RateAt(int epoch) =>
         EtaMin + (Optimizer.InitialLearningRate - EtaMin) * (1 + Math.Cos(Math.PI * epoch / TMax)) / 2;
 }
+
+/// <summary>
+/// The one-cycle policy, as torch.optim.lr_scheduler.OneCycleLR (two phases) with the optimizer's rate as max_lr: from
+/// η/<c>divFactor</c> up to η over the first <c>pctStart</c> of training, then down to η/(<c>divFactor</c>·<c>finalDivFactor</c>),
+/// by cosine or linear annealing; updated at every step. airbench's triangle is linear with 0.23, 5 and 2.857 (0.2η → η → 0.07η).
+/// </summary>
+public sealed class OneCycleLR : LrScheduler
+{
+    public OneCycleLR(Optimizer optimizer, int totalEpochs, double pctStart = 0.3, double divFactor = 25, double finalDivFactor = 1e4, bool linear = false) : base(optimizer)
+    {
+        if (totalEpochs <= 0) throw new ArgumentOutOfRangeException(nameof(totalEpochs), totalEpochs, "OneCycleLR: total epochs must be positive");
+        if (!(pctStart > 0 && pctStart < 1)) throw new ArgumentOutOfRangeException(nameof(pctStart), pctStart, "OneCycleLR: pct_start must be in (0, 1)");
+        if (!(divFactor > 0) || !(finalDivFactor > 0)) throw new ArgumentOutOfRangeException(nameof(divFactor), "OneCycleLR: div_factor and final_div_factor must be positive");
+        TotalEpochs = totalEpochs; PctStart = pctStart; DivFactor = divFactor; FinalDivFactor = finalDivFactor; Linear = linear;
+    }
+    public int TotalEpochs { get; }
+    public double PctStart { get; }
+    public double DivFactor { get; }
+    public double FinalDivFactor { get; }
+    public bool Linear { get; }
+    public override bool PerStep => true;
+    public override double RateAt(int epoch) => RateAt((double)epoch);
+    public override double RateAt(double epoch)
+    {
+        double max = Optimizer.InitialLearningRate, start = max / DivFactor, end = start / FinalDivFactor;
+        double t = Math.Clamp(epoch / TotalEpochs, 0, 1);
+        return t < PctStart ? Anneal(start, max, t / PctStart) : Anneal(max, end, (t - PctStart) / (1 - PctStart));
+    }
+
+    double Anneal(double from, double to, double f) => Linear ? from + (to - from) * f : to + (from - to) * (1 + Math.Cos(Math.PI * f)) / 2;
+}

@@ -12,7 +12,11 @@ public sealed class Sgd : Optimizer
     readonly Tensor?[] momentumBuffers;
 
     public Sgd(IEnumerable<Tensor> parameters, double learningRate, double momentum = 0, double dampening = 0,
-        double weightDecay = 0, bool nesterov = false) : base(parameters, learningRate)
+        double weightDecay = 0, bool nesterov = false) : this([new ParameterGroup(parameters)], learningRate, momentum, dampening, weightDecay, nesterov) { }
+
+    /// <summary>SGD over parameter groups, each at its multiple of <paramref name="learningRate"/> and <paramref name="weightDecay"/>.</summary>
+    public Sgd(IEnumerable<ParameterGroup> groups, double learningRate, double momentum = 0, double dampening = 0,
+        double weightDecay = 0, bool nesterov = false) : base(groups, learningRate)
     {
         if (momentum < 0) throw new ArgumentOutOfRangeException(nameof(momentum), momentum, "SGD: momentum must be ≥ 0");
         if (weightDecay < 0) throw new ArgumentOutOfRangeException(nameof(weightDecay), weightDecay, "SGD: weight decay must be ≥ 0");
@@ -28,8 +32,8 @@ public sealed class Sgd : Optimizer
 
     protected override void Update<T>(int index, Span<T> param, Span<T> grad)
     {
-        T lr = T.CreateChecked(LearningRate);
-        Span<T> d = GradWithDecay(index, param, grad, WeightDecay);
+        T lr = T.CreateChecked(LearningRateOf(index));
+        Span<T> d = GradWithDecay(index, param, grad, WeightDecayOf(index, WeightDecay));
         if (Momentum != 0)
         {
             T mu = T.CreateChecked(Momentum);

@@ -120,8 +120,9 @@ public class Trainer<TBatch>(Module model, Optimizer optimizer, Func<TBatch, Ste
         var clock = Stopwatch.StartNew();
         double lossSum = 0; long seen = 0; int steps = 0;
         var sums = new Dictionary<string, double>();
-        double lr = Optimizer.LearningRate;
         int expected = batches is IReadOnlyCollection<TBatch> rc ? rc.Count : batches.TryGetNonEnumeratedCount(out int n) ? n : 0;
+        if (Scheduler is { PerStep: true } atStart && expected > 0) Optimizer.LearningRate = atStart.RateAt((double)(epoch - 1));   // the epoch's first rate, reported below
+        double lr = Optimizer.LearningRate;
         bool completed = true;
         var dp = DataParallel;
         if (dp is not null && !broadcast) { dp.BroadcastState(); broadcast = true; }

@@ -39,6 +39,7 @@ internal static class TrainCommand
     static readonly Option<bool?> FlipAveragingOpt = new("--tta") { Description = "Also report the test accuracy with flip averaging (each image and its mirror, probabilities averaged) [default: off]" };
     static readonly Option<bool?> TtaTranslateOpt = new("--tta-translate") { Description = "With --tta, the mirrored pair weighs half and four views shifted one pixel up-left and down-right the other half [default: off]" };
     static readonly Option<double?> BiasLrScaleOpt = new("--bias-lr-scale") { Description = "sgd: batch-norm biases train at K× the learning rate with 1/K of the weight decay [default: 1]" };
+    static readonly Option<int?> WhitenBiasEpochsOpt = new("--whiten-bias-epochs") { Description = "cnn with --whiten: train the stem's bias for K epochs, then freeze it (its input gradient, a convolution's worth of work, is no longer needed; airbench: 3) [default: 0, always trains]" };
     static readonly Option<bool?> LookaheadOpt = new("--lookahead") { Description = "From 30% of training on, every 5 steps set the weights to their exponential average (decay ramping up to 0.77; airbench) [default: off]" };
     static readonly Option<double?> LabelSmoothing = new("--label-smoothing") { Description = "Cross-entropy label smoothing ε in [0, 1) [default: 0]" };
     static readonly Option<int?> LrStep = new("--lr-step") { Description = "Step schedule: multiply the rate by --lr-gamma every K epochs [default: 20]" };
@@ -60,7 +61,7 @@ internal static class TrainCommand
         var cmd = new Command("train", "Train a network and write metrics, curves, a confusion matrix and the model to a run folder")
         {
             Dataset, Data, Model, Hidden, Conv, Kernel, ConvsPerStage, PoolFirst, Whiten, StyleOpt, ActivationOpt, Dropout, InputDropout, BatchNorm, OptimizerOpt, Lr, Momentum, Nesterov, WeightDecay,
-            Schedule, Warmup, AugmentOpt, LabelSmoothing, FlipAveragingOpt, TtaTranslateOpt, BiasLrScaleOpt, LookaheadOpt, LrStep, LrGamma, Epochs, BatchSize, Seed, ValSize, TestSize, Normalize, DTypeOpt, Threads, Out, RunFolder.OverwriteOption, Checkpoint.EveryOption, Checkpoint.ResumeOption, Checkpoint.StopAfterOption, DetectAnomaly, Preset,
+            Schedule, Warmup, AugmentOpt, LabelSmoothing, FlipAveragingOpt, TtaTranslateOpt, BiasLrScaleOpt, LookaheadOpt, WhitenBiasEpochsOpt, LrStep, LrGamma, Epochs, BatchSize, Seed, ValSize, TestSize, Normalize, DTypeOpt, Threads, Out, RunFolder.OverwriteOption, Checkpoint.EveryOption, Checkpoint.ResumeOption, Checkpoint.StopAfterOption, DetectAnomaly, Preset,
             Distribution.Enabled, Distribution.Timeout, Distribution.CheckEveryStep,
         };
         cmd.SetAction(r =>
@@ -124,6 +125,7 @@ internal static class TrainCommand
             TtaTranslate = r.GetValue(TtaTranslateOpt) ?? s.TtaTranslate,
             BiasLrScale = Validate.Positive(r.GetValue(BiasLrScaleOpt) ?? s.BiasLrScale, "--bias-lr-scale"),
             Lookahead = r.GetValue(LookaheadOpt) ?? s.Lookahead,
+            WhitenBiasEpochs = (int)Validate.NonNegative(r.GetValue(WhitenBiasEpochsOpt) ?? s.WhitenBiasEpochs, "--whiten-bias-epochs"),
             LabelSmoothing = Validate.Probability(r.GetValue(LabelSmoothing) ?? s.LabelSmoothing, "--label-smoothing"),
             LrStep = (int)Validate.Positive(r.GetValue(LrStep) ?? s.LrStep, "--lr-step"),
             LrGamma = Validate.Positive(r.GetValue(LrGamma) ?? s.LrGamma, "--lr-gamma"),
@@ -257,6 +259,12 @@ internal static class TrainCommand
         else csv.WriteLine("epoch,train_loss,train_accuracy,val_accuracy,lr,seconds,samples_per_second");
         for (int epoch = done + 1; epoch <= s.Epochs; epoch++)
         {
+            // As torch's requires_grad_(False) with zero_grad(set_to_none): the optimizer skips it, momentum and decay included.
+            if (s.Whiten > 0 && s.WhitenBiasEpochs > 0 && epoch > s.WhitenBiasEpochs && Cnn.FirstConv(model)?.Bias is { RequiresGrad: true } stemBias)
+            {
+                stemBias.RequiresGrad = false;
+                stemBias.Grad = null;
+            }
             var m = ConsoleOutput.WithProgress($"epoch {epoch}/{s.Epochs}", report =>
             {
                 trainer.StepProgress = new SyncProgress<StepProgress>(p =>

@@ -35,6 +35,7 @@ internal sealed record TrainSettings
     public CnnStyle Style { get; init; }           // cnn: PyTorch defaults, or airbench's details
     public double BiasLrScale { get; init; } = 1;  // batch-norm biases train at this multiple of the rate (1/it of the decay)
     public bool Lookahead { get; init; }           // airbench's EMA lookahead
+    public int WhitenBiasEpochs { get; init; }     // the whitening stem's bias trains this many epochs, then freezes (0: always trains)
     public int LrStep { get; init; } = 20;
     public double LrGamma { get; init; } = 0.1;
     public int Epochs { get; init; } = 60;
@@ -121,6 +122,7 @@ internal sealed record TrainSettings
         if (TtaTranslate) w.WriteBoolean("tta_translate", true);
         if (BiasLrScale != 1) w.WriteNumber("bias_lr_scale", BiasLrScale);
         if (Lookahead) w.WriteBoolean("lookahead", true);
+        if (WhitenBiasEpochs > 0) w.WriteNumber("whiten_bias_epochs", WhitenBiasEpochs);
         w.WriteNumber("lr_step", LrStep);
         w.WriteNumber("lr_gamma", LrGamma);
         w.WriteNumber("epochs", Epochs);
@@ -191,6 +193,7 @@ internal sealed record TrainSettings
             Style = r.TryGetProperty("style", out var st) ? Enum.Parse<CnnStyle>(st.GetString() ?? "", ignoreCase: true) : CnnStyle.Standard,
             BiasLrScale = r.TryGetProperty("bias_lr_scale", out var bls) ? bls.GetDouble() : 1,
             Lookahead = r.TryGetProperty("lookahead", out var la) && la.GetBoolean(),
+            WhitenBiasEpochs = r.TryGetProperty("whiten_bias_epochs", out var wbe) ? wbe.GetInt32() : 0,
             Schedule = S("schedule"), LrStep = (int)D("lr_step"), LrGamma = D("lr_gamma"), Epochs = (int)D("epochs"),
             BatchSize = (int)D("batch_size"), Seed = r.GetProperty("seed").GetUInt64(), ValidationSize = (int)D("validation_size"),
             TestSize = r.TryGetProperty("test_size", out var ts) ? ts.GetInt32() : -1,   // absent in models saved before --test-size

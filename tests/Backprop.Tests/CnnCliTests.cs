@@ -100,6 +100,22 @@ public sealed class CnnCliTests : IDisposable
         Assert.Contains("--bias-lr-scale: only for sgd", badErr);
     }
 
+    [Fact]
+    public void The_whitening_bias_stops_training_after_its_epochs_while_the_rest_trains_on()
+    {
+        string[] Args(string run) => ["train", "--model", "cnn", "--conv", "8", "--hidden", "", "--whiten", "2", "--batchnorm", "--pool-first", "--whiten-bias-epochs", "1",
+            "--momentum", "0.9", "--weight-decay", "5e-4", "--lr", "0.05", "--batch-size", "256", "--epochs", "2", "--test-size", "500", "--out", run];
+        string first = Path.Combine(dir, "bias-epoch1"), both = Path.Combine(dir, "bias-epoch2");
+        var (code1, _, err1) = Helpers.RunCli([.. Args(first), "--stop-after", "1"]);
+        Assert.True(code1 == 0, err1);
+        var (code2, _, err2) = Helpers.RunCli(Args(both));
+        Assert.True(code2 == 0, err2);
+        var afterOne = Backprop.Serialization.SafeTensors.Load(Path.Combine(first, "checkpoint.safetensors")).Tensors;
+        var final = Backprop.Serialization.SafeTensors.Load(Path.Combine(both, "model.safetensors")).Tensors;
+        Assert.Equal(afterOne["model.1.bias"].ToFloatArray(), final["1.bias"].ToFloatArray());           // the stem's bias: frozen after epoch 1 (no decay, no momentum)
+        Assert.NotEqual(afterOne["model.3.weight"].ToFloatArray(), final["3.weight"].ToFloatArray());    // the convolution after it trained on
+    }
+
     static SKPaint Stroke(SKColor color) => new() { Color = color, StrokeWidth = 24, Style = SKPaintStyle.Stroke, IsAntialias = true, StrokeCap = SKStrokeCap.Round };
 
     string Draw(string name, bool white, Action<SKCanvas> draw)

@@ -40,8 +40,7 @@ public sealed class Lookahead : ITrainerCallback
         {
             if (average is null)
             {
-                average = targets.Select(x => Tensor.Zeros(x.Shape, x.DType)).ToArray();
-                for (int i = 0; i < targets.Length; i++) Copy(targets[i], average[i]);
+                using (Autograd.NoGrad()) average = targets.Select(x => x.Clone()).ToArray();
             }
             else
             {
@@ -55,17 +54,8 @@ public sealed class Lookahead : ITrainerCallback
 
     void CopyBack()
     {
-        for (int i = 0; i < targets.Length; i++)
-        {
-            Copy(average![i], targets[i]);
-            targets[i].BumpVersion();   // an in-place update, as the optimizer's
-        }
-    }
-
-    static void Copy(Tensor from, Tensor to)
-    {
-        if (from.DType == DType.Float32) from.Span<float>().CopyTo(to.Span<float>());
-        else from.Span<double>().CopyTo(to.Span<double>());
+        using (Autograd.NoGrad())
+            for (int i = 0; i < targets.Length; i++) targets[i].CopyFrom(average![i]);   // in place, its version bumped as the optimizer's steps
     }
 
     static void Mix(Tensor avg, Tensor x, double amount)

@@ -100,6 +100,7 @@ internal static class Experiment
         "crop-flip" => Augment.CropAndFlip(d.Channels, d.Height, d.Width),
         "translate" => Augment.RandomTranslate(d.Channels, d.Height, d.Width, 2, 2),
         "translate-flip" => Augment.TranslateAndFlip(d.Channels, d.Height, d.Width, 2),
+        "translate-altflip" => Augment.TranslateAndAlternatingFlip(d.Channels, d.Height, d.Width, 2),
         _ => null,
     };
 

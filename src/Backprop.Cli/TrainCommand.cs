@@ -35,7 +35,7 @@ internal static class TrainCommand
     static readonly Option<double?> WeightDecay = new("--weight-decay") { Description = "Weight decay λ [default: 0]" };
     static readonly Option<string?> Schedule = new("--schedule") { Description = "Learning-rate schedule: step | cosine | exp | warmup-cosine (per step) | one-cycle (per step: 0.2η up to η over 23% of training, then down to 0.07η, linear; airbench) | none [default: step]" };
     static readonly Option<double?> Warmup = new("--warmup") { Description = "warmup-cosine: epochs of linear warm-up (fractions allowed) [default: 1]" };
-    static readonly Option<string?> AugmentOpt = new("--augment") { Description = "Training-image augmentation: none | flip | crop (4-pixel padding) | crop-flip | translate (±2 pixels) | translate-flip (±2 pixels of the reflection-padded image, and a flip) [default: none]" };
+    static readonly Option<string?> AugmentOpt = new("--augment") { Description = "Training-image augmentation: none | flip | crop (4-pixel padding) | crop-flip | translate (±2 pixels) | translate-flip (±2 pixels of the reflection-padded image, and a flip) | translate-altflip (the same shifts, each image mirrored every other epoch) [default: none]" };
     static readonly Option<bool?> FlipAveragingOpt = new("--tta") { Description = "Also report the test accuracy with flip averaging (each image and its mirror, probabilities averaged) [default: off]" };
     static readonly Option<bool?> TtaTranslateOpt = new("--tta-translate") { Description = "With --tta, the mirrored pair weighs half and four views shifted one pixel up-left and down-right the other half [default: off]" };
     static readonly Option<double?> BiasLrScaleOpt = new("--bias-lr-scale") { Description = "sgd: batch-norm biases train at K× the learning rate with 1/K of the weight decay [default: 1]" };
@@ -120,7 +120,7 @@ internal static class TrainCommand
             WeightDecay = Validate.NonNegative(r.GetValue(WeightDecay) ?? s.WeightDecay, "--weight-decay"),
             Schedule = Validate.OneOf(r.GetValue(Schedule) ?? s.Schedule, "--schedule", "step", "cosine", "exp", "warmup-cosine", "one-cycle", "none"),
             Warmup = Validate.NonNegative(r.GetValue(Warmup) ?? s.Warmup, "--warmup"),
-            Augment = Validate.OneOf(r.GetValue(AugmentOpt) ?? s.Augment, "--augment", "none", "flip", "crop", "crop-flip", "translate", "translate-flip"),
+            Augment = Validate.OneOf(r.GetValue(AugmentOpt) ?? s.Augment, "--augment", "none", "flip", "crop", "crop-flip", "translate", "translate-flip", "translate-altflip"),
             FlipAveraging = r.GetValue(FlipAveragingOpt) ?? s.FlipAveraging,
             TtaTranslate = r.GetValue(TtaTranslateOpt) ?? s.TtaTranslate,
             BiasLrScale = Validate.Positive(r.GetValue(BiasLrScaleOpt) ?? s.BiasLrScale, "--bias-lr-scale"),
@@ -253,6 +253,7 @@ internal static class TrainCommand
         if (resume)
         {
             (done, string metrics) = session.Resume(schedule);
+            loader.Epoch = done;   // alternating flips continue on the right side
             csv.Write(metrics);
             history.AddRange(Checkpoint.ParseHistory(metrics));
         }

@@ -40,6 +40,9 @@ public class ConvolutionTests
         new("same, 3x3 on 2×3 planes (shorter than a 128-bit vector of floats)", [2, 8, 2, 3], [3, 8, 3, 3], 1, Padding2d.Same, 1, 1, false),
         new("same, dilation 2 on 2-wide rows (every shifted column wraps)", [2, 8, 5, 2], [3, 8, 3, 3], 1, Padding2d.Same, 2, 1, false),
         new("same, 5x5 on 17-wide rows", [3, 8, 4, 17], [5, 8, 5, 5], 1, Padding2d.Same, 1, 1, true),
+        // unrolled rows a multiple of 256 bytes long are stored a cache line apart (32×32 floats: 4 KiB; 16×16: 1 KiB)
+        new("32x32 planes, padded unrolled rows, flipped input gradient", [2, 16, 32, 32], [8, 16, 3, 3], 1, Padding2d.Same, 1, 1, true),
+        new("16x16 planes, padded unrolled rows, input gradient by col2im", [3, 8, 16, 16], [5, 8, 3, 3], 1, 1, 1, 1, false),
         // planes under 64 pixels: every pass unrolls samples side by side (the weight gradient 3 at a time in chunks of 3,
         // the last chunk a lone sample), even with over 800 unrolled rows
         new("4x4 planes, 96 channels, batch 40", [40, 96, 4, 4], [8, 96, 3, 3], 1, 1, 1, 1, true),

@@ -50,6 +50,45 @@ public class ImagePipelineTests
     }
 
     [Fact]
+    public void Alternating_flip_mirrors_each_image_in_exactly_one_of_two_consecutive_epochs_and_resumes_by_epoch()
+    {
+        // 64 images of 1×1×4: [4i, 4i+1, 4i+2, 4i+3]; no shift, so each row comes back as itself or mirrored.
+        const int n = 64;
+        var x = Tensor.From(Enumerable.Range(0, 4 * n).Select(v => (float)v).ToArray(), [n, 4]);
+        var before = x.ToFloatArray();
+        bool[] MirroredIn(DataLoader loader)
+        {
+            var mirrored = new bool[n];
+            foreach (var (batch, y) in loader)
+            {
+                var v = batch.ToFloatArray();
+                for (int k = 0; k < y.Length; k++)
+                {
+                    int i = (int)(v[4 * k] + v[4 * k + 3]) / 8;   // the first and last values sum to 8i + 3 either way
+                    Assert.Equal(i, y[k]);
+                    mirrored[i] = v[4 * k] > v[4 * k + 3];
+                }
+            }
+            return mirrored;
+        }
+        var labels = Enumerable.Range(0, n).ToArray();
+        DataLoader Loader() => new(x, labels, 16, shuffle: true, generator: new Generator(3), transform: Augment.TranslateAndAlternatingFlip(1, 1, 4, max: 0));
+        var loader = Loader();
+        var e0 = MirroredIn(loader);
+        var e1 = MirroredIn(loader);
+        var e2 = MirroredIn(loader);
+        Assert.All(Enumerable.Range(0, n), i => Assert.NotEqual(e0[i], e1[i]));   // both sides of every image in two epochs
+        Assert.Equal(e0, e2);
+        Assert.InRange(e0.Count(m => m), 16, 48);                                // about half start mirrored
+        Assert.Equal(3, loader.Epoch);
+        var resumed = Loader();
+        resumed.Epoch = 1;
+        Assert.Equal(e1, MirroredIn(resumed));
+        Assert.Equal(before, x.ToFloatArray());
+        Assert.Throws<ArgumentOutOfRangeException>(() => resumed.Epoch = -1);
+    }
+
+    [Fact]
     public void Flip_mirrors_rows_and_leaves_the_input_unchanged()
     {
         var x = Batch();

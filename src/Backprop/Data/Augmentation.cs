@@ -13,6 +13,15 @@ public interface IImageTransform
 }
 
 /// <summary>
+/// A transform that also depends on which images the batch holds and on the epoch (airbench's alternating flip). The
+/// <see cref="DataLoader"/> passes both; <see cref="IImageTransform.Apply"/> alone treats the batch as images 0…N−1 of epoch 0.
+/// </summary>
+public interface IEpochImageTransform : IImageTransform
+{
+    Tensor Apply(Tensor batch, ReadOnlySpan<int> samples, int epoch, Generator generator);
+}
+
+/// <summary>
 /// Composable image augmentations for training, as torchvision.transforms: random crops of a zero-padded image,
 /// horizontal flips, random translations. Applied to whole batches on the CPU (a per-row copy each), after the
 /// per-channel normalisation, so the zero padding is the mean image's value.
@@ -31,6 +40,15 @@ public static class Augment
     /// </summary>
     public static IImageTransform TranslateAndFlip(int channels, int height, int width, int max = 2) =>
         new Shift(channels, height, width, max, max, true, reflect: true);
+
+    /// <summary>
+    /// airbench's augmentation with its alternating flip: the random ±<paramref name="max"/>-pixel reflection-padded shift of
+    /// <see cref="TranslateAndFlip"/>, but each image is mirrored in every other epoch instead of by a coin each time
+    /// (image i starts mirrored when a hash of i is odd and flips side each epoch), so two consecutive epochs show both
+    /// sides of every image. Keller Jordan measured this worth about a tenth more epochs in short runs.
+    /// </summary>
+    public static IEpochImageTransform TranslateAndAlternatingFlip(int channels, int height, int width, int max = 2) =>
+        new Shift(channels, height, width, max, max, true, reflect: true, alternating: true);
 
     /// <summary>Every image shifted by <paramref name="dy"/> rows and <paramref name="dx"/> columns of its reflection-padded self (no randomness): for test-time translation averaging.</summary>
     public static Tensor Translate(Tensor batch, int channels, int height, int width, int dy, int dx) =>
@@ -63,9 +81,11 @@ public static class Augment
     // with j' = W − 1 − j when flipped, 0 outside (or, with reflect, the pixel mirrored back in: −1 → 1, H → H − 2, as
     // torch's 'reflect' padding). Per image the draws are dy, dx (when shifting) then the flip coin.
     sealed class Shift(int channels, int height, int width, int maxRows, int maxCols, bool flip, bool always = false, bool reflect = false,
-        (int Dy, int Dx)? fixedShift = null) : IImageTransform
+        (int Dy, int Dx)? fixedShift = null, bool alternating = false) : IEpochImageTransform
     {
-        public Tensor Apply(Tensor batch, Generator generator)
+        public Tensor Apply(Tensor batch, Generator generator) => Apply(batch, [], 0, generator);
+
+        public Tensor Apply(Tensor batch, ReadOnlySpan<int> samples, int epoch, Generator generator)
         {
             int n = batch.Size(0), size = channels * height * width;
             if (batch.Length != (long)n * size)
@@ -74,11 +94,22 @@ public static class Augment
                 throw new ArgumentException($"augmentation: shift ±{maxRows}×±{maxCols} must be below the image size {height}×{width}");
             var src = batch.Dense();
             var dst = Tensor.Zeros(batch.Shape, batch.DType);
-            if (batch.DType == DType.Float32) Run<float>(src, dst, n, generator); else Run<double>(src, dst, n, generator);
+            if (!samples.IsEmpty && samples.Length != n)
+                throw new ArgumentException($"augmentation: {samples.Length} sample indices for a batch of {n} images");
+            if (batch.DType == DType.Float32) Run<float>(src, dst, n, samples, epoch, generator); else Run<double>(src, dst, n, samples, epoch, generator);
             return dst;
         }
 
-        void Run<T>(Tensor src, Tensor dst, int n, Generator g) where T : unmanaged, INumberBase<T>
+        // Alternating flips: image i is mirrored in epoch e when parity(hash(i)) ≠ parity(e).
+        bool Mirrored(int sample, int epoch)
+        {
+            ulong z = (ulong)sample * 0x9E3779B97F4A7C15UL;   // splitmix64's finaliser: neighbouring indices get unrelated bits
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            return (((z ^ (z >> 31)) & 1) == 1) != ((epoch & 1) == 1);
+        }
+
+        void Run<T>(Tensor src, Tensor dst, int n, ReadOnlySpan<int> samples, int epoch, Generator g) where T : unmanaged, INumberBase<T>
         {
             int plane = height * width, size = channels * plane;
             var s = src.Span<T>();
@@ -87,7 +118,7 @@ public static class Augment
             {
                 int dy = fixedShift?.Dy ?? (maxRows > 0 ? g.NextInt(2 * maxRows + 1) - maxRows : 0);
                 int dx = fixedShift?.Dx ?? (maxCols > 0 ? g.NextInt(2 * maxCols + 1) - maxCols : 0);
-                bool mirror = flip && (always || g.NextDouble() < 0.5);
+                bool mirror = flip && (always || (alternating ? Mirrored(samples.IsEmpty ? k : samples[k], epoch) : g.NextDouble() < 0.5));
                 if (reflect)
                 {
                     for (int c = 0; c < channels; c++)

@@ -44,6 +44,17 @@ public sealed class DataLoader : IReadOnlyCollection<(Tensor X, int[] Y)>
 
     public int BatchSize { get; }
     public bool DropLast { get; }
+
+    /// <summary>
+    /// The epoch (from 0) the next enumeration is, as an <see cref="IEpochImageTransform"/> sees it: each enumeration
+    /// takes it and adds one. Set it when resuming a run, so epoch-dependent augmentation continues where it stopped.
+    /// </summary>
+    public int Epoch
+    {
+        get => epoch;
+        set => epoch = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(Epoch), value, "DataLoader: the epoch must not be negative");
+    }
+    int epoch;
     public int Samples => labels.Length;
 
     /// <summary>Batches per epoch.</summary>
@@ -55,7 +66,7 @@ public sealed class DataLoader : IReadOnlyCollection<(Tensor X, int[] Y)>
         var order = new int[Samples];
         for (int i = 0; i < order.Length; i++) order[i] = i;
         if (shuffle) generator!.Shuffle(order.AsSpan());
-        int batches = Count;
+        int batches = Count, thisEpoch = epoch++;
         for (int b = 0; b < batches; b++)
         {
             int start = b * BatchSize, n = Math.Min(BatchSize, Samples - start);
@@ -72,7 +83,9 @@ public sealed class DataLoader : IReadOnlyCollection<(Tensor X, int[] Y)>
             using (Autograd.NoGrad())
             {
                 x = inputs.IndexSelect(idx);
-                if (transform is not null) x = transform.Apply(x, generator!);   // after the order's draw, batch by batch: same seed, same batches
+                // after the order's draw, batch by batch: same seed, same batches
+                if (transform is IEpochImageTransform et) x = et.Apply(x, idx, thisEpoch, generator!);
+                else if (transform is not null) x = transform.Apply(x, generator!);
             }
             if (shard is { } s && transform is not null)
             {

@@ -50,10 +50,14 @@ internal static unsafe partial class Gemm
         return GemmPath.Scalar;
     }
 
+    /// <param name="ldb">B's row stride when it is not its row length (0: dense): an unrolled convolution input pads its
+    /// rows off multiples of 4 KiB.</param>
     public static void Multiply<T>(ReadOnlySpan<T> a, bool transA, ReadOnlySpan<T> b, bool transB, Span<T> c,
-        int m, int n, int k, bool accumulate, bool singleThreaded = false) where T : unmanaged, IFloatingPointIeee754<T>
+        int m, int n, int k, bool accumulate, bool singleThreaded = false, int ldb = 0) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if ((long)m * k > a.Length || (long)k * n > b.Length || (long)m * n > c.Length)
+        int bRow = transB ? k : n;
+        if (ldb == 0) ldb = bRow;
+        if ((long)m * k > a.Length || (n > 0 && k > 0 && (long)((transB ? n : k) - 1) * ldb + bRow > b.Length) || (long)m * n > c.Length || ldb < bRow)
             throw new ArgumentException($"gemm: spans too short for {m}x{k} @ {k}x{n}");
         if (m == 0 || n == 0) return;
         if (k == 0)
@@ -64,7 +68,7 @@ internal static unsafe partial class Gemm
         var path = PathFor<T>();
         fixed (T* pa = a) fixed (T* pb = b) fixed (T* pc = c)
         {
-            var p = new Problem<T>(pa, transA, transA ? m : k, pb, transB, transB ? k : n, pc, n, m, n, k, accumulate);
+            var p = new Problem<T>(pa, transA, transA ? m : k, pb, transB, ldb, pc, n, m, n, k, accumulate);
             int threads = singleThreaded ? 1 : IsRowTimesRows(path, p)
                 ? Workers.ThreadsFor((long)m * n * k / GemvMinPerThread)
                 : ThreadsFor(m, n, k);

@@ -101,7 +101,7 @@ public static class Augment
         }
 
         // Alternating flips: image i is mirrored in epoch e when parity(hash(i)) ≠ parity(e).
-        bool Mirrored(int sample, int epoch)
+        static bool Mirrored(int sample, int epoch)
         {
             ulong z = (ulong)sample * 0x9E3779B97F4A7C15UL;   // splitmix64's finaliser: neighbouring indices get unrelated bits
             z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;

@@ -17,6 +17,7 @@ public sealed class DataLoader : IReadOnlyCollection<(Tensor X, int[] Y)>
     readonly bool shuffle;
     readonly IImageTransform? transform;
     readonly (int Rank, int Size)? shard;
+    int epoch;
 
     /// <param name="shard">
     /// For data-parallel training: this rank's share of every batch. <paramref name="batchSize"/> is then the global batch,
@@ -54,7 +55,7 @@ public sealed class DataLoader : IReadOnlyCollection<(Tensor X, int[] Y)>
         get => epoch;
         set => epoch = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(Epoch), value, "DataLoader: the epoch must not be negative");
     }
-    int epoch;
+
     public int Samples => labels.Length;
 
     /// <summary>Batches per epoch.</summary>

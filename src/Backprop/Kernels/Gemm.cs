@@ -50,8 +50,8 @@ internal static unsafe partial class Gemm
         return GemmPath.Scalar;
     }
 
-    /// <param name="ldb">B's row stride when it is not its row length (0: dense): an unrolled convolution input pads its
-    /// rows off multiples of 4 KiB.</param>
+    /// <param name="ldb">B's row stride when it is not its row length (0: dense): an unrolled convolution input pads rows
+    /// whose length is a multiple of 256 bytes by a cache line.</param>
     public static void Multiply<T>(ReadOnlySpan<T> a, bool transA, ReadOnlySpan<T> b, bool transB, Span<T> c,
         int m, int n, int k, bool accumulate, bool singleThreaded = false, int ldb = 0) where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -230,7 +230,8 @@ internal static class TrainCommand
             trainer.DataParallel = new DataParallel(job.Group, model);
             trainer.CheckReplicasEveryStep = checkReplicasEveryStep;
         }
-        if (s.Lookahead) trainer.Callbacks.Add(new Lookahead(model, loader.Count, s.Epochs));
+        var lookahead = s.Lookahead ? new Lookahead(model, loader.Count, s.Epochs) : null;
+        if (lookahead is not null) trainer.Callbacks.Add(lookahead);
         IEnumerable<(Tensor X, int[] Y)> batches = new Prefetch<(Tensor X, int[] Y)>(loader);   // the next batches are gathered (and augmented) while this one trains
         // Ctrl-C or SIGTERM end the current step, then what there is gets written (exit 130); what must match to resume
         // leaves out the thread count, which does not change results.
@@ -254,6 +255,7 @@ internal static class TrainCommand
         {
             (done, string metrics) = session.Resume(schedule);
             loader.Epoch = done;   // alternating flips continue on the right side
+            lookahead?.Resume(done);
             csv.Write(metrics);
             history.AddRange(Checkpoint.ParseHistory(metrics));
         }
@@ -270,7 +272,8 @@ internal static class TrainCommand
             {
                 trainer.StepProgress = new SyncProgress<StepProgress>(p =>
                     report(p.Step, p.Steps, $"loss {ConsoleOutput.F(p.RunningLoss)}  {p.SamplesPerSecond:N0} samples/s"));
-                return trainer.RunEpoch(epoch, batches, () => Trainer.Evaluate(model, Experiment.Batches(data.ValX, data.ValY), data.Classes).Accuracy, session.Interrupted);
+                Func<double>? validate = data.ValY.Length == 0 ? null : () => Trainer.Evaluate(model, Experiment.Batches(data.ValX, data.ValY), data.Classes).Accuracy;
+                return trainer.RunEpoch(epoch, batches, validate, session.Interrupted);   // no validation set: "-", not 0%
             });
             if (!m.Completed && !leader) return 130;
             if (!m.Completed)

@@ -39,6 +39,23 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void Without_a_validation_split_the_epochs_report_no_validation_accuracy_rather_than_zero()
+    {
+        string run = Path.Combine(dir, "noval");
+        var (code, output, err) = Run([.. Quick(run), "--val-size", "0"]);
+        Assert.True(code == 0, err);
+        Assert.Contains("60000 train / 0 validation", output);
+        var epochLines = output.Split('\n').Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).Where(c => c.Length == 7 && c[0] is "1" or "2").ToArray();
+        Assert.Equal(2, epochLines.Length);
+        Assert.All(epochLines, c => Assert.Equal("-", c[3]));   // epoch, train loss, train acc, val acc, lr, seconds, samples/s
+        var rows = File.ReadAllLines(Path.Combine(run, "metrics.csv"))[1..];
+        Assert.Equal(2, rows.Length);
+        Assert.All(rows, row => Assert.Equal("", row.Split(',')[3]));   // val_accuracy left empty
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "summary.json")));
+        Assert.InRange(summary.RootElement.GetProperty("test_accuracy").GetDouble(), 0.9, 1.0);
+    }
+
+    [Fact]
     public void The_same_seed_gives_an_identical_metrics_file_apart_from_timing()
     {
         string[] Metrics(string run)

@@ -263,4 +263,38 @@ public class LookaheadTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new Lookahead(model, 0, 2));
         Assert.Throws<ArgumentOutOfRangeException>(() => new Lookahead(model, 4, 2, start: 1));
     }
+
+    [Theory]
+    [InlineData(1)]   // before the average exists
+    [InlineData(2)]   // just before the epoch that creates it (step 8 of 15)
+    [InlineData(3)]   // after it: the average must come back
+    public void A_run_resumed_at_an_epoch_boundary_averages_as_one_not_interrupted(int resumeAfter)
+    {
+        // Weights set by a fixed "optimizer" each step; at the restart a new Lookahead is built, as a process resumed from a
+        // checkpoint builds it. Averaging starts after 30% of 5 epochs of 3 steps (rounded up to epoch 2), every 2 steps.
+        float[] Run(int? restartAfter, bool average = true)
+        {
+            var model = new Nn.Linear(2, 1, new Generator(1), bias: false);
+            var w = model.Parameters().First();
+            Lookahead Create() => new(model, stepsPerEpoch: 3, epochs: 5, start: 0.3, every: 2);
+            var la = average ? Create() : null;
+            for (int epoch = 1; epoch <= 5; epoch++)
+            {
+                if (epoch - 1 == restartAfter)
+                {
+                    la = Create();
+                    la.Resume(epoch - 1);
+                }
+                for (int step = 1; step <= 3; step++)
+                {
+                    using (Autograd.NoGrad()) w.CopyFrom(w + Tensor.From(new[] { (float)Math.Sin(epoch * 3 + step), (float)Math.Cos(step) }, [1, 2]));
+                    la?.OnStep(epoch, step, 0);
+                }
+            }
+            return w.ToFloatArray();
+        }
+        var straight = Run(null);
+        Assert.Equal(straight, Run(resumeAfter));
+        Assert.NotEqual(straight, Run(null, average: false));   // the averaging matters to the result
+    }
 }

@@ -8,7 +8,8 @@ namespace Backprop.Training;
 /// done, every <c>every</c> steps the average moves toward the weights (and the floating-point buffers: batch-norm
 /// statistics) with decay ρ = base^every · (t/T)^power — a little at first, strongly near the end — and the weights are
 /// set to it; after an epoch's last step the weights are set to the average once more, so every validation and the
-/// final model see the average. The average lives in memory only: a resumed run restarts it from the weights.
+/// final model see the average. The average lives in memory only: as every epoch ends with the weights set to it, a run
+/// resumed from an epoch boundary restores it from the weights (<see cref="Resume"/>) and continues as one not interrupted.
 /// </summary>
 public sealed class Lookahead : ITrainerCallback
 {
@@ -31,6 +32,19 @@ public sealed class Lookahead : ITrainerCallback
         totalSteps = (long)stepsPerEpoch * epochs;
         // airbench starts at epoch 3 of 10: the first epoch boundary at or after the fraction asked.
         startStep = (long)Math.Ceiling(start * epochs) * stepsPerEpoch;
+    }
+
+    /// <summary>
+    /// For a run resumed after <paramref name="epochsDone"/> epochs: if the average existed by then, it equals the weights
+    /// (each epoch ends by setting them to it), so it restarts from them — not, as an empty average would, at the next
+    /// update, which would skip one step of mixing.
+    /// </summary>
+    public void Resume(int epochsDone)
+    {
+        long done = (long)epochsDone * stepsPerEpoch;
+        long first = (startStep / every + 1) * every;   // the step that creates the average
+        if (first <= done)
+            using (Autograd.NoGrad()) average = targets.Select(x => x.Clone()).ToArray();
     }
 
     public void OnStep(int epoch, int step, double loss)

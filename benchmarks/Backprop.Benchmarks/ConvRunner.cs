@@ -4,7 +4,7 @@ using Backprop.Backends;
 namespace Backprop.Benchmarks;
 
 /// <summary>
-/// `quick-conv [--runs N] [--threads N]`: median milliseconds and GFLOP/s of a convolution's forward pass, input gradient
+/// `quick-conv [--runs N] [--threads N] [--only NAME-PREFIX]`: median milliseconds and GFLOP/s of a convolution's forward pass, input gradient
 /// and weight gradient (each 2·N·K·C/G·KH·KW·OH·OW flops) at the benchmark shapes (W9) and the mnist-cnn / cifar10-cnn
 /// layers, for tuning the kernels.
 /// </summary>
@@ -27,18 +27,20 @@ public static class ConvRunner
     public static void Run(string[] args)
     {
         int runs = 7;
+        string? only = null;
         for (int i = 0; i < args.Length; i++)
             switch (args[i])
             {
                 case "--runs": runs = int.Parse(args[++i]); break;
                 case "--threads": Parallelism.MaxThreads = int.Parse(args[++i]); break;
+                case "--only": only = args[++i]; break;
                 case "--layers": Layers(runs); return;
                 case "--step": Step(runs, i + 1 < args.Length && args[i + 1] == "cifar-quick"); return;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         var b = Backend.Cpu;
         var rng = new Generator(1);
-        foreach (var s in Shapes)
+        foreach (var s in Shapes.Where(s => only is null || s.Name.StartsWith(only, StringComparison.OrdinalIgnoreCase)))
         {
             var g = new Conv2dGeometry(s.N, s.C, s.H, s.H, s.K, s.Kernel, s.Kernel, 1, 1, s.Pad, s.Pad, s.Pad, s.Pad);
             var x = Tensor.Normal([s.N, s.C, s.H, s.H], 0, 1, rng);
@@ -48,7 +50,11 @@ public static class ConvRunner
             var gw = Tensor.Zeros(w.Shape);
             double flops = 2.0 * s.N * s.K * s.C * s.Kernel * s.Kernel * g.OutHeight * g.OutWidth;
             double f = Time(() => b.Conv2d(x, w, null, y, g), runs), i = Time(() => b.Conv2dInputGrad(y, w, gx, g), runs), wg = Time(() => b.Conv2dWeightGrad(x, y, gw, g), runs);
-            Console.WriteLine($"{s.Name,-38} fwd {f * 1e3,7:F2} ms {flops / f / 1e9,6:F1} GF/s | dx {i * 1e3,7:F2} ms {flops / i / 1e9,6:F1} | dW {wg * 1e3,7:F2} ms {flops / wg / 1e9,6:F1} | total {3 * flops / (f + i + wg) / 1e9,6:F1} GF/s");
+            // The same three passes through autograd, as `bench`'s W9 times them: what the kernels' sum leaves out.
+            var xg = x.Detach(); xg.RequiresGrad = true;
+            var wg2 = w.Detach(); wg2.RequiresGrad = true;
+            double a = Time(() => { xg.Grad = null; wg2.Grad = null; xg.Conv2d(wg2, padding: s.Pad).Backward(y); }, runs);
+            Console.WriteLine($"{s.Name,-38} fwd {f * 1e3,7:F2} ms {flops / f / 1e9,6:F1} GF/s | dx {i * 1e3,7:F2} ms {flops / i / 1e9,6:F1} | dW {wg * 1e3,7:F2} ms {flops / wg / 1e9,6:F1} | total {3 * flops / (f + i + wg) / 1e9,6:F1} GF/s | autograd {a * 1e3,7:F2} ms {3 * flops / a / 1e9,6:F1}");
         }
     }
 

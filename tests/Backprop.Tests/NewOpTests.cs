@@ -73,6 +73,28 @@ public class NewOpTests
         }
     }
 
+    [Fact]
+    public void Gelu_in_float32_gives_the_same_bits_on_any_thread_count_and_in_a_ragged_last_piece()
+    {
+        // 300,007 values: split into pieces across threads, with a ragged end; every value takes the same vector formula.
+        var g = new Generator(5);
+        var x = Tensor.Normal([300_007], 0, 3, g);
+        var up = Tensor.Normal([300_007], 0, 1, g);
+        float[]? y1 = null, d1 = null;
+        foreach (int threads in new[] { 1, 2 })
+        {
+            using var _ = Parallelism.Use(threads);
+            var (y, d) = GeluAndGradient(x.Clone(), up);   // a fresh leaf: gradients would accumulate
+            if (y1 is null) { y1 = y.ToFloatArray(); d1 = d.ToFloatArray(); continue; }
+            Assert.Equal(y1, y.ToFloatArray());
+            Assert.Equal(d1, d.ToFloatArray());
+        }
+        // The last values, from the zero-padded vector, as the same values placed inside a whole vector.
+        var tail = x.Narrow(0, 300_000, 7).Contiguous();
+        var inside = Ops.Cat([tail, Tensor.Zeros([9])], 0).Gelu().Narrow(0, 0, 7).ToFloatArray();
+        Assert.Equal(inside, y1![300_000..]);
+    }
+
     static (Tensor Y, Tensor Grad) GeluAndGradient(Tensor x, Tensor upstream)
     {
         var leaf = Helpers.Leaf(x);

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.Intrinsics;
 
 namespace Backprop.Kernels;
 
@@ -36,33 +37,113 @@ internal static class Gelu
     /// <summary>Φ(x) to double precision.</summary>
     public static double Cdf(double x) => 0.5 * (1 + ScalarMath.Erf(x * InvSqrt2));
 
-    static void Forward(ReadOnlySpan<float> x, Span<float> y)
+    // The activations of a conv net are large (cifar10-cnn's stem: 5.9 M values a batch) and each value costs an
+    // exponential and a division: one 256-bit core took 16 of a 205 ms step (Zen 5). So the float32 passes run in
+    // 512-bit vectors where the CPU has them, in pieces on the kernels' helpers. Every value — the ragged end included,
+    // through a zero-padded vector — takes the same vector formula, so neither the split nor the vector width changes a bit.
+    const int MinPerThread = 32 * 1024, Pieces = 16;
+
+    static unsafe void Forward(ReadOnlySpan<float> x, Span<float> y)
     {
-        int i = 0;
-        if (Vector.IsHardwareAccelerated)
-            for (; i <= x.Length - Vector<float>.Count; i += Vector<float>.Count)
-            {
-                var v = new Vector<float>(x[i..]);
-                (v * Cdf(v, out _)).CopyTo(y[i..]);
-            }
-        for (; i < x.Length; i++) y[i] = x[i] * Cdf(x[i], out _);
+        int n = x.Length, threads = Workers.ThreadsFor(n / MinPerThread);
+        if (threads <= 1) { ForwardRange(x, y); return; }
+        fixed (float* px = x, py = y)
+        {
+            nint x0 = (nint)px, y0 = (nint)py;
+            ForPieces(n, threads, (s, len) => ForwardRange(new ReadOnlySpan<float>((float*)x0 + s, len), new Span<float>((float*)y0 + s, len)));
+        }
     }
 
-    static void Backward(ReadOnlySpan<float> g, ReadOnlySpan<float> x, Span<float> d)
+    static unsafe void Backward(ReadOnlySpan<float> g, ReadOnlySpan<float> x, Span<float> d)
     {
-        int i = 0;
-        if (Vector.IsHardwareAccelerated)
-            for (; i <= x.Length - Vector<float>.Count; i += Vector<float>.Count)
+        int n = x.Length, threads = Workers.ThreadsFor(n / MinPerThread);
+        if (threads <= 1) { BackwardRange(g, x, d); return; }
+        fixed (float* pg = g, px = x, pd = d)
+        {
+            nint g0 = (nint)pg, x0 = (nint)px, d0 = (nint)pd;
+            ForPieces(n, threads, (s, len) => BackwardRange(new ReadOnlySpan<float>((float*)g0 + s, len), new ReadOnlySpan<float>((float*)x0 + s, len), new Span<float>((float*)d0 + s, len)));
+        }
+    }
+
+    // Pieces of whole cache lines (a multiple of any vector's length).
+    static void ForPieces(int n, int threads, Action<int, int> body)
+    {
+        int piece = (n + Pieces - 1) / Pieces;
+        piece = (piece + 15) / 16 * 16;
+        Workers.For((n + piece - 1) / piece, threads, i => body(i * piece, Math.Min(piece, n - i * piece)));
+    }
+
+    static void ForwardRange(ReadOnlySpan<float> x, Span<float> y)
+    {
+        int i = 0, n = x.Length;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; i <= n - 16; i += 16)
             {
-                var v = new Vector<float>(x[i..]);
-                var cdf = Cdf(v, out var e);
-                (new Vector<float>(g[i..]) * (cdf + v * e * (float)InvSqrt2Pi)).CopyTo(d[i..]);
+                var v = Vector512.Create(x[i..]);
+                (v * Cdf(v, out _)).CopyTo(y[i..]);
             }
-        for (; i < x.Length; i++)
+            if (i < n)
+            {
+                Span<float> buf = stackalloc float[16];
+                buf.Clear();
+                x[i..].CopyTo(buf);
+                var v = Vector512.Create<float>(buf);
+                (v * Cdf(v, out _)).CopyTo(buf);
+                buf[..(n - i)].CopyTo(y[i..]);
+            }
+            return;
+        }
+        for (; i <= n - Vector<float>.Count; i += Vector<float>.Count)
+        {
+            var v = new Vector<float>(x[i..]);
+            (v * Cdf(v, out _)).CopyTo(y[i..]);
+        }
+        for (; i < n; i++) y[i] = x[i] * Cdf(x[i], out _);
+    }
+
+    static void BackwardRange(ReadOnlySpan<float> g, ReadOnlySpan<float> x, Span<float> d)
+    {
+        int i = 0, n = x.Length;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; i <= n - 16; i += 16)
+            {
+                var v = Vector512.Create(x[i..]);
+                var cdf = Cdf(v, out var e);
+                (Vector512.Create(g[i..]) * (cdf + v * e * (float)InvSqrt2Pi)).CopyTo(d[i..]);
+            }
+            if (i < n)
+            {
+                Span<float> bx = stackalloc float[16], bg = stackalloc float[16];
+                bx.Clear(); bg.Clear();
+                x[i..].CopyTo(bx); g[i..].CopyTo(bg);
+                var v = Vector512.Create<float>(bx);
+                var cdf = Cdf(v, out var e);
+                (Vector512.Create<float>(bg) * (cdf + v * e * (float)InvSqrt2Pi)).CopyTo(bx);
+                bx[..(n - i)].CopyTo(d[i..]);
+            }
+            return;
+        }
+        for (; i <= n - Vector<float>.Count; i += Vector<float>.Count)
+        {
+            var v = new Vector<float>(x[i..]);
+            var cdf = Cdf(v, out var e);
+            (new Vector<float>(g[i..]) * (cdf + v * e * (float)InvSqrt2Pi)).CopyTo(d[i..]);
+        }
+        for (; i < n; i++)
         {
             float cdf = Cdf(x[i], out float e);
             d[i] = g[i] * (cdf + x[i] * e * (float)InvSqrt2Pi);
         }
+    }
+
+    static Vector512<float> Cdf(Vector512<float> x, out Vector512<float> e)
+    {
+        var t = Vector512<float>.One / (Vector512<float>.One + Vector512.Abs(x) * (P * (float)InvSqrt2));
+        e = Vector512.Exp(x * x * -0.5f);
+        var tail = ((((t * A5 + Vector512.Create(A4)) * t + Vector512.Create(A3)) * t + Vector512.Create(A2)) * t + Vector512.Create(A1)) * t * e * 0.5f;
+        return Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512<float>.Zero), tail, Vector512<float>.One - tail);
     }
 
     // Φ(x), and e^{−x²/2} for φ.

@@ -22,6 +22,12 @@ public static class ConvRunner
         ("cifar 256x64x8x8 k64 3x3", 256, 64, 8, 64, 3, 1),
         ("cifar 256x128x4x4 k128 3x3", 256, 128, 4, 128, 3, 1),
         ("cifar 256x256x4x4 k256 3x3", 256, 256, 4, 256, 3, 1),
+        // cifar10-cnn's convolutions after its 2×2 stem (32-128-128: the first of each stage pools after it)
+        ("airbench 256x24x31x31 k32 3x3", 256, 24, 31, 32, 3, 1),
+        ("airbench 256x32x15x15 k32 3x3", 256, 32, 15, 32, 3, 1),
+        ("airbench 256x32x15x15 k128 3x3", 256, 32, 15, 128, 3, 1),
+        ("airbench 256x128x7x7 k128 3x3", 256, 128, 7, 128, 3, 1),
+        ("airbench 256x128x3x3 k128 3x3", 256, 128, 3, 128, 3, 1),
     ];
 
     public static void Run(string[] args)
@@ -90,13 +96,14 @@ public static class ConvRunner
 
     /// <summary>
     /// Where a training step spends its time: each layer's forward, the backward, the optimizer — mnist-cnn at batch 64,
-    /// or (`--step cifar-quick`) cifar10-cnn-quick's network at batch 256.
+    /// or (`--step cifar-quick`) the cifar10-cnn presets' network at batch 256.
     /// </summary>
     public static void Step(int runs, bool cifarQuick)
     {
         var g = new Generator(3);
         var model = cifarQuick
-            ? Models.Cnn.Create(3, 32, 32, [32, 64, 128], 10, g, kernel: 3, batchNorm: true, poolFirst: true)
+            ? Models.Cnn.Create(3, 32, 32, [32, 128, 128], 10, g, kernel: 3, convsPerStage: 2, batchNorm: true, poolFirst: true,
+                activation: Models.Activation.Gelu, whiten: 2, style: Models.CnnStyle.Airbench)
             : Models.Cnn.Create(1, 28, 28, [32, 64], 10, g, kernel: 5, hidden: [1024], dropout: 0.5);
         var opt = new Optim.Sgd(model.Parameters(), 0.01, 0.9);
         int batch = cifarQuick ? 256 : 64;

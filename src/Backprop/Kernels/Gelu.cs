@@ -76,6 +76,7 @@ internal static class Gelu
     static void ForwardRange(ReadOnlySpan<float> x, Span<float> y)
     {
         int i = 0, n = x.Length;
+        Span<float> pad = stackalloc float[16];
         if (Vector512.IsHardwareAccelerated)
         {
             for (; i <= n - 16; i += 16)
@@ -83,28 +84,28 @@ internal static class Gelu
                 var v = Vector512.Create(x[i..]);
                 (v * Cdf(v, out _)).CopyTo(y[i..]);
             }
-            if (i < n)
-            {
-                Span<float> buf = stackalloc float[16];
-                buf.Clear();
-                x[i..].CopyTo(buf);
-                var v = Vector512.Create<float>(buf);
-                (v * Cdf(v, out _)).CopyTo(buf);
-                buf[..(n - i)].CopyTo(y[i..]);
-            }
-            return;
+            if (i == n) return;
+            var last = Vector512.Create<float>(Padded(x[i..], pad));
+            (last * Cdf(last, out _)).CopyTo(pad);
         }
-        for (; i <= n - Vector<float>.Count; i += Vector<float>.Count)
+        else
         {
-            var v = new Vector<float>(x[i..]);
-            (v * Cdf(v, out _)).CopyTo(y[i..]);
+            for (; i <= n - Vector<float>.Count; i += Vector<float>.Count)
+            {
+                var v = new Vector<float>(x[i..]);
+                (v * Cdf(v, out _)).CopyTo(y[i..]);
+            }
+            if (i == n) return;
+            var last = new Vector<float>(Padded(x[i..], pad));
+            (last * Cdf(last, out _)).CopyTo(pad);
         }
-        for (; i < n; i++) y[i] = x[i] * Cdf(x[i], out _);
+        pad[..(n - i)].CopyTo(y[i..]);
     }
 
     static void BackwardRange(ReadOnlySpan<float> g, ReadOnlySpan<float> x, Span<float> d)
     {
         int i = 0, n = x.Length;
+        Span<float> px = stackalloc float[16], pg = stackalloc float[16];
         if (Vector512.IsHardwareAccelerated)
         {
             for (; i <= n - 16; i += 16)
@@ -113,31 +114,36 @@ internal static class Gelu
                 var cdf = Cdf(v, out var e);
                 (Vector512.Create(g[i..]) * (cdf + v * e * (float)InvSqrt2Pi)).CopyTo(d[i..]);
             }
-            if (i < n)
+            if (i == n) return;
+            var lx = Vector512.Create<float>(Padded(x[i..], px));
+            var lcdf = Cdf(lx, out var le);
+            (Vector512.Create<float>(Padded(g[i..], pg)) * (lcdf + lx * le * (float)InvSqrt2Pi)).CopyTo(px);
+        }
+        else
+        {
+            for (; i <= n - Vector<float>.Count; i += Vector<float>.Count)
             {
-                Span<float> bx = stackalloc float[16], bg = stackalloc float[16];
-                bx.Clear(); bg.Clear();
-                x[i..].CopyTo(bx); g[i..].CopyTo(bg);
-                var v = Vector512.Create<float>(bx);
+                var v = new Vector<float>(x[i..]);
                 var cdf = Cdf(v, out var e);
-                (Vector512.Create<float>(bg) * (cdf + v * e * (float)InvSqrt2Pi)).CopyTo(bx);
-                bx[..(n - i)].CopyTo(d[i..]);
+                (new Vector<float>(g[i..]) * (cdf + v * e * (float)InvSqrt2Pi)).CopyTo(d[i..]);
             }
-            return;
+            if (i == n) return;
+            var lx = new Vector<float>(Padded(x[i..], px));
+            var lcdf = Cdf(lx, out var le);
+            (new Vector<float>(Padded(g[i..], pg)) * (lcdf + lx * le * (float)InvSqrt2Pi)).CopyTo(px);
         }
-        for (; i <= n - Vector<float>.Count; i += Vector<float>.Count)
-        {
-            var v = new Vector<float>(x[i..]);
-            var cdf = Cdf(v, out var e);
-            (new Vector<float>(g[i..]) * (cdf + v * e * (float)InvSqrt2Pi)).CopyTo(d[i..]);
-        }
-        for (; i < n; i++)
-        {
-            float cdf = Cdf(x[i], out float e);
-            d[i] = g[i] * (cdf + x[i] * e * (float)InvSqrt2Pi);
-        }
+        px[..(n - i)].CopyTo(d[i..]);
     }
 
+    /// <summary>The last values of a row, zero after them, in a buffer one vector long.</summary>
+    static Span<float> Padded(ReadOnlySpan<float> rest, Span<float> buffer)
+    {
+        buffer.Clear();
+        rest.CopyTo(buffer);
+        return buffer;
+    }
+
+    // Φ(x), and e^{−x²/2} for φ (the two widths: the same formula lane by lane).
     static Vector512<float> Cdf(Vector512<float> x, out Vector512<float> e)
     {
         var t = Vector512<float>.One / (Vector512<float>.One + Vector512.Abs(x) * (P * (float)InvSqrt2));
@@ -146,20 +152,11 @@ internal static class Gelu
         return Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512<float>.Zero), tail, Vector512<float>.One - tail);
     }
 
-    // Φ(x), and e^{−x²/2} for φ.
     static Vector<float> Cdf(Vector<float> x, out Vector<float> e)
     {
         var t = Vector<float>.One / (Vector<float>.One + Vector.Abs(x) * (P * (float)InvSqrt2));
         e = Vector.Exp(x * x * -0.5f);
         var tail = ((((t * A5 + new Vector<float>(A4)) * t + new Vector<float>(A3)) * t + new Vector<float>(A2)) * t + new Vector<float>(A1)) * t * e * 0.5f;
         return Vector.ConditionalSelect(Vector.LessThan(x, Vector<float>.Zero), tail, Vector<float>.One - tail);
-    }
-
-    static float Cdf(float x, out float e)
-    {
-        float t = 1 / (1 + MathF.Abs(x) * (P * (float)InvSqrt2));
-        e = MathF.Exp(x * x * -0.5f);
-        float tail = ((((t * A5 + A4) * t + A3) * t + A2) * t + A1) * t * e * 0.5f;
-        return x < 0 ? tail : 1 - tail;
     }
 }

@@ -248,6 +248,8 @@ public class ConvolutionTests
         new("non-square exclude pad", [1, 3, 7, 10], (2, 4), (1, 3), (1, 2), 1, false, false),
         new("dilated", [2, 1, 9, 9], 3, 2, 1, 2, false, true),
         new("batch 1 global", [1, 16, 5, 5], 5, null, 0, 1, false, true),
+        new("global over 3x3 planes", [4, 8, 3, 3], 3, null, 0, 1, false, true),
+        new("2x2 halving, rows of three windows", [2, 3, 7, 7], 2, null, 0, 1, false, true),
     };
 
     [Theory]
@@ -298,6 +300,15 @@ public class ConvolutionTests
                 y.Sum().Backward();
                 // the tie's gradient all to the first 5, the NaN window's to its second NaN
                 Assert.Equal([1.0, 0, 0, 0, 0, 0, 1, 0], x.Grad!.ToDoubleArray());
+                // The same rule over the whole plane (global pooling): the last NaN; without NaNs, the first 5.
+                x.Grad = null;
+                var global = x.GlobalMaxPool2d();
+                Assert.True(double.IsNaN(global[0, 0, 0, 0]));
+                global.Sum().Backward();
+                Assert.Equal([0.0, 0, 0, 0, 0, 0, 1, 0], x.Grad!.ToDoubleArray());
+                var ties = Helpers.Leaf(Tensor.From([5.0, 5, 1, 2, 2, 5, 0, 4], [1, 1, 2, 4]).To(dtype));
+                ties.GlobalMaxPool2d().Sum().Backward();
+                Assert.Equal([1.0, 0, 0, 0, 0, 0, 0, 0], ties.Grad!.ToDoubleArray());
             }
     }
 

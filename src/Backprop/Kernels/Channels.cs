@@ -64,11 +64,23 @@ internal static class Channels
             {
                 int at = (n * c + k) * l;
                 var yr = ys.Slice(at, l);
-                TensorPrimitives.Multiply(xs.Slice(at, l), a, yr);   // y may be x
-                TensorPrimitives.Add(yr, s, yr);
+                AffineRow(xs.Slice(at, l), a, s, yr);   // y may be x
                 if (z is not null) TensorPrimitives.MultiplyAdd(z.Span<T>().Slice(at, l), b, yr, yr);
             }
         });
+    }
+
+    // y = x·a + s, the product and the sum each rounded (as TensorPrimitives' Multiply then Add, which it replaces): rows
+    // are short (a 7×7 or 3×3 plane), where two library calls a row cost more than the arithmetic.
+    static void AffineRow<T>(ReadOnlySpan<T> x, T a, T s, Span<T> y) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int i = 0, n = x.Length;
+        if (Vector.IsHardwareAccelerated && n >= Vector<T>.Count)
+        {
+            Vector<T> va = new(a), vs = new(s);
+            for (; i <= n - Vector<T>.Count; i += Vector<T>.Count) (new Vector<T>(x[i..]) * va + vs).CopyTo(y[i..]);
+        }
+        for (; i < n; i++) y[i] = x[i] * a + s;
     }
 
     static void ForChannels(int channels, long perChannel, Action<int> body)

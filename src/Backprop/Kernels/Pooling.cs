@@ -34,6 +34,21 @@ internal static class Pooling
             });
             return;
         }
+        if (IsWholePlane(g))
+        {
+            // One window over each whole plane (global max pooling): a scan of contiguous values, by the same rule.
+            Planes(g.Batch * g.Channels, inPlane, p =>
+            {
+                var xs = x.Span<T>().Slice(p * inPlane, inPlane);
+                T best = xs[0];
+                int arg = 0;
+                for (int k = 1; k < xs.Length; k++)
+                    if (xs[k] > best || T.IsNaN(xs[k])) { best = xs[k]; arg = k; }
+                y.Span<T>()[p] = best;
+                indices[p] = arg;
+            });
+            return;
+        }
         Planes(g.Batch * g.Channels, outPlane, p =>
         {
             var xs = x.Span<T>().Slice(p * inPlane, inPlane);
@@ -41,6 +56,9 @@ internal static class Pooling
             MaxGeneral(xs, ys, indices.AsSpan(p * outPlane, outPlane), g);
         });
     }
+
+    static bool IsWholePlane(in Pool2dGeometry g) => g is { PadHeight: 0, PadWidth: 0, DilationHeight: 1, DilationWidth: 1, Adaptive: false }
+        && g.KernelHeight == g.Height && g.KernelWidth == g.Width && g.OutHeight == 1 && g.OutWidth == 1;
 
     static bool IsHalving(in Pool2dGeometry g) => g is { KernelHeight: 2, KernelWidth: 2, StrideHeight: 2, StrideWidth: 2, PadHeight: 0, PadWidth: 0, DilationHeight: 1, DilationWidth: 1 }
         && g.OutHeight == g.Height / 2 && g.OutWidth == g.Width / 2;
@@ -126,10 +144,12 @@ internal static class Pooling
         return Math.Min(j, y.Length);
 
         // the even (or odd) elements of lo then hi, in order
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         static Vector256<float> Pick(Vector256<float> lo, Vector256<float> hi, Vector256<int> which) =>
             Vector256.Create(Vector256.Shuffle(lo, which).GetLower(), Vector256.Shuffle(hi, which).GetLower());
 
         // v wins over the best so far: strictly greater, or NaN (a later NaN beats an earlier one, as in PyTorch)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         static Vector256<float> Beats(Vector256<float> v, Vector256<float> best) =>
             Vector256.GreaterThan(v, best) | ~Vector256.Equals(v, v);
     }
@@ -164,9 +184,11 @@ internal static class Pooling
         return Math.Min(j, y.Length);
 
         // Two shuffles and a blend, all in registers (joining two Vector64 halves went through the stack: a store-forwarding stall)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         static Vector128<float> Pick(Vector128<float> lo, Vector128<float> hi, Vector128<int> which) =>
             Vector128.ConditionalSelect(Vector128.Create(-1, -1, 0, 0).AsSingle(), Vector128.Shuffle(lo, which), Vector128.Shuffle(hi, which));
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         static Vector128<float> Beats(Vector128<float> v, Vector128<float> best) =>
             Vector128.GreaterThan(v, best) | ~Vector128.Equals(v, v);
     }

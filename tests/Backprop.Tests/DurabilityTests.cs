@@ -152,6 +152,20 @@ public class ResumeTests
         SafeTensors.Load(Path.Combine(dir, "model.safetensors")).Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.ToFloatArray());
 
     [Fact]
+    public void Resuming_a_lookahead_run_after_its_average_exists_equals_the_uninterrupted_run_bitwise()
+    {
+        // Averaging starts after 2 of 6 epochs (30%, rounded up to an epoch); resumed after epoch 3, the average must come back.
+        string whole = Directory.CreateTempSubdirectory("bp-la-whole-").FullName;
+        Run("--out", whole, "--overwrite", "--lookahead");
+        string dir = Directory.CreateTempSubdirectory("bp-la-resume-").FullName;
+        Run("--out", dir, "--overwrite", "--lookahead", "--stop-after", "3");
+        Run("--resume", dir, "--lookahead");
+        Assert.Equal(MetricsWithoutTiming(whole), MetricsWithoutTiming(dir));
+        var expected = Weights(whole);
+        foreach (var (name, w) in Weights(dir)) Assert.True(w.AsSpan().SequenceEqual(expected[name]), $"{name} differs after resuming");
+    }
+
+    [Fact]
     public void Resuming_after_epochs_1_3_and_5_of_6_with_dropout_and_batchnorm_equals_the_uninterrupted_run_bitwise()
     {
         string whole = Directory.CreateTempSubdirectory("bp-whole-").FullName;

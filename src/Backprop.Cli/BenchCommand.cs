@@ -61,7 +61,19 @@ internal static class BenchCommand
     public static List<Row> Run(string? only, int repetitions, Action<Row>? report)
     {
         var rows = new List<Row>();
-        void Add(Row r) { rows.Add(r); report?.Invoke(r); }
+        // Arithmetic rates (GEMM, convolutions) also as a share of the machine's peak on the threads in use, measured once.
+        double peak = 0;
+        int threads = Math.Min(Parallelism.MaxThreads, Environment.ProcessorCount);
+        void Add(Row r)
+        {
+            if (r.Unit == "GFLOP/s" && r.Note is null)
+            {
+                if (peak == 0) peak = InstructionSets.MeasurePeak();
+                r = r with { Note = $"{100 * r.Median / (threads * peak):0}% of {threads} × {peak:0} GFLOP/s, the measured peak" };
+            }
+            rows.Add(r);
+            report?.Invoke(r);
+        }
         bool Want(string w) => only is null || only == w;
         // The Trainer and a plain user loop (ZeroGrad → Forward → loss → Backward → Step, nothing else), interleaved
         // repetition by repetition so both see the same machine; the plain row's note gives plain ÷ Trainer speed.
@@ -321,7 +333,8 @@ internal static class BenchCommand
         foreach (var (o, p) in table)
         {
             double? ratio = p is null ? null : IsTime(o.Unit) ? p.Median / o.Median : o.Median / p.Median;
-            Console.WriteLine($"{o.Workload,-8} {o.Shape ?? "",-22} {o.Unit,-13} {o.Median,12:N1} {(p is null ? "-" : p.Median.ToString("N1", CultureInfo.InvariantCulture)),12} {(ratio is double x ? x.ToString("0.00", CultureInfo.InvariantCulture) + "×" : "-"),7}");
+            Console.WriteLine($"{o.Workload,-8} {o.Shape ?? "",-22} {o.Unit,-13} {o.Median,12:N1} {(p is null ? "-" : p.Median.ToString("N1", CultureInfo.InvariantCulture)),12} {(ratio is double x ? x.ToString("0.00", CultureInfo.InvariantCulture) + "×" : "-"),7}" +
+                (o.Unit == "GFLOP/s" && o.Note is not null ? "  " + o.Note : ""));
         }
         return 0;
     }

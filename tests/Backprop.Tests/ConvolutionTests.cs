@@ -322,6 +322,9 @@ public class ConvolutionTests
     [InlineData(2, 4, 9, 8)]
     [InlineData(2, 3, 6, 7)]
     [InlineData(3, 8, 67, 66)]
+    [InlineData(4, 6, 7, 7)]   // rows of 3 windows, through the 4-window form
+    [InlineData(3, 5, 5, 4)]   // rows of 2
+    [InlineData(5, 7, 3, 3)]   // rows of 1, the last rows of the tensor by the scalar form
     public void Vectorised_2x2_max_pooling_breaks_ties_and_propagates_nan_exactly_as_the_window_scan(int n, int c, int h, int w)
     {
         // Values from {0, 1, 2, NaN}: most windows hold ties, many a NaN or two, in every position of the window.

@@ -24,11 +24,24 @@ internal static class Pooling
             {
                 var xs = x.Span<T>();
                 var ys = y.Span<T>();
+                // Rows of 1–3 windows (a 7×7 plane's 3) would take the scalar tournament, whose branches the data decide
+                // (4× the time of the 4-window vector form on 8×8 planes): they take 4 windows through buffers instead,
+                // reading a little of the next row (never past the tensor) and keeping only their own windows.
+                Span<float> shortY = stackalloc float[4];
+                Span<int> shortIdx = stackalloc int[4];
+                bool shortRows = typeof(T) == typeof(float) && Vector128.IsHardwareAccelerated && ow < 4;
                 int p = start / oh, i = start - p * oh;
                 for (int r = start; r < start + count; r++)
                 {
                     int top = p * inPlane + 2 * i * w;
-                    MaxHalving(xs.Slice(top, w), xs.Slice(top + w, w), ys.Slice(r * ow, ow), indices.AsSpan(r * ow, ow), 2 * i * w);
+                    if (shortRows && top + w + 8 <= xs.Length)
+                    {
+                        var xf = MemoryMarshal.Cast<T, float>(xs);
+                        MaxHalvingRow128(xf.Slice(top, 8), xf.Slice(top + w, 8), shortY, shortIdx, 2 * i * w, w, 0);
+                        shortY[..ow].CopyTo(MemoryMarshal.Cast<T, float>(ys.Slice(r * ow, ow)));
+                        shortIdx[..ow].CopyTo(indices.AsSpan(r * ow, ow));
+                    }
+                    else MaxHalving(xs.Slice(top, w), xs.Slice(top + w, w), ys.Slice(r * ow, ow), indices.AsSpan(r * ow, ow), 2 * i * w);
                     if (++i == oh) { i = 0; p++; }
                 }
             });
@@ -204,11 +217,28 @@ internal static class Pooling
             {
                 var gxs = gx.Span<T>();
                 var gys = gy.Span<T>();
+                // Rows of 1–3 windows as in the forward pass: the 4-window form through buffers, the spare window given
+                // a zero gradient, only the row's own columns copied out.
+                Span<float> shortGy = stackalloc float[4], shortTop = stackalloc float[8], shortBottom = stackalloc float[8];
+                Span<int> shortIdx = stackalloc int[4];
+                bool shortRows = typeof(T) == typeof(float) && Vector128.IsHardwareAccelerated && ow < 4;
                 int p = start / oh, i = start - p * oh;
                 for (int r = start; r < start + count; r++)
                 {
                     int top = p * inPlane + 2 * i * w;
-                    MaxHalvingBackward(gys.Slice(r * ow, ow), indices.AsSpan(r * ow, ow), gxs.Slice(top, w), gxs.Slice(top + w, w), 2 * i * w);
+                    if (shortRows)
+                    {
+                        int r0 = 2 * i * w;
+                        shortGy.Clear();
+                        MemoryMarshal.Cast<T, float>(gys.Slice(r * ow, ow)).CopyTo(shortGy);
+                        for (int j = 0; j < 4; j++) shortIdx[j] = j < ow ? indices[r * ow + j] : r0 + 2 * j;
+                        MaxHalvingBackwardRow128(shortGy, shortIdx, shortTop, shortBottom, r0, w, 0);
+                        var gxf = MemoryMarshal.Cast<T, float>(gxs);
+                        shortTop[..(2 * ow)].CopyTo(gxf.Slice(top, 2 * ow));
+                        shortBottom[..(2 * ow)].CopyTo(gxf.Slice(top + w, 2 * ow));
+                        if (w > 2 * ow) { gxf[top + w - 1] = 0; gxf[top + 2 * w - 1] = 0; }   // an odd width's last column is in no window
+                    }
+                    else MaxHalvingBackward(gys.Slice(r * ow, ow), indices.AsSpan(r * ow, ow), gxs.Slice(top, w), gxs.Slice(top + w, w), 2 * i * w);
                     if (++i < oh) continue;
                     if (h > 2 * oh) gxs.Slice(top + 2 * w, w).Clear();   // an odd height's last row is in no window
                     i = 0; p++;

@@ -50,7 +50,7 @@ internal static class Gelu
         fixed (float* px = x, py = y)
         {
             nint x0 = (nint)px, y0 = (nint)py;
-            ForPieces(n, threads, (s, len) => ForwardRange(new ReadOnlySpan<float>((float*)x0 + s, len), new Span<float>((float*)y0 + s, len)));
+            Workers.ForRanges(n, Pieces, threads, (s, len) => ForwardRange(new ReadOnlySpan<float>((float*)x0 + s, len), new Span<float>((float*)y0 + s, len)));
         }
     }
 
@@ -61,16 +61,8 @@ internal static class Gelu
         fixed (float* pg = g, px = x, pd = d)
         {
             nint g0 = (nint)pg, x0 = (nint)px, d0 = (nint)pd;
-            ForPieces(n, threads, (s, len) => BackwardRange(new ReadOnlySpan<float>((float*)g0 + s, len), new ReadOnlySpan<float>((float*)x0 + s, len), new Span<float>((float*)d0 + s, len)));
+            Workers.ForRanges(n, Pieces, threads, (s, len) => BackwardRange(new ReadOnlySpan<float>((float*)g0 + s, len), new ReadOnlySpan<float>((float*)x0 + s, len), new Span<float>((float*)d0 + s, len)));
         }
-    }
-
-    // Pieces of whole cache lines (a multiple of any vector's length).
-    static void ForPieces(int n, int threads, Action<int, int> body)
-    {
-        int piece = (n + Pieces - 1) / Pieces;
-        piece = (piece + 15) / 16 * 16;
-        Workers.For((n + piece - 1) / piece, threads, i => body(i * piece, Math.Min(piece, n - i * piece)));
     }
 
     static void ForwardRange(ReadOnlySpan<float> x, Span<float> y)

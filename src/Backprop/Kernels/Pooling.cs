@@ -30,15 +30,15 @@ internal static class Pooling
                 Span<float> shortY = stackalloc float[4];
                 Span<int> shortIdx = stackalloc int[4];
                 bool shortRows = typeof(T) == typeof(float) && Vector128.IsHardwareAccelerated && ow < 4;
+                Span<float> xf = shortRows ? MemoryMarshal.Cast<T, float>(xs) : default, yf = shortRows ? MemoryMarshal.Cast<T, float>(ys) : default;
                 int p = start / oh, i = start - p * oh;
                 for (int r = start; r < start + count; r++)
                 {
                     int top = p * inPlane + 2 * i * w;
                     if (shortRows && top + w + 8 <= xs.Length)
                     {
-                        var xf = MemoryMarshal.Cast<T, float>(xs);
                         MaxHalvingRow128(xf.Slice(top, 8), xf.Slice(top + w, 8), shortY, shortIdx, 2 * i * w, w, 0);
-                        shortY[..ow].CopyTo(MemoryMarshal.Cast<T, float>(ys.Slice(r * ow, ow)));
+                        shortY[..ow].CopyTo(yf.Slice(r * ow, ow));
                         shortIdx[..ow].CopyTo(indices.AsSpan(r * ow, ow));
                     }
                     else MaxHalving(xs.Slice(top, w), xs.Slice(top + w, w), ys.Slice(r * ow, ow), indices.AsSpan(r * ow, ow), 2 * i * w);
@@ -222,6 +222,7 @@ internal static class Pooling
                 Span<float> shortGy = stackalloc float[4], shortTop = stackalloc float[8], shortBottom = stackalloc float[8];
                 Span<int> shortIdx = stackalloc int[4];
                 bool shortRows = typeof(T) == typeof(float) && Vector128.IsHardwareAccelerated && ow < 4;
+                Span<float> gxf = shortRows ? MemoryMarshal.Cast<T, float>(gxs) : default, gyf = shortRows ? MemoryMarshal.Cast<T, float>(gys) : default;
                 int p = start / oh, i = start - p * oh;
                 for (int r = start; r < start + count; r++)
                 {
@@ -230,10 +231,9 @@ internal static class Pooling
                     {
                         int r0 = 2 * i * w;
                         shortGy.Clear();
-                        MemoryMarshal.Cast<T, float>(gys.Slice(r * ow, ow)).CopyTo(shortGy);
+                        gyf.Slice(r * ow, ow).CopyTo(shortGy);
                         for (int j = 0; j < 4; j++) shortIdx[j] = j < ow ? indices[r * ow + j] : r0 + 2 * j;
                         MaxHalvingBackwardRow128(shortGy, shortIdx, shortTop, shortBottom, r0, w, 0);
-                        var gxf = MemoryMarshal.Cast<T, float>(gxs);
                         shortTop[..(2 * ow)].CopyTo(gxf.Slice(top, 2 * ow));
                         shortBottom[..(2 * ow)].CopyTo(gxf.Slice(top + w, 2 * ow));
                         if (w > 2 * ow) { gxf[top + w - 1] = 0; gxf[top + 2 * w - 1] = 0; }   // an odd width's last column is in no window

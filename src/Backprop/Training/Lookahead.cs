@@ -43,8 +43,12 @@ public sealed class Lookahead : ITrainerCallback
     {
         long done = (long)epochsDone * stepsPerEpoch;
         long first = (startStep / every + 1) * every;   // the step that creates the average
-        if (first <= done)
-            using (Autograd.NoGrad()) average = targets.Select(x => x.Clone()).ToArray();
+        if (first <= done) StartAverage();
+    }
+
+    void StartAverage()
+    {
+        using (Autograd.NoGrad()) average = targets.Select(x => x.Clone()).ToArray();
     }
 
     public void OnStep(int epoch, int step, double loss)
@@ -52,10 +56,7 @@ public sealed class Lookahead : ITrainerCallback
         long t = (long)(epoch - 1) * stepsPerEpoch + step;
         if (t > startStep && t % every == 0)
         {
-            if (average is null)
-            {
-                using (Autograd.NoGrad()) average = targets.Select(x => x.Clone()).ToArray();
-            }
+            if (average is null) StartAverage();
             else
             {
                 double rho = Math.Pow(decayBase, every) * Math.Pow((double)t / totalSteps, power);

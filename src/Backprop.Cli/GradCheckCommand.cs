@@ -14,9 +14,43 @@ internal static class GradCheckCommand
         var json = new Option<bool>("--json") { Description = "Print a JSON array of {name, max_rel_error} instead of a table" };
         var filter = new Option<string?>("--filter") { Description = "Only cases whose name contains this text" };
         var seeds = new Option<int>("--seeds") { Description = "Check every row at this many seeds (1234, 1, 2, …), inputs drawn afresh at each [default: 1]", DefaultValueFactory = _ => 1 };
-        var cmd = new Command("gradcheck", "Check every backward pass against numerical gradients (float64, central differences)") { json, filter, seeds };
-        cmd.SetAction(r => Run(r.GetValue(json), r.GetValue(filter), Validate.Positive(r.GetValue(seeds), "--seeds")));
+        var kernels = new Option<bool>("--kernels") { Description = "Instead: the SIMD kernels against the reference backend in float32, forward and backward, on the vector path this process runs" };
+        var cmd = new Command("gradcheck", "Check every backward pass against numerical gradients (float64, central differences)") { json, filter, seeds, kernels };
+        cmd.SetAction(r => r.GetValue(kernels) ? RunKernels(r.GetValue(json), r.GetValue(filter))
+            : Run(r.GetValue(json), r.GetValue(filter), Validate.Positive(r.GetValue(seeds), "--seeds")));
         return cmd;
+    }
+
+    static int RunKernels(bool json, string? filter)
+    {
+        var rows = KernelOracle.Cases.Where(c => filter is null || c.Name.Contains(filter, StringComparison.OrdinalIgnoreCase))
+            .Select(c => (c.Name, Error: KernelOracle.Compare(c))).ToList();
+        bool Passes(double e) => e <= KernelOracle.Tolerance;   // NaN fails
+        if (json) Write(rows, "max_error");
+        else
+        {
+            Console.WriteLine($"vectors: {KernelOracle.RuntimeVectors()} (the runtime's widest), matrix kernels: {Kernels.InstructionSets.Active}");
+            var table = new Table().AddColumns("name", "max error / scale", "result");
+            foreach (var (name, err) in rows)
+                table.AddRow(name, err.ToString("0.00e+00", CultureInfo.InvariantCulture), Passes(err) ? "[green]pass[/]" : "[red]FAIL[/]");
+            AnsiConsole.Write(table);
+            Console.WriteLine($"{rows.Count(r => Passes(r.Error))}/{rows.Count} SIMD kernels within {KernelOracle.Tolerance:0e+0} of the reference backend");
+        }
+        return rows.TrueForAll(r => Passes(r.Error)) ? 0 : 1;
+    }
+
+    static void Write(List<(string Name, double Error)> rows, string field)
+    {
+        using var w = new Utf8JsonWriter(Console.OpenStandardOutput(), new JsonWriterOptions { Indented = true });
+        w.WriteStartArray();
+        foreach (var (name, err) in rows)
+        {
+            w.WriteStartObject();
+            w.WriteString("name", name);
+            w.WriteNumber(field, err);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
     }
 
     static int Run(bool json, string? filter, int seedCount)
@@ -37,19 +71,7 @@ internal static class GradCheckCommand
             rows.Add((c.Name, worst));
         }
         bool ok = rows.TrueForAll(r => r.Error < GradCheckSuite.Tolerance);
-        if (json)
-        {
-            using var w = new Utf8JsonWriter(Console.OpenStandardOutput(), new JsonWriterOptions { Indented = true });
-            w.WriteStartArray();
-            foreach (var (name, err) in rows)
-            {
-                w.WriteStartObject();
-                w.WriteString("name", name);
-                w.WriteNumber("max_rel_error", err);
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
-        }
+        if (json) Write(rows, "max_rel_error");
         else
         {
             var table = new Table().AddColumns("name", "max rel. error", "result");

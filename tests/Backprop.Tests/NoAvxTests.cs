@@ -3,8 +3,9 @@ using System.Diagnostics;
 namespace Backprop.Tests;
 
 /// <summary>
-/// The code paths of a CPU without AVX (SSE-only x64; the shape of Arm64's NEON path): the CLI run in a process with
-/// DOTNET_EnableAVX=0, so the 128-bit GEMM microkernel and SSE transposes carry every product.
+/// The code paths of narrower CPUs on this one: the CLI run in a process whose runtime stops at a narrower vector width.
+/// DOTNET_EnableAVX=0 is a CPU without AVX (SSE-only x64; the shape of Arm64's NEON path), so the 128-bit GEMM
+/// microkernel and SSE transposes carry every product; the kernel oracle runs at each width down to scalar code.
 /// </summary>
 [Collection("console")]
 public sealed class NoAvxTests : IDisposable
@@ -13,17 +14,33 @@ public sealed class NoAvxTests : IDisposable
 
     public void Dispose() => Directory.Delete(dir, recursive: true);
 
-    static (int Code, string Out, string Err) RunWithoutAvx(params string[] args)
+    static (int Code, string Out, string Err) RunWithoutAvx(params string[] args) => RunWith("DOTNET_EnableAVX", args);
+
+    static (int Code, string Out, string Err) RunWith(string setting, params string[] args)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Backprop.Cli.dll"));
         foreach (var a in args) info.ArgumentList.Add(a);
-        info.Environment["DOTNET_EnableAVX"] = "0";
+        info.Environment[setting] = "0";
         using var p = Process.Start(info)!;
         var output = p.StandardOutput.ReadToEndAsync();
         var error = p.StandardError.ReadToEndAsync();
         if (!p.WaitForExit(TimeSpan.FromMinutes(5))) { p.Kill(entireProcessTree: true); throw new TimeoutException("the CLI ran over 5 minutes"); }
         return (p.ExitCode, output.Result, error.Result);
+    }
+
+    // On x64 each setting stops the runtime at the width named (on an Arm64 machine, whose NEON is 128-bit, only the last).
+    [Theory]
+    [InlineData("DOTNET_EnableAVX512", "Vector256")]
+    [InlineData("DOTNET_EnableAVX2", "Vector128")]
+    [InlineData("DOTNET_EnableHWIntrinsic", "scalar")]
+    public void Every_kernel_matches_the_reference_backend_on_each_narrower_path(string setting, string vectors)
+    {
+        var (code, output, err) = RunWith(setting, "gradcheck", "--kernels");
+        Assert.True(code == 0, output + err);
+        Assert.Matches(@"(\d+)/\1 SIMD kernels within", output);
+        if (System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture == System.Runtime.InteropServices.Architecture.X64 || vectors == "scalar")
+            Assert.Contains($"vectors: {vectors} ", output);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
@@ -31,15 +32,18 @@ internal static class BenchCommand
         var threads = new Option<int?>("--threads") { Description = "Kernel threads [default: all cores]" };
         var compare = new Option<bool>("--compare") { Description = "Also run the TorchSharp peer (benchmarks/Peers.TorchSharp) workload by workload and print the ratios" };
         var peer = new Option<string?>("--peer") { Description = "Path to Peers.TorchSharp.dll [default: benchmarks/Peers.TorchSharp/bin/Release/net10.0 in the repo]" };
-        var isa = new Option<string?>("--isa") { Description = "Cap the matrix-multiply kernels' vector path: vector512 | vector256 | vector128 | scalar [default: the widest the CPU runs]" };
+        var isa = new Option<string?>("--isa") { Description = "Run every kernel on a narrower vector path: vector512 | vector256 | vector128 | scalar [default: the widest the CPU runs]" };
         var cmd = new Command("bench", "Run the performance workloads (W1 classic MLP, W2 wide MLP, W3 two-layer CIFAR — each by the Trainer and by a plain loop — W4 GEMM, W5 batch-1 inference latency, W6/W7 CNN training, W8 CNN inference, W9 Conv2d, W10 MaxPool2d, alloc)") { workload, json, reps, threads, compare, peer, isa };
         cmd.SetAction(r =>
         {
             if (r.GetValue(isa) is string level)
+            {
                 InstructionSets.Forced = Enum.TryParse<InstructionSet>(level, ignoreCase: true, out var forced) && forced != InstructionSet.Auto ? forced
                     : throw new ArgumentException($"--isa: '{level}' is not one of vector512, vector256, vector128, scalar");
+                if (RuntimeSwitch(forced) is { } setting && Environment.GetEnvironmentVariable(setting.Name) is null) return Relaunch(setting);
+            }
             if (!r.GetValue(json))
-                Console.WriteLine($"cpu: {InstructionSets.CpuName()}, {Environment.ProcessorCount} cores; matrix kernels: {InstructionSets.Active}" +
+                Console.WriteLine($"cpu: {InstructionSets.CpuName()}, {Environment.ProcessorCount} cores; vectors: {Diagnostics.KernelOracle.RuntimeVectors()}; matrix kernels: {InstructionSets.Active}" +
                     $"{(InstructionSets.Forced == InstructionSet.Auto ? "" : " (capped by --isa)")}; measured multiply-add peak {InstructionSets.MeasurePeak():N0} GFLOP/s per core (float32, this path)");
             using var scope = r.GetValue(threads) is int t ? Parallelism.Use(t) : null;   // this run's kernels only, no process-wide setting
             int n = r.GetValue(reps);
@@ -50,6 +54,32 @@ internal static class BenchCommand
             return 0;
         });
         return cmd;
+    }
+
+    // --isa caps the matrix kernels in this process, but TensorPrimitives and the other hand-written kernels take the widest
+    // vectors the runtime accelerates. So a narrower path runs the command again in a process whose runtime stops there,
+    // and every kernel is measured at that width: 256 bits as on an AVX2 CPU (no AVX-512 instructions at all), 128 bits
+    // with fused multiply-adds as on Arm64's NEON (DOTNET_EnableAVX=0 gives SSE without them), scalar code as without
+    // any SIMD.
+    static (string Name, string Value)? RuntimeSwitch(InstructionSet path) => path switch
+    {
+        InstructionSet.Vector256 when Vector512.IsHardwareAccelerated => ("DOTNET_EnableAVX512", "0"),
+        InstructionSet.Vector128 when Vector256.IsHardwareAccelerated => ("DOTNET_PreferredVectorBitWidth", "128"),
+        InstructionSet.Scalar when Vector128.IsHardwareAccelerated => ("DOTNET_EnableHWIntrinsic", "0"),
+        _ => null,
+    };
+
+    static int Relaunch((string Name, string Value) setting)
+    {
+        var info = new System.Diagnostics.ProcessStartInfo(Environment.ProcessPath ?? "dotnet") { UseShellExecute = false };
+        var args = Environment.GetCommandLineArgs();   // under the dotnet host, [0] is the CLI's assembly; as an executable, itself
+        if (Path.GetFileNameWithoutExtension(info.FileName) == "dotnet") info.ArgumentList.Add(args[0]);
+        foreach (var a in args.Skip(1)) info.ArgumentList.Add(a);
+        info.Environment[setting.Name] = setting.Value;
+        Console.Error.WriteLine($"bench: running again with {setting.Name}={setting.Value}, so every kernel takes the narrower path");
+        using var child = System.Diagnostics.Process.Start(info) ?? throw new InvalidOperationException($"bench: could not start {info.FileName}");
+        child.WaitForExit();
+        return child.ExitCode;
     }
 
     // Units of time (lower is better): the ratio is theirs over ours.

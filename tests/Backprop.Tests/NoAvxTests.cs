@@ -14,14 +14,14 @@ public sealed class NoAvxTests : IDisposable
 
     public void Dispose() => Directory.Delete(dir, recursive: true);
 
-    static (int Code, string Out, string Err) RunWithoutAvx(params string[] args) => RunWith("DOTNET_EnableAVX", args);
+    static (int Code, string Out, string Err) RunWithoutAvx(params string[] args) => RunWith("DOTNET_EnableAVX", "0", args);
 
-    static (int Code, string Out, string Err) RunWith(string setting, params string[] args)
+    static (int Code, string Out, string Err) RunWith(string setting, string value, params string[] args)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Backprop.Cli.dll"));
         foreach (var a in args) info.ArgumentList.Add(a);
-        info.Environment[setting] = "0";
+        info.Environment[setting] = value;
         using var p = Process.Start(info)!;
         var output = p.StandardOutput.ReadToEndAsync();
         var error = p.StandardError.ReadToEndAsync();
@@ -31,16 +31,26 @@ public sealed class NoAvxTests : IDisposable
 
     // On x64 each setting stops the runtime at the width named (on an Arm64 machine, whose NEON is 128-bit, only the last).
     [Theory]
-    [InlineData("DOTNET_EnableAVX512", "Vector256")]
-    [InlineData("DOTNET_EnableAVX2", "Vector128")]
-    [InlineData("DOTNET_EnableHWIntrinsic", "scalar")]
-    public void Every_kernel_matches_the_reference_backend_on_each_narrower_path(string setting, string vectors)
+    [InlineData("DOTNET_EnableAVX512", "0", "Vector256")]              // an AVX2 CPU
+    [InlineData("DOTNET_PreferredVectorBitWidth", "128", "Vector128")]  // 128-bit vectors with fused multiply-adds (NEON's shape)
+    [InlineData("DOTNET_EnableAVX2", "0", "Vector128")]                // 128-bit vectors without them (SSE's)
+    [InlineData("DOTNET_EnableHWIntrinsic", "0", "scalar")]
+    public void Every_kernel_matches_the_reference_backend_on_each_narrower_path(string setting, string value, string vectors)
     {
-        var (code, output, err) = RunWith(setting, "gradcheck", "--kernels");
+        var (code, output, err) = RunWith(setting, value, "gradcheck", "--kernels");
         Assert.True(code == 0, output + err);
         Assert.Matches(@"(\d+)/\1 SIMD kernels within", output);
         if (System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture == System.Runtime.InteropServices.Architecture.X64 || vectors == "scalar")
             Assert.Contains($"vectors: {vectors} ", output);
+    }
+
+    [Fact]
+    public void Bench_isa_runs_every_kernel_on_the_narrower_path()
+    {
+        var (code, output, err) = RunWith("BACKPROP_ISA", "auto", "bench", "--workload", "W5", "--repetitions", "1", "--isa", "vector128");
+        Assert.True(code == 0, output + err);
+        Assert.Contains("vectors: Vector128;", output);   // the runtime's own width, not only the matrix kernels'
+        Assert.Matches(@"W5 .* µs/call", output);
     }
 
     [Fact]

@@ -14,7 +14,7 @@ internal static class GradCheckCommand
         var json = new Option<bool>("--json") { Description = "Print a JSON array of {name, max_rel_error} instead of a table" };
         var filter = new Option<string?>("--filter") { Description = "Only cases whose name contains this text" };
         var seeds = new Option<int>("--seeds") { Description = "Check every row at this many seeds (1234, 1, 2, …), inputs drawn afresh at each [default: 1]", DefaultValueFactory = _ => 1 };
-        var kernels = new Option<bool>("--kernels") { Description = "Instead: the SIMD kernels against the reference backend in float32, forward and backward, on the vector path this process runs" };
+        var kernels = new Option<bool>("--kernels") { Description = "Instead: the SIMD kernels against the reference backend in float32, forward and backward, and the fused optimizer updates against their formulas, on the vector path this process runs" };
         var cmd = new Command("gradcheck", "Check every backward pass against numerical gradients (float64, central differences)") { json, filter, seeds, kernels };
         cmd.SetAction(r => r.GetValue(kernels) ? RunKernels(r.GetValue(json), r.GetValue(filter))
             : Run(r.GetValue(json), r.GetValue(filter), Validate.Positive(r.GetValue(seeds), "--seeds")));
@@ -23,8 +23,9 @@ internal static class GradCheckCommand
 
     static int RunKernels(bool json, string? filter)
     {
-        var rows = KernelOracle.Cases.Where(c => filter is null || c.Name.Contains(filter, StringComparison.OrdinalIgnoreCase))
-            .Select(c => (c.Name, Error: KernelOracle.Compare(c))).ToList();
+        bool Wanted(string name) => filter is null || name.Contains(filter, StringComparison.OrdinalIgnoreCase);
+        var rows = KernelOracle.Cases.Where(c => Wanted(c.Name)).Select(c => (Name: c.Name, Error: KernelOracle.Compare(c)))
+            .Concat(KernelOracle.OptimizerCases.Where(Wanted).Select(name => (Name: name, Error: KernelOracle.CompareOptimizer(name)))).ToList();
         bool Passes(double e) => e <= KernelOracle.Tolerance;   // NaN fails
         if (json) Write(rows, "max_error");
         else
@@ -34,7 +35,7 @@ internal static class GradCheckCommand
             foreach (var (name, err) in rows)
                 table.AddRow(name, err.ToString("0.00e+00", CultureInfo.InvariantCulture), Passes(err) ? "[green]pass[/]" : "[red]FAIL[/]");
             AnsiConsole.Write(table);
-            Console.WriteLine($"{rows.Count(r => Passes(r.Error))}/{rows.Count} SIMD kernels within {KernelOracle.Tolerance:0e+0} of the reference backend");
+            Console.WriteLine($"{rows.Count(r => Passes(r.Error))}/{rows.Count} SIMD kernels within {KernelOracle.Tolerance:0e+0} of the reference");
         }
         return rows.TrueForAll(r => Passes(r.Error)) ? 0 : 1;
     }

@@ -57,6 +57,16 @@ public class BackendTests
         Assert.True(error <= KernelOracle.Tolerance, $"{name}: SIMD and reference differ by {error:E2} of the tensor's scale");
     }
 
+    public static TheoryData<string> OptimizerCases() => new(KernelOracle.OptimizerCases);
+
+    [Theory]
+    [MemberData(nameof(OptimizerCases))]
+    public void Fused_optimizer_updates_follow_their_formulas(string name)
+    {
+        double error = KernelOracle.CompareOptimizer(name);
+        Assert.True(error <= KernelOracle.Tolerance, $"{name}: the fused update differs from the formula by {error:E2} of the largest change");
+    }
+
     [Fact]
     public void The_float32_oracle_catches_a_kernel_off_by_one_rounding_step_in_a_thousand()
     {

@@ -1,6 +1,7 @@
 using System.Runtime.Intrinsics;
 using Backprop.Backends;
 using Backprop.Nn;
+using Backprop.Optim;
 
 namespace Backprop.Diagnostics;
 
@@ -95,6 +96,67 @@ public static class KernelOracle
                 if (!double.IsFinite(e)) return double.NaN;
                 worst = Math.Max(worst, e);
             }
+        }
+        return worst;
+    }
+
+    /// <summary>
+    /// The optimizers' fused updates (one vector pass over parameter, gradient and state) against their formulas in
+    /// float64 scalar code, as PyTorch states them: three steps on 150,001 float32 parameters, so the vector body, the
+    /// ragged end and the split among threads all run.
+    /// </summary>
+    public static IReadOnlyList<string> OptimizerCases { get; } = ["sgd_momentum", "sgd_nesterov", "adam", "adamw_amsgrad"];
+
+    /// <summary>The largest difference between the fused update's change to the parameters and the formula's, relative to the largest change.</summary>
+    public static double CompareOptimizer(string name)
+    {
+        const int n = 150_001, steps = 3;
+        const double lr = 0.01, wd = 1e-3, mu = 0.9, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+        var g = new Generator(11);
+        var p = Tensor.Normal([n], 0, 1, g);
+        p.RequiresGrad = true;
+        var start = p.ToDoubleArray();
+        Optimizer o = name switch
+        {
+            "sgd_momentum" => new Sgd([p], lr, mu, weightDecay: wd),
+            "sgd_nesterov" => new Sgd([p], lr, mu, weightDecay: wd, nesterov: true),
+            "adam" => new Adam([p], lr, weightDecay: wd),
+            "adamw_amsgrad" => new AdamW([p], lr, weightDecay: wd, amsgrad: true),
+            _ => throw new ArgumentException($"KernelOracle: no optimizer case '{name}'", nameof(name)),
+        };
+        double[] q = (double[])start.Clone(), b = new double[n], m = new double[n], v = new double[n], vMax = new double[n];
+        for (int t = 1; t <= steps; t++)
+        {
+            var grad = Tensor.Normal([n], 0, 1, g);
+            p.Grad = grad.Clone();
+            o.Step();
+            var gd = grad.ToDoubleArray();
+            double c1 = 1 - Math.Pow(b1, t), c2 = 1 - Math.Pow(b2, t);
+            for (int i = 0; i < n; i++)
+            {
+                if (name.StartsWith("sgd", StringComparison.Ordinal))
+                {
+                    double d = gd[i] + wd * q[i];
+                    b[i] = t == 1 ? d : mu * b[i] + d;
+                    q[i] -= lr * (name == "sgd_nesterov" ? d + mu * b[i] : b[i]);
+                    continue;
+                }
+                double gi = name == "adam" ? gd[i] + wd * q[i] : gd[i];
+                if (name != "adam") q[i] *= 1 - lr * wd;
+                m[i] = b1 * m[i] + (1 - b1) * gi;
+                v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+                vMax[i] = Math.Max(vMax[i], v[i]);
+                q[i] -= lr / c1 * m[i] / (Math.Sqrt(name == "adam" ? v[i] : vMax[i]) / Math.Sqrt(c2) + eps);
+            }
+        }
+        var fused = p.ToDoubleArray();
+        double scale = 0, worst = 0;
+        for (int i = 0; i < n; i++) scale = Math.Max(scale, Math.Abs(q[i] - start[i]));
+        for (int i = 0; i < n; i++)
+        {
+            double e = Math.Abs((fused[i] - start[i]) - (q[i] - start[i])) / scale;
+            if (!double.IsFinite(e)) return double.NaN;
+            worst = Math.Max(worst, e);
         }
         return worst;
     }

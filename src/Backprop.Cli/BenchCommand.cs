@@ -1,4 +1,3 @@
-using System.Runtime.Intrinsics;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
@@ -43,7 +42,7 @@ internal static class BenchCommand
                 if (RuntimeSwitch(forced) is { } setting && Environment.GetEnvironmentVariable(setting.Name) is null) return Relaunch(setting);
             }
             if (!r.GetValue(json))
-                Console.WriteLine($"cpu: {InstructionSets.CpuName()}, {Environment.ProcessorCount} cores; vectors: {Diagnostics.KernelOracle.RuntimeVectors()}; matrix kernels: {InstructionSets.Active}" +
+                Console.WriteLine($"cpu: {InstructionSets.CpuName()}, {Environment.ProcessorCount} cores; vectors: {InstructionSets.Runtime}; matrix kernels: {InstructionSets.Active}" +
                     $"{(InstructionSets.Forced == InstructionSet.Auto ? "" : " (capped by --isa)")}; measured multiply-add peak {InstructionSets.MeasurePeak():N0} GFLOP/s per core (float32, this path)");
             using var scope = r.GetValue(threads) is int t ? Parallelism.Use(t) : null;   // this run's kernels only, no process-wide setting
             int n = r.GetValue(reps);
@@ -61,12 +60,11 @@ internal static class BenchCommand
     // and every kernel is measured at that width: 256 bits as on an AVX2 CPU (no AVX-512 instructions at all), 128 bits
     // with fused multiply-adds as on Arm64's NEON (DOTNET_EnableAVX=0 gives SSE without them), scalar code as without
     // any SIMD.
-    static (string Name, string Value)? RuntimeSwitch(InstructionSet path) => path switch
+    static (string Name, string Value)? RuntimeSwitch(InstructionSet path) => path <= InstructionSets.Runtime ? null : path switch
     {
-        InstructionSet.Vector256 when Vector512.IsHardwareAccelerated => ("DOTNET_EnableAVX512", "0"),
-        InstructionSet.Vector128 when Vector256.IsHardwareAccelerated => ("DOTNET_PreferredVectorBitWidth", "128"),
-        InstructionSet.Scalar when Vector128.IsHardwareAccelerated => ("DOTNET_EnableHWIntrinsic", "0"),
-        _ => null,
+        InstructionSet.Vector256 => ("DOTNET_EnableAVX512", "0"),
+        InstructionSet.Vector128 => ("DOTNET_PreferredVectorBitWidth", "128"),
+        _ => ("DOTNET_EnableHWIntrinsic", "0"),
     };
 
     static int Relaunch((string Name, string Value) setting)

@@ -30,7 +30,7 @@ internal static class GradCheckCommand
         if (json) Write(rows, "max_error");
         else
         {
-            Console.WriteLine($"vectors: {KernelOracle.RuntimeVectors()} (the runtime's widest), matrix kernels: {Kernels.InstructionSets.Active}");
+            Console.WriteLine($"vectors: {Kernels.InstructionSets.Runtime} (the runtime's widest), matrix kernels: {Kernels.InstructionSets.Active}");
             var table = new Table().AddColumns("name", "max error / scale", "result");
             foreach (var (name, err) in rows)
                 table.AddRow(name, err.ToString("0.00e+00", CultureInfo.InvariantCulture), Passes(err) ? "[green]pass[/]" : "[red]FAIL[/]");

@@ -1,4 +1,3 @@
-using System.Runtime.Intrinsics;
 using Backprop.Backends;
 using Backprop.Nn;
 using Backprop.Optim;
@@ -16,7 +15,7 @@ public sealed record KernelCase(string Name, Func<Generator, (Tensor[] Leaves, F
 /// backward (random upstream gradient) through both, and the outputs and every leaf's gradient must agree within float32
 /// rounding. The shapes reach every hand-written kernel's vector body and ragged end — past the GEMM's blocking, the
 /// direct and im2col convolutions, pooling rows of 1–3 and of many windows, GELU's tail — so a process whose runtime
-/// stops at a narrower vector width (DOTNET_EnableAVX512=0, DOTNET_EnableAVX2=0, DOTNET_EnableHWIntrinsic=0) checks that
+/// stops at a narrower vector width (<see cref="Kernels.InstructionSets.Runtime"/>) checks that
 /// width's code: <c>backprop gradcheck --kernels</c> under those settings is how the tests cover each path.
 /// </summary>
 public static class KernelOracle
@@ -160,8 +159,4 @@ public static class KernelOracle
         }
         return worst;
     }
-
-    /// <summary>The widest vector width the runtime accelerates in this process (every kernel's, TensorPrimitives' too).</summary>
-    public static string RuntimeVectors() =>
-        Vector512.IsHardwareAccelerated ? "Vector512" : Vector256.IsHardwareAccelerated ? "Vector256" : Vector128.IsHardwareAccelerated ? "Vector128" : "scalar";
 }

@@ -20,6 +20,15 @@ public static class InstructionSets
         set => Gemm.ProcessPath = Enum.IsDefined(value) ? (GemmPath)value : throw new ArgumentOutOfRangeException(nameof(value), value, "not an instruction set");
     }
 
+    /// <summary>
+    /// The widest vectors the .NET runtime accelerates in this process: the limit of every kernel, TensorPrimitives' too
+    /// (<see cref="Forced"/> caps only the matrix kernels below it; DOTNET_EnableAVX512=0, DOTNET_PreferredVectorBitWidth=128
+    /// or DOTNET_EnableHWIntrinsic=0 at start-up lower it).
+    /// </summary>
+    public static InstructionSet Runtime =>
+        Vector512.IsHardwareAccelerated ? InstructionSet.Vector512 : Vector256.IsHardwareAccelerated ? InstructionSet.Vector256
+        : Vector128.IsHardwareAccelerated ? InstructionSet.Vector128 : InstructionSet.Scalar;
+
     /// <summary>The path float32 products take now.</summary>
     public static InstructionSet Active => Gemm.PathFor<float>() is var p && p == GemmPath.Vector128Narrow ? InstructionSet.Vector128 : (InstructionSet)p;
 
